@@ -1,0 +1,115 @@
+"""The model's answer: the schema it must follow, and parsing its JSON into an `Answer`.
+
+The schema puts observations before the label, so the label follows from the evidence rather than
+being justified after it. An answer outside the schema raises AnswerError: it is never guessed at.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from jsonschema import Draft202012Validator
+
+SCHEMA_NAME = "crystallization_call"
+
+
+class AnswerError(ValueError):
+    """The model's answer broke the schema."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    label: str
+    confidence: float | None
+    confidence_source: str  # "logprobs", "model" or "none"
+    observations: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_bytes: bytes
+    logprob: float
+
+
+def answer_schema(labels: Sequence[str]) -> dict[str, Any]:
+    """The JSON schema sent as strict structured output (field order matters: evidence first)."""
+    return {
+        "type": "object",
+        "properties": {
+            "observations": {"type": "string", "description": "What is visible in the drop, before deciding."},
+            "label": {"type": "string", "enum": list(labels)},
+            "confidence": {"type": "number", "description": "Probability from 0 to 1 that the label is right."},
+            "explanation": {"type": "string", "description": "One or two sentences a scientist can check."},
+        },
+        "required": ["observations", "label", "confidence", "explanation"],
+        "additionalProperties": False,
+    }
+
+
+def parse_answer(
+    text: str,
+    labels: Sequence[str],
+    *,
+    schema: dict[str, Any] | None = None,
+    logprobs: Sequence[TokenLogprob] | None = None,
+) -> Answer:
+    """Check `text` against `schema` (default: answer_schema(labels)) and the categories.
+
+    The confidence comes from the label's token log-probabilities when given, else from the model's
+    own estimate, else it is None (an answer whose schema had no confidence).
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AnswerError(f"the answer is not JSON ({error.msg}): {text[:80]!r}") from None
+    problems = sorted(Draft202012Validator(schema or answer_schema(labels)).iter_errors(data), key=str)
+    if problems:
+        raise AnswerError(f"the answer breaks the schema: {problems[0].message}")
+    if data.get("label") not in labels:
+        raise AnswerError(f"the answer's label {data.get('label')!r} is not one of {', '.join(labels)}")
+    model_confidence = data.get("confidence")
+    if model_confidence is not None and not 0 <= model_confidence <= 1:
+        raise AnswerError(f"the answer's confidence {model_confidence} is not between 0 and 1")
+    from_logprobs = label_probability(text, data["label"], logprobs) if logprobs else None
+    if from_logprobs is not None:
+        confidence, source = from_logprobs, "logprobs"
+    elif model_confidence is not None:
+        confidence, source = float(model_confidence), "model"
+    else:
+        confidence, source = None, "none"
+    return Answer(
+        label=data["label"],
+        confidence=confidence,
+        confidence_source=source,
+        observations=data.get("observations", ""),
+        explanation=data.get("explanation", ""),
+    )
+
+
+_LABEL_VALUE = re.compile(r'(?<!\\)"label"\s*:\s*"([^"\\]*)"')
+
+
+def label_probability(text: str, label: str, logprobs: Sequence[TokenLogprob]) -> float | None:
+    """exp(sum of the log-probabilities of the tokens that spell the label's value), or None.
+
+    None when the tokens do not line up with the text (then the model's own estimate is used).
+    """
+    match = _LABEL_VALUE.search(text)
+    if not match or match.group(1) != label:
+        return None
+    start = len(text[: match.start(1)].encode())
+    end = start + len(label.encode())
+    offset, total, covered = 0, 0.0, False
+    for token in logprobs:
+        token_end = offset + len(token.token_bytes)
+        if token_end > start and offset < end:
+            total += token.logprob
+            covered = True
+        offset = token_end
+    if offset != len(text.encode()) or not covered:
+        return None
+    return math.exp(total)

@@ -1,0 +1,205 @@
+"""The one place that reads configuration: the environment and `.env`, validated once at start.
+
+Every setting, its default and its meaning is listed in SETTINGS (and in the README). A missing or
+invalid value stops the program with one message naming every variable to fix.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """Raised with a message meant for a person: what to set and how."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    openai_api_key: str
+    openai_base_url: str
+    openai_model: str
+    openai_temperature: float
+    openai_image_detail: str
+    openai_timeout: float
+    openai_max_retries: int
+    openai_logprobs: bool
+    model_concurrency: int
+    max_image_side: int
+    max_image_pixels: int
+    max_download_mb: int
+    database_url: str
+    prompts_dir: Path
+    examples_dir: Path
+    prices_file: Path
+    log_level: str
+    slack_bot_token: str
+    slack_app_token: str
+    slack_signing_secret: str
+    slack_api_url: str
+    port: int
+    slack_listener_workers: int
+    job_workers: int
+    follow_up_history_chars: int
+
+    @property
+    def database_path(self) -> Path:
+        return sqlite_path(self.database_url)
+
+
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number of 0 or more")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be a whole number of 1 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be a number above 0")
+    return number
+
+
+def _temperature(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 2:
+        raise ValueError("must be between 0 and 2")
+    return number
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _http_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _slack_api_url(value: str) -> str:
+    return _http_url(value).rstrip("/") + "/"  # slack_sdk wants the trailing slash
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or a plain path -> a file path."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    if "://" in url:
+        raise ValueError("only SQLite is supported: use sqlite:///path/to/file.db")
+    return Path(url)
+
+
+def _database_url(value: str) -> str:
+    sqlite_path(value)
+    return value
+
+
+def _project_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _text(value: str) -> str:
+    return value
+
+
+# variable -> (default, parser, help). A default of None means: no default.
+SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
+    "OPENAI_API_KEY": (None, _text, "API key of the model provider (https://platform.openai.com/api-keys)"),
+    "OPENAI_BASE_URL": ("https://api.openai.com/v1", _http_url, "any OpenAI-compatible server"),
+    "OPENAI_MODEL": ("gpt-4.1", _text, "vision model name"),
+    "OPENAI_TEMPERATURE": ("0", _temperature, "sampling temperature, 0 to 2"),
+    "OPENAI_IMAGE_DETAIL": ("high", _one_of("low", "high", "auto"), "image detail sent to the model"),
+    "OPENAI_TIMEOUT": ("60", _positive_float, "seconds to wait for one model answer"),
+    "OPENAI_MAX_RETRIES": ("3", _whole_number, "retries of 429/5xx/timeouts"),
+    "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
+    "MODEL_CONCURRENCY": ("32", _positive_int, "model calls in flight at once"),
+    "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
+    "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
+    "DATABASE_URL": ("sqlite:///crystals.db", _database_url, "SQLite file for calls, jobs and feedback"),
+    "PROMPTS_DIR": ("prompts", _project_path, "instructions and category definitions"),
+    "EXAMPLES_DIR": ("examples", _project_path, "few-shot example images and manifest.toml"),
+    "PRICES_FILE": ("bot/prices.toml", _project_path, "price table for the cost estimates"),
+    "LOG_LEVEL": ("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"), "log detail"),
+    "SLACK_BOT_TOKEN": ("", _text, "Bot User OAuth Token, xoxb-..."),
+    "SLACK_APP_TOKEN": ("", _text, "app-level token with connections:write, xapp-... (Socket Mode)"),
+    "SLACK_SIGNING_SECRET": ("", _text, "Signing Secret (HTTP mode)"),
+    "SLACK_API_URL": ("https://slack.com/api/", _slack_api_url, "Slack Web API base URL"),
+    "PORT": ("3000", _positive_int, "HTTP mode port"),
+    "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
+    "JOB_WORKERS": ("32", _positive_int, "threads that download and classify images"),
+    "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
+}
+
+# What each command needs beyond the defaults: variable -> how to get it.
+REQUIRED = {
+    "model": {"OPENAI_API_KEY": "an API key from https://platform.openai.com/api-keys"},
+    "socket": {
+        "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
+        "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, from Basic Information",
+    },
+    "http": {
+        "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
+        "SLACK_SIGNING_SECRET": "the Signing Secret from Basic Information",
+    },
+}
+
+
+def load_settings(*needs: str, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Read settings from `environ` (default: os.environ) over `.env`, and check what `needs` requires.
+
+    `needs` names entries of REQUIRED: "model" for anything that calls the model, "socket" or
+    "http" for the Slack bot. Raises ConfigError listing every problem at once.
+    """
+    file_values = dotenv_values(env_file or Path.cwd() / ".env")
+    merged = {**{k: v for k, v in file_values.items() if v is not None}, **(os.environ if environ is None else environ)}
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for name, (default, parse, help_text) in SETTINGS.items():
+        raw = merged.get(name, "").strip() or default
+        if raw is None:
+            raw = ""
+        try:
+            values[name.lower()] = parse(raw) if raw else raw
+        except ValueError as error:
+            problems.append(f"  {name}={raw!r}: {error} ({help_text})")
+    for need in needs:
+        for name, how in REQUIRED[need].items():
+            if not merged.get(name, "").strip():
+                problems.append(f"  {name} is not set: set it to {how}")
+    if problems:
+        raise ConfigError(
+            "Configuration problem (set these in the environment or in .env; see .env.example):\n" + "\n".join(problems)
+        )
+    return Settings(**{f.name: values[f.name] for f in fields(Settings)})

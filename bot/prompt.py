@@ -1,0 +1,204 @@
+"""The prompt as data: `prompts/` and `examples/` -> the model's input and a fingerprint.
+
+The input is one user message: instructions and category definitions, then the few-shot examples
+(image, label, explanation), then the query image last. Everything before the query image is
+byte-identical from call to call, so the provider's prompt caching applies. The fingerprint covers
+everything that shapes the answer; it is part of the cache key, so editing a prompt file or an
+example makes new calls.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from bot.answer import SCHEMA_NAME, answer_schema
+from bot.images import normalise
+from bot.models import Image
+
+
+class PromptError(Exception):
+    """prompts/ or examples/ is incomplete or inconsistent; the message says which file to fix."""
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    definition: str
+    emoji: str  # shown in Slack messages, e.g. ":gem:"
+    reaction: str  # emoji name for the outcome reaction, e.g. "gem"
+
+
+@dataclass(frozen=True)
+class Example:
+    image: Image
+    label: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How the model is asked; part of the fingerprint except the model name (its own cache key part)."""
+
+    model: str
+    temperature: float
+    detail: str
+    logprobs: bool
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    instructions: str
+    categories: tuple[Category, ...]
+    examples: tuple[Example, ...]
+    follow_up: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(category.name for category in self.categories)
+
+    def category(self, name: str) -> Category:
+        return next(category for category in self.categories if category.name == name)
+
+
+def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max_pixels: int) -> PromptSet:
+    """Read the prompt files and the example images (normalised like any query image)."""
+    categories = tuple(
+        Category(c["name"], c["definition"], c.get("emoji", ""), c.get("reaction", ""))
+        for c in _read_toml(prompts_dir / "categories.toml", "category")
+    )
+    names = {category.name for category in categories}
+    examples = []
+    for entry in _read_toml(examples_dir / "manifest.toml", "example"):
+        if entry.get("label") not in names:
+            raise PromptError(f"{examples_dir / 'manifest.toml'}: example {entry.get('file')!r} has label "
+                              f"{entry.get('label')!r}, not one of {', '.join(sorted(names))}")
+        path = examples_dir / entry["file"]
+        if not path.is_file():
+            raise PromptError(f"{examples_dir / 'manifest.toml'}: example image {path} does not exist")
+        image = normalise(path.read_bytes(), path.name, max_side=max_side, max_pixels=max_pixels)
+        examples.append(Example(image, entry["label"], entry["explanation"].strip()))
+    return PromptSet(
+        instructions=_read_text(prompts_dir / "instructions.md"),
+        categories=categories,
+        examples=tuple(examples),
+        follow_up=_read_text(prompts_dir / "follow_up.md"),
+    )
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise PromptError(f"{path} is missing")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _read_toml(path: Path, table: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise PromptError(f"{path} is missing")
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get(table, [])
+    except tomllib.TOMLDecodeError as error:
+        raise PromptError(f"{path} is not valid TOML: {error}") from None
+    if not entries:
+        raise PromptError(f"{path} has no [[{table}]] entries")
+    return entries
+
+
+def definitions_text(prompt_set: PromptSet) -> str:
+    """The label list and definitions, as the proof of concept worded them."""
+    lines = [f"{category.name}: {category.definition}" for category in prompt_set.categories]
+    return f"**List:**\n[{', '.join(prompt_set.labels)}]\n\n**Definitions:**\n" + "\n".join(lines)
+
+
+def classification_input(prompt_set: PromptSet, image: Image, detail: str) -> list[dict[str, Any]]:
+    """The Responses API `input`: stable prefix (instructions, definitions, examples), query image last."""
+    content: list[dict[str, Any]] = [
+        {"type": "input_text", "text": f"{prompt_set.instructions}\n\n{definitions_text(prompt_set)}\n\n"
+                                       "Below are some examples:"},
+    ]
+    for number, example in enumerate(prompt_set.examples, start=1):
+        content += [
+            {"type": "input_text", "text": f"**Example {number}:**"},
+            image_item(example.image, detail),
+            {"type": "input_text", "text": f"Label: {example.label}\nExplanation: {example.explanation}"},
+        ]
+    content += [
+        {"type": "input_text", "text": "**Now classify the following image:**"},
+        image_item(image, detail),
+    ]
+    return [{"role": "user", "content": content}]
+
+
+def image_item(image: Image, detail: str) -> dict[str, Any]:
+    return {"type": "input_image", "image_url": image.data_url(), "detail": detail}
+
+
+def classification_request(prompt_set: PromptSet, image: Image, options: ModelOptions) -> dict[str, Any]:
+    """Keyword arguments for `client.responses.create`, also the body of a Batch API line."""
+    request: dict[str, Any] = {
+        "model": options.model,
+        "input": classification_input(prompt_set, image, options.detail),
+        "temperature": options.temperature,
+        "text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "strict": True,
+                            "schema": answer_schema(prompt_set.labels)}},
+    }
+    if options.logprobs:
+        request["include"] = ["message.output_text.logprobs"]
+        request["top_logprobs"] = 1
+    return request
+
+
+def fingerprint(prompt_set: PromptSet, options: ModelOptions, max_side: int) -> str:
+    """A short hash of everything but the model name that shapes an answer."""
+    shaping = {
+        "instructions": prompt_set.instructions,
+        "categories": [[c.name, c.definition] for c in prompt_set.categories],
+        "examples": [[e.image.sha256, e.label, e.explanation] for e in prompt_set.examples],
+        "schema": answer_schema(prompt_set.labels),
+        "temperature": options.temperature,
+        "detail": options.detail,
+        "max_side": max_side,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ThreadImage:
+    """An image the bot classified in a thread, with what it said and what the team said."""
+
+    image: Image
+    summary: str
+
+
+def bounded_transcript(lines: Sequence[str], max_chars: int) -> list[str]:
+    """The latest lines of a thread whose total length stays within max_chars (older ones dropped)."""
+    kept: list[str] = []
+    total = 0
+    for line in reversed(lines):
+        total += len(line) + 1
+        if total > max_chars:
+            break
+        kept.append(line)
+    return kept[::-1]
+
+
+def follow_up_request(prompt_set: PromptSet, options: ModelOptions, images: Sequence[ThreadImage],
+                      transcript: Sequence[str], question: str) -> dict[str, Any]:
+    """Keyword arguments for `client.responses.create` to answer a question in a thread (plain text)."""
+    content: list[dict[str, Any]] = []
+    for image in images:
+        content += [{"type": "input_text", "text": image.summary}, image_item(image.image, options.detail)]
+    history = "\n".join(transcript) if transcript else "(no earlier messages)"
+    content += [
+        {"type": "input_text", "text": f"The thread so far:\n{history}"},
+        {"type": "input_text", "text": f"The question to answer now:\n{question}"},
+    ]
+    return {
+        "model": options.model,
+        "instructions": f"{prompt_set.follow_up}\n\n{definitions_text(prompt_set)}",
+        "input": [{"role": "user", "content": content}],
+        "temperature": options.temperature,
+    }

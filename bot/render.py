@@ -1,0 +1,164 @@
+"""Slack messages: a call (and the team's feedback on it) -> text and Block Kit blocks. Pure.
+
+The text is the notification and screen-reader fallback; the blocks are what people see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from bot.models import Call
+from bot.prompt import Category
+from bot.store import ChannelStats, Feedback, Job
+
+CONFIRM_ACTION = "feedback_confirm"
+CORRECT_ACTION = "feedback_correct"
+SECTION_LIMIT = 3000  # Block Kit section text
+MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
+
+Blocks = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: Blocks | None = None
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def percent(confidence: float | None) -> str:
+    return "unknown" if confidence is None else f"{confidence:.0%}"
+
+
+def confidence_note(call: Call) -> str:
+    sources = {"logprobs": "from the model's token probabilities", "model": "the model's own estimate"}
+    return f"{percent(call.confidence)} ({sources[call.confidence_source]})" \
+        if call.confidence_source in sources else percent(call.confidence)
+
+
+def footer(call: Call) -> str:
+    if call.from_cache:
+        return f"{call.model} · seen before, answered from the cache at no cost"
+    cost = "cost unknown" if call.cost_usd is None else f"${call.cost_usd:.4f}"
+    tokens = f"{call.usage.input_tokens:,} tokens in ({call.usage.cached_tokens:,} cached), {call.usage.output_tokens:,} out"
+    return f"{call.model} · {cost} · {tokens}"
+
+
+def feedback_line(feedback: Feedback, categories: Sequence[Category]) -> str:
+    if feedback.verdict == "confirmed":
+        return f":white_check_mark: Confirmed by <@{feedback.user_id}>"
+    emoji = next((c.emoji for c in categories if c.name == feedback.label), "")
+    return f":pencil2: Corrected to {emoji} *{feedback.label}* by <@{feedback.user_id}>"
+
+
+def call_message(job_id: int, file_name: str, call: Call, categories: Sequence[Category],
+                 feedback: Feedback | None = None) -> Message:
+    """The threaded reply for one classified image, with confirm / correct controls."""
+    category = next(c for c in categories if c.name == call.label)
+    headline = f"{category.emoji} *{call.label}* · `{file_name}`"
+    body = f"{headline}\n*Confidence:* {confidence_note(call)}\n{call.explanation}"
+    blocks: Blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(body, SECTION_LIMIT)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(f"_Observed:_ {call.observations}", 2000)}]},
+    ]
+    if feedback:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": feedback_line(feedback, categories)}]})
+    blocks += [
+        feedback_actions(job_id, call.label, categories),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": footer(call)}]},
+    ]
+    text = f"{call.label} ({percent(call.confidence)}) for {file_name}: {call.explanation}"
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def feedback_actions(job_id: int, label: str, categories: Sequence[Category]) -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": f"{c.name}"}, "value": f"{job_id}:{c.name}"}
+        for c in categories if c.name != label
+    ]
+    return {
+        "type": "actions",
+        "block_id": f"feedback-{job_id}",
+        "elements": [
+            {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": f"{job_id}:{label}",
+             "text": {"type": "plain_text", "text": f"Confirm {label}"}},
+            {"type": "static_select", "action_id": CORRECT_ACTION, "options": options,
+             "placeholder": {"type": "plain_text", "text": "Correct to…"}},
+        ],
+    }
+
+
+def parse_feedback_value(value: str) -> tuple[int, str]:
+    """`"<job id>:<label>"` from a button or menu option -> (job id, label)."""
+    job_id, _, label = value.partition(":")
+    return int(job_id), label
+
+
+def failure_message(file_name: str, reason: str) -> Message:
+    text = f":warning: I could not classify `{file_name}`: {reason}"
+    return Message(clip(text, MESSAGE_LIMIT), [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
+
+
+def answer_message(answer: str) -> Message:
+    """A follow-up answer in a thread (plain mrkdwn, kept within what Slack shows)."""
+    return Message(clip(answer, MESSAGE_LIMIT))
+
+
+def help_message(command: str) -> Message:
+    text = (
+        "*Find the Crystals* classifies crystallization-drop images into *clear*, *crystals*, *precipitate* or "
+        "*other*.\n"
+        "• Drop images into a channel I am in: I answer in the thread with the category, my confidence and why.\n"
+        "• Reply in the thread (or mention me) to ask a follow-up question.\n"
+        "• Use the buttons under a call to confirm it or correct it.\n"
+        f"• `{command} recent`: the last calls in this channel.\n"
+        f"• `{command} stats`: calls per category and how often the team confirmed or corrected me."
+    )
+    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+@dataclass(frozen=True)
+class RecentCall:
+    job: Job
+    call: Call | None
+    permalink: str
+
+
+def recent_message(items: Sequence[RecentCall], categories: Sequence[Category]) -> Message:
+    if not items:
+        return Message("No images have been classified in this channel yet.")
+    emoji = {c.name: c.emoji for c in categories}
+    lines = []
+    for item in items:
+        when = datetime.fromtimestamp(float(item.job.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        link = f"<{item.permalink}|{item.job.file_name}>"
+        if item.call:
+            lines.append(f"• {emoji.get(item.call.label, '')} *{item.call.label}* ({percent(item.call.confidence)}) "
+                         f"{link} · <@{item.job.user_id}> · {when}")
+        else:
+            lines.append(f"• :warning: {item.job.state} {link} · <@{item.job.user_id}> · {when}")
+    text = clip("*Recent calls in this channel*\n" + "\n".join(lines), SECTION_LIMIT)
+    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+def stats_message(stats: ChannelStats, categories: Sequence[Category]) -> Message:
+    total = sum(stats.calls_by_label.values())
+    if not total and not stats.failed:
+        return Message("No images have been classified in this channel yet.")
+    lines = [f"• {c.emoji} {c.name}: {stats.calls_by_label.get(c.name, 0)}" for c in categories]
+    reviewed = stats.confirmed + stats.corrected
+    agreement = f", the team agreed with {stats.confirmed / reviewed:.0%}" if reviewed else ""
+    text = (f"*{total} images classified in this channel*" + (f" ({stats.failed} could not be)" if stats.failed else "")
+            + "\n" + "\n".join(lines)
+            + f"\n*Feedback:* {stats.confirmed} confirmed, {stats.corrected} corrected{agreement}.")
+    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+def permalink(team_url: str, channel: str, message_ts: str, thread_ts: str | None = None) -> str:
+    """Slack's permalink format, built without an API call."""
+    link = f"{team_url.rstrip('/')}/archives/{channel}/p{message_ts.replace('.', '')}"
+    return f"{link}?thread_ts={thread_ts}&cid={channel}" if thread_ts and thread_ts != message_ts else link

@@ -1,0 +1,49 @@
+"""Build the Bolt app from settings and services (tests build the same app around fake servers)."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.config import Settings
+from bot.pipeline import Pipeline
+from bot.services import Services
+from bot.slack import listeners
+from bot.slack.files import SlackFiles
+
+log = logging.getLogger(__name__)
+
+
+def web_client(settings: Settings) -> WebClient:
+    """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+
+
+def build_app(settings: Settings, services: Services, *, http: bool) -> tuple[App, Pipeline]:
+    """The app with every listener registered, and the pipeline its listeners hand work to."""
+    client = web_client(settings)
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        request_verification_enabled=http,
+        listener_executor=ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener"),
+    )
+    identity = client.auth_test()
+    files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
+                       max_bytes=settings.max_download_mb * 1_000_000)
+    jobs = ThreadPoolExecutor(settings.job_workers, thread_name_prefix="job")
+    pipeline = Pipeline(services, client, files, jobs, bot_user_id=identity["user_id"])
+    listeners.register(app, pipeline, team_url=identity.get("url", ""))
+
+    @app.error
+    def log_listener_error(error: Exception) -> None:
+        log.exception("listener failed", exc_info=error)
+
+    return app, pipeline

@@ -1,0 +1,31 @@
+"""`/crystals help | recent | stats`, answered only to the person who asked."""
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.pipeline import Pipeline
+from bot.render import Message, RecentCall, help_message, permalink, recent_message, stats_message
+
+COMMAND = "/crystals"
+RECENT_LIMIT = 10
+
+
+def register(app: App, pipeline: Pipeline, *, team_url: str) -> None:
+    @app.command(COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        message = answer(pipeline, command.get("text", "").strip().lower(), command["channel_id"], team_url)
+        ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def answer(pipeline: Pipeline, verb: str, channel: str, team_url: str) -> Message:
+    categories = pipeline.services.prompt_set.categories
+    if verb == "recent":
+        items = [RecentCall(job, pipeline.store.call(job.call_id) if job.call_id else None,
+                            permalink(team_url, channel, job.reply_ts or job.message_ts, job.thread_ts))
+                 for job in pipeline.store.recent_jobs(channel, RECENT_LIMIT)]
+        return recent_message(items, categories)
+    if verb == "stats":
+        return stats_message(pipeline.store.channel_stats(channel), categories)
+    return help_message(COMMAND)

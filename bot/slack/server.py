@@ -1,0 +1,72 @@
+"""Run the bot: Socket Mode (a `worker` process, no port) or HTTP mode (a `web` process on $PORT).
+
+HTTP mode serves Bolt's WSGI adapter from gunicorn (one worker process with threads, so one job
+pool and one database connection), with Slack's request signatures verified by Bolt.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any, Callable
+
+from gunicorn.app.base import BaseApplication
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.config import Settings
+from bot.prompt import PromptError
+from bot.services import build_services
+from bot.slack.app import build_app
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+
+
+def serve(settings: Settings, *, http: bool) -> int:
+    if http:
+        GunicornServer(lambda: wsgi_app(settings), settings).run()
+        return 0
+    return run_socket_mode(settings)
+
+
+def run_socket_mode(settings: Settings) -> int:
+    try:
+        services = build_services(settings)
+    except PromptError as error:
+        log.error("prompt files problem: %s", error)
+        return 2
+    app, pipeline = build_app(settings, services, http=False)
+    handler = SocketModeHandler(app, settings.slack_app_token)
+    signal.signal(signal.SIGTERM, lambda *_: handler.close())
+    log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
+    try:
+        handler.start()  # blocks until closed
+    finally:
+        pipeline.close()
+        services.close()
+    return 0
+
+
+def wsgi_app(settings: Settings) -> SlackRequestHandler:
+    services = build_services(settings)
+    app, _ = build_app(settings, services, http=True)
+    log.info("Find the Crystals is serving %s on port %s (model %s)", EVENTS_PATH, settings.port, settings.openai_model)
+    return SlackRequestHandler(app, path=EVENTS_PATH)
+
+
+class GunicornServer(BaseApplication):
+    """gunicorn run from Python, so `python -m bot http` needs no other command line."""
+
+    def __init__(self, load_app: Callable[[], Any], settings: Settings) -> None:
+        self.load_app = load_app
+        self.options = {"bind": f"0.0.0.0:{settings.port}", "workers": 1, "worker_class": "gthread",
+                        "threads": settings.slack_listener_workers, "timeout": 60,
+                        "loglevel": settings.log_level.lower(), "accesslog": "-"}
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.load_app()
