@@ -16,7 +16,8 @@ from bot.classifier import ModelError
 from bot.config import ConfigError, Settings, load_settings
 from bot.evaluation import Outcome, labelled_images, outcomes_from_batch, with_model, write_results
 from bot.images import ImageError
-from bot.prompt import PromptError, classification_request
+from bot.pricing import load_price_table
+from bot.prompt import PromptError, classification_request, load_categories
 from bot.services import Services, build_services
 
 log = logging.getLogger("bot")
@@ -51,12 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     if command in {"socket", "http"}:
         from bot.slack.server import serve  # Slack libraries load only for the bot
 
         return serve(settings, http=command == "http")
     try:
+        if getattr(args, "batch_output", None):
+            return score_batch_output(settings, args.batch_output, args.out)
         services = build_services(settings)
     except PromptError as error:
         print(f"Prompt files problem: {error}", file=sys.stderr)
@@ -65,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return classify_command(services, args) if command == "classify" else eval_command(services, args)
     finally:
         services.close()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx2", "httpx", "openai", "urllib3"):  # a line per HTTP request is noise at INFO
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def classify_path(services: Services, path: Path, truth: str = "") -> Outcome:
@@ -115,10 +124,6 @@ def outcome_text(outcome: Outcome) -> str:
 
 def eval_command(services: Services, args: argparse.Namespace) -> int:
     settings, labels = services.settings, services.prompt_set.labels
-    if args.batch_output:
-        results = read_batch_output(args.batch_output.read_text(encoding="utf-8"), labels, services.prices)
-        write_results(outcomes_from_batch(results), labels, args.out, f"{args.batch_output.name}")
-        return 0
     if args.collect:
         return collect_batch(services, args.collect, args.out)
     items = labelled_images(args.directory, labels)
@@ -129,6 +134,14 @@ def eval_command(services: Services, args: argparse.Namespace) -> int:
         return submit_eval_batch(services, items, args.directory)
     outcomes = list(classify_all(services, items))
     write_results(outcomes, labels, args.out, f"{settings.openai_model} on {args.directory.name}")
+    return 0
+
+
+def score_batch_output(settings: Settings, path: Path, out_dir: Path) -> int:
+    """Score a Batch API output file on its own: no API key, no database."""
+    labels = tuple(category.name for category in load_categories(settings.prompts_dir))
+    results = read_batch_output(path.read_text(encoding="utf-8"), labels, load_price_table(settings.prices_file))
+    write_results(outcomes_from_batch(results), labels, out_dir, path.name)
     return 0
 
 

@@ -66,10 +66,7 @@ class PromptSet:
 
 def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max_pixels: int) -> PromptSet:
     """Read the prompt files and the example images (normalised like any query image)."""
-    categories = tuple(
-        Category(c["name"], c["definition"], c.get("emoji", ""), c.get("reaction", ""))
-        for c in _read_toml(prompts_dir / "categories.toml", "category")
-    )
+    categories = load_categories(prompts_dir)
     names = {category.name for category in categories}
     examples = []
     for entry in _read_toml(examples_dir / "manifest.toml", "example"):
@@ -86,6 +83,13 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max
         categories=categories,
         examples=tuple(examples),
         follow_up=_read_text(prompts_dir / "follow_up.md"),
+    )
+
+
+def load_categories(prompts_dir: Path) -> tuple[Category, ...]:
+    return tuple(
+        Category(c["name"], c["definition"], c.get("emoji", ""), c.get("reaction", ""))
+        for c in _read_toml(prompts_dir / "categories.toml", "category")
     )
 
 

@@ -1,0 +1,782 @@
+"""A fake OpenAI API server for tests: the real `openai` client talks HTTP to it on 127.0.0.1.
+
+It serves the parts of the API the bot uses, answering like the real API does:
+
+- POST /v1/responses            (Responses API: structured JSON answers or plain text)
+- POST /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content
+- POST /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
+
+Every request is recorded (`fake.requests`), so tests can check what the server received.
+The server runs on aiohttp in a background thread with its own event loop, on an ephemeral port.
+
+Usage::
+
+    from openai import OpenAI
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        fake.label_image(image.jpeg, "crystals")    # the bytes that are sent, base64-decoded
+        client = OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+        response = client.responses.create(model="gpt-4.1", input=[...], text={"format": {...}})
+        assert json.loads(response.output_text)["label"] == "crystals"
+        assert fake.responses_requests()[0]["temperature"] == 0
+
+How a /v1/responses answer is made:
+
+- The query image is the LAST `input_image` of the request; the sha256 of its base64-decoded
+  bytes is looked up in `fake.labels` (else `fake.default_label`).
+- With `text.format.type == "json_schema"` the answer fills the schema's properties in order: the
+  label property (the first with an `enum`, else one named "label"; local `$ref`s such as
+  pydantic's `#/$defs/...` are followed) gets the label (enum[0] if the label is not in the enum),
+  numbers get `fake.confidence`, strings "fake <name> of <label>", integers 0, booleans false.
+  Otherwise (plain text requests, e.g. follow-up questions) the answer is `fake.follow_up_text`.
+- Log-probabilities come back when the request includes "message.output_text.logprobs" and
+  `fake.logprobs_enabled`: 0.0 for every token except the first token of the label value, which
+  carries log(`fake.label_probability`). With `top_logprobs` set, that token lists the other enum
+  values as alternatives sharing the remaining probability.
+- Usage is estimated: 765 tokens per image (85 with detail "low") + text characters // 4.
+  `cached_tokens` is non-zero when an earlier answered request had the same prefix (all input but
+  the last content item of the last message, plus `instructions`): the prefix's estimate rounded
+  down to a multiple of 128 (and 0 below `fake.cache_min_tokens`, default 0; the real API's is 1024).
+
+Switches for failure tests (thread-safe; `fail_next`/`malformed_next` queue up one entry per
+call and are used in order by the next /v1/responses calls, batch lines do not use them):
+
+    fake.fail_next(429, times=2, retry_after=0.01)  # error status with an OpenAI-style error body
+    fake.malformed_next("not_json")                 # or "bad_label", "missing_field"
+    fake.delay = 1.0                                # every /v1/responses call sleeps first
+    fake.max_in_flight                              # most /v1/responses calls served at once
+
+Batches finish on the first GET /v1/batches/{id} while `fake.batches_complete` is True (default);
+the output file holds one line per input line, answered like /v1/responses.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Callable
+
+from aiohttp import web
+
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
+MALFORMED_KINDS = ("not_json", "bad_label", "missing_field")
+NOT_JSON_TEXT = "Sure! The label is crystals."
+BAD_LABEL = "maybe-crystals"
+IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
+CACHE_STEP = 128
+MAX_BODY_BYTES = 512 * 1024 * 1024  # aiohttp's default is 1 MiB, too small for several images
+_TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
+
+# status -> (error type, error code, message), as the real API sends them
+_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Country not supported."),
+    404: ("invalid_request_error", None, "Not found."),
+    408: ("timeout", None, "Request timed out."),
+    409: ("invalid_request_error", None, "Conflict."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again shortly."),
+    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One HTTP request as the server received it. Header names are lower-case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any | None = None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    kind: str
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The output text, and where in it the label value is (for the log-probabilities)."""
+
+    text: str
+    label_span: tuple[int, int] | None = None
+    alternatives: tuple[str, ...] = ()  # the other enum values
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def error_body(status: int, message: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error body for `status`."""
+    error_type, default_code, default_message = _ERRORS.get(status, ("server_error", None, "Error."))
+    return {
+        "error": {
+            "message": message or default_message,
+            "type": error_type,
+            "param": None,
+            "code": code or default_code,
+        }
+    }
+
+
+def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    headers = {"x-request-id": _new_id("req_"), **(headers or {})}
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def _error_response(status: int, message: str | None = None, *, code: str | None = None,
+                    retry_after: float | None = None) -> web.Response:
+    headers = {}
+    if retry_after is not None:
+        headers["retry-after"] = format(retry_after, "g")
+        headers["retry-after-ms"] = str(round(retry_after * 1000))
+    return _json_response(error_body(status, message, code), status=status, headers=headers)
+
+
+# --- reading a Responses API request ---------------------------------------------------------
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's input as messages whose content is always a list of items."""
+    raw = body.get("input") or []
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    messages = []
+    for message in raw:
+        content = message.get("content", [])
+        if isinstance(content, str):
+            content = [{"type": "input_text", "text": content}]
+        messages.append({**message, "content": list(content)})
+    return messages
+
+
+def _items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for message in messages for item in message["content"]]
+
+
+def _estimate_tokens(messages: list[dict[str, Any]], instructions: Any) -> int:
+    chars = len(instructions) if isinstance(instructions, str) else 0
+    image_tokens = 0
+    for item in _items(messages):
+        if item.get("type") == "input_image":
+            image_tokens += IMAGE_TOKENS.get(item.get("detail") or "auto", IMAGE_TOKENS["auto"])
+        elif isinstance(item.get("text"), str):
+            chars += len(item["text"])
+    return image_tokens + chars // 4
+
+
+def _prefix(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Everything but the last content item of the last message."""
+    if not messages:
+        return []
+    last = messages[-1]
+    return messages[:-1] + [{**last, "content": last["content"][:-1]}]
+
+
+def _image_bytes(image_url: str) -> bytes:
+    """The decoded bytes of a data: URL; for any other URL, the URL itself."""
+    if image_url.startswith("data:") and "," in image_url:
+        try:
+            return base64.b64decode(image_url.split(",", 1)[1], validate=False)
+        except (binascii.Error, ValueError):
+            pass
+    return image_url.encode()
+
+
+def query_image_sha256(body: dict[str, Any]) -> str | None:
+    """sha256 hex of the last input_image of a /v1/responses request body, or None."""
+    images = [item for item in _items(_messages(body)) if item.get("type") == "input_image"]
+    if not images:
+        return None
+    url = images[-1].get("image_url") or images[-1].get("file_id") or ""
+    return hashlib.sha256(_image_bytes(url)).hexdigest()
+
+
+def _schema_type(spec: dict[str, Any]) -> str | None:
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind
+
+
+def _resolve(spec: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (as pydantic's schemas use for enums) and take an `anyOf`'s first non-null."""
+    if not isinstance(spec, dict):
+        return {}
+    ref = spec.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _resolve(target, root)
+    options = [option for option in spec.get("anyOf") or [] if _resolve(option, root).get("type") != "null"]
+    return _resolve(options[0], root) if options else spec
+
+
+def _properties(spec: dict[str, Any], root: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: _resolve(sub, root) for name, sub in (spec.get("properties") or {}).items()}
+
+
+def _label_property(properties: dict[str, Any]) -> str | None:
+    for name, spec in properties.items():
+        if isinstance(spec, dict) and spec.get("enum"):
+            return name
+    return "label" if "label" in properties else None
+
+
+def _fill(name: str, spec: dict[str, Any], root: dict[str, Any], label: str, confidence: float) -> Any:
+    """A value of the schema `spec` for a property that is not the label."""
+    if spec.get("enum"):
+        return spec["enum"][0]
+    kind = _schema_type(spec)
+    if kind == "number":
+        return confidence
+    if kind == "integer":
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {key: _fill(key, sub, root, label, confidence) for key, sub in _properties(spec, root).items()}
+    return f"fake {name} of {label}"
+
+
+def _value_span(text: str, key: str, value: str) -> tuple[int, int]:
+    """Character span of the string `value` of `key` in the compact JSON `text` (without quotes)."""
+    needle = json.dumps(key) + ":" + json.dumps(value)
+    start = text.index(needle) + len(json.dumps(key)) + 2
+    return start, start + len(json.dumps(value)) - 2
+
+
+# --- log-probabilities ------------------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into tokens whose concatenation is exactly `text`."""
+    return _TOKEN_RE.findall(text)
+
+
+def _token_entry(token: str, logprob: float, top: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"token": token, "bytes": list(token.encode()), "logprob": logprob, "top_logprobs": top}
+
+
+def _top_entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "bytes": list(token.encode()), "logprob": logprob}
+
+
+def _logprobs(answer: _Answer, label_probability: float, top_n: int) -> list[dict[str, Any]]:
+    entries = []
+    position = 0
+    label_seen = False
+    for token in tokenize(answer.text):
+        start, position = position, position + len(token)
+        in_label = answer.label_span is not None and answer.label_span[0] <= start < answer.label_span[1]
+        logprob = 0.0
+        top = [_top_entry(token, 0.0)]
+        if in_label and not label_seen:
+            label_seen = True
+            logprob = math.log(label_probability)
+            top = [_top_entry(token, logprob)] + _alternatives(answer.alternatives, label_probability)
+        entries.append(_token_entry(token, logprob, top[:top_n]))
+    return entries
+
+
+def _alternatives(labels: tuple[str, ...], label_probability: float) -> list[dict[str, Any]]:
+    """First tokens of the other labels, sharing the probability the chosen label leaves."""
+    rest = 1.0 - label_probability
+    if not labels or rest <= 0:
+        return []
+    logprob = math.log(rest / len(labels))
+    return [_top_entry(tokenize(label)[0], logprob) for label in labels if label]
+
+
+def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """Form field name -> (filename, bytes) of a multipart/form-data body."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return fields
+
+
+def _bearer_ok(authorization: str) -> bool:
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
+class FakeOpenAI:
+    """A fake OpenAI API on http://127.0.0.1:<ephemeral port>/v1. See the module docstring."""
+
+    def __init__(self) -> None:
+        # answer settings: plain attributes, change them at any time
+        self.labels: dict[str, str] = {}  # sha256 hex of the decoded query image -> label
+        self.default_label = "clear"
+        self.confidence = 0.8
+        self.follow_up_text = "Fake answer: the drop shows small needle-shaped crystals near the edge."
+        self.logprobs_enabled = True
+        self.label_probability = 0.93
+        self.cache_min_tokens = 0
+        self.delay = 0.0  # seconds every /v1/responses call waits before answering
+        self.batches_complete = True
+        self.max_in_flight = 0
+
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._switches: deque[_Failure | _Malformed] = deque()
+        self._seen_prefixes: set[str] = set()
+        self._in_flight = 0
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._startup_error: BaseException | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-openai", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=10):
+            raise RuntimeError("FakeOpenAI did not start within 10 s")
+        if self._startup_error is not None:
+            self._thread = None
+            raise RuntimeError("FakeOpenAI could not start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._port = None
+
+    def _serve(self, ready: threading.Event) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start_server())
+        except BaseException as error:  # reported to start()
+            self._startup_error = error
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+    async def _start_server(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._record_and_authorize])
+        app.router.add_post("/v1/responses", self._handle_responses)
+        app.router.add_post("/v1/files", self._handle_file_upload)
+        app.router.add_get("/v1/files/{file_id}", self._handle_file_get)
+        app.router.add_get("/v1/files/{file_id}/content", self._handle_file_content)
+        app.router.add_post("/v1/batches", self._handle_batch_create)
+        app.router.add_get("/v1/batches/{batch_id}", self._handle_batch_get)
+        app.router.add_post("/v1/batches/{batch_id}/cancel", self._handle_batch_cancel)
+        app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
+        # handler_cancellation: a client that gives up (timeout) cancels its delayed handler
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    # --- records and switches -----------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """A copy of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def responses_requests(self) -> list[Any]:
+        """The JSON bodies of the POST /v1/responses requests received so far."""
+        return [
+            r.json for r in self.requests
+            if r.method == "POST" and r.path == "/v1/responses" and r.json is not None
+        ]
+
+    def reset(self) -> None:
+        """Forget requests, queued switches, the delay, max_in_flight and the prompt cache."""
+        with self._lock:
+            self._requests.clear()
+            self._switches.clear()
+            self._seen_prefixes.clear()
+            self.max_in_flight = 0
+            self.delay = 0.0
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+        """Poll `predicate()` until it is truthy and return its value; TimeoutError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def label_image(self, jpeg_bytes: bytes, label: str) -> None:
+        """Answer `label` for requests whose query image is exactly these bytes."""
+        self.labels[hashlib.sha256(jpeg_bytes).hexdigest()] = label
+
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
+        """Answer the next `times` /v1/responses calls with `status` and an OpenAI-style error body."""
+        with self._lock:
+            self._switches.extend(_Failure(status, retry_after) for _ in range(times))
+
+    def malformed_next(self, kind: str, times: int = 1) -> None:
+        """Answer the next `times` calls with a broken answer: "not_json", "bad_label" or "missing_field"."""
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {MALFORMED_KINDS}, not {kind!r}")
+        with self._lock:
+            self._switches.extend(_Malformed(kind) for _ in range(times))
+
+    def _next_switch(self) -> _Failure | _Malformed | None:
+        with self._lock:
+            return self._switches.popleft() if self._switches else None
+
+    @web.middleware
+    async def _record_and_authorize(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        body = await request.read()
+        parsed = None
+        if body and "json" in request.content_type:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                pass
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        with self._lock:
+            self._requests.append(Recorded(request.method, request.path, headers, body, parsed))
+        if not _bearer_ok(request.headers.get("Authorization", "")):
+            message = "You didn't provide an API key. You need to provide your API key in an Authorization header."
+            return _error_response(401, message, code="invalid_api_key")
+        return await handler(request)
+
+    # --- /v1/responses ------------------------------------------------------------------------
+
+    async def _handle_responses(self, request: web.Request) -> web.Response:
+        switch = self._next_switch()
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            if self.delay > 0:
+                await asyncio.sleep(self.delay)
+            if isinstance(switch, _Failure):
+                return _error_response(switch.status, retry_after=switch.retry_after)
+            try:
+                body = json.loads(await request.read())
+            except ValueError:
+                return _error_response(400, "We could not parse the JSON body of your request.")
+            if not isinstance(body, dict) or not body.get("model"):
+                return _error_response(400, "Missing required parameter: 'model'.")
+            if body.get("stream"):
+                return _error_response(400, "FakeOpenAI does not support stream=true.")
+            malformed = switch.kind if isinstance(switch, _Malformed) else None
+            return _json_response(self.respond(body, malformed))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def respond(self, body: dict[str, Any], malformed: str | None = None) -> dict[str, Any]:
+        """The response object for a /v1/responses request body (used by batches as well)."""
+        answer = self._answer(body, malformed)
+        content: dict[str, Any] = {"type": "output_text", "text": answer.text, "annotations": []}
+        if LOGPROBS_INCLUDE in (body.get("include") or []) and self.logprobs_enabled:
+            content["logprobs"] = _logprobs(answer, self.label_probability, int(body.get("top_logprobs") or 0))
+        now = int(time.time())
+        return {
+            "id": _new_id("resp_"),
+            "object": "response",
+            "created_at": now,
+            "completed_at": now,
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "model": body["model"],
+            "output": [{
+                "id": _new_id("msg_"),
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [content],
+            }],
+            "parallel_tool_calls": True,
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None},
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_logprobs": body.get("top_logprobs", 0),
+            "top_p": body.get("top_p", 1.0),
+            "truncation": "disabled",
+            "usage": self._usage(body, answer.text),
+            "user": None,
+            "metadata": body.get("metadata") or {},
+        }
+
+    def _answer(self, body: dict[str, Any], malformed: str | None) -> _Answer:
+        text_format = (body.get("text") or {}).get("format") or {}
+        if text_format.get("type") != "json_schema":
+            return _Answer(self.follow_up_text)
+        if malformed == "not_json":
+            return _Answer(NOT_JSON_TEXT)
+        schema = text_format.get("schema") or {}
+        properties = _properties(schema, schema)
+        label_key = _label_property(properties)
+        enum = list(properties[label_key].get("enum") or []) if label_key else []
+        sha = query_image_sha256(body)
+        label = self.labels.get(sha, self.default_label) if sha else self.default_label
+        if enum and label not in enum:
+            label = enum[0]
+        if malformed == "bad_label":
+            label = BAD_LABEL
+        result: dict[str, Any] = {}
+        for name, spec in properties.items():
+            if name != label_key:
+                result[name] = _fill(name, spec, schema, label, self.confidence)
+            elif malformed != "missing_field":
+                result[name] = label
+        text = json.dumps(result, separators=(",", ":"))
+        if label_key not in result:
+            return _Answer(text)
+        alternatives = tuple(value for value in enum if value != label)
+        return _Answer(text, _value_span(text, label_key, label), alternatives)
+
+    def _usage(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        messages = _messages(body)
+        instructions = body.get("instructions")
+        input_tokens = _estimate_tokens(messages, instructions)
+        prefix = _prefix(messages)
+        key = hashlib.sha256(
+            json.dumps({"instructions": instructions, "input": prefix}, sort_keys=True).encode()
+        ).hexdigest()
+        with self._lock:
+            seen = key in self._seen_prefixes
+            self._seen_prefixes.add(key)
+        prefix_tokens = _estimate_tokens(prefix, instructions)
+        cached = prefix_tokens // CACHE_STEP * CACHE_STEP if seen else 0
+        if cached < self.cache_min_tokens:
+            cached = 0
+        output_tokens = len(text) // 4 + 1
+        return {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        }
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        meta = {
+            "id": _new_id("file-"),
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
+        with self._lock:
+            self._files[meta["id"]] = (meta, data)
+        return meta
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """The stored content of an uploaded (or batch output) file."""
+        with self._lock:
+            return self._files[file_id][1]
+
+    async def _handle_file_upload(self, request: web.Request) -> web.Response:
+        if request.content_type != "multipart/form-data":
+            return _error_response(400, "Expected multipart/form-data.")
+        fields = _parse_multipart(request.headers["Content-Type"], await request.read())
+        if "file" not in fields or "purpose" not in fields:
+            return _error_response(400, "Missing required parameter: 'file' or 'purpose'.")
+        filename, data = fields["file"]
+        purpose = fields["purpose"][1].decode()
+        return _json_response(self._store_file(data, filename or "upload", purpose))
+
+    def _file_or_404(self, request: web.Request) -> tuple[dict[str, Any], bytes] | None:
+        with self._lock:
+            return self._files.get(request.match_info["file_id"])
+
+    async def _handle_file_get(self, request: web.Request) -> web.Response:
+        stored = self._file_or_404(request)
+        if stored is None:
+            return _error_response(404, f"No such File object: {request.match_info['file_id']}")
+        return _json_response(stored[0])
+
+    async def _handle_file_content(self, request: web.Request) -> web.Response:
+        stored = self._file_or_404(request)
+        if stored is None:
+            return _error_response(404, f"No such File object: {request.match_info['file_id']}")
+        return web.Response(body=stored[1], content_type="application/octet-stream",
+                            headers={"x-request-id": _new_id("req_")})
+
+    # --- batches ------------------------------------------------------------------------------
+
+    async def _handle_batch_create(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error_response(400, "We could not parse the JSON body of your request.")
+        file_id = body.get("input_file_id")
+        with self._lock:
+            stored = self._files.get(file_id)
+        if stored is None:
+            return _error_response(400, f"Invalid 'input_file_id': '{file_id}'.")
+        total = sum(1 for line in stored[1].splitlines() if line.strip())
+        now = int(time.time())
+        batch = {
+            "id": _new_id("batch_"),
+            "object": "batch",
+            "endpoint": body.get("endpoint"),
+            "errors": None,
+            "input_file_id": file_id,
+            "completion_window": body.get("completion_window"),
+            "status": "in_progress",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": now,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": total, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+        }
+        with self._lock:
+            self._batches[batch["id"]] = batch
+        return _json_response(batch)
+
+    def _batch_or_none(self, request: web.Request) -> dict[str, Any] | None:
+        with self._lock:
+            return self._batches.get(request.match_info["batch_id"])
+
+    async def _handle_batch_get(self, request: web.Request) -> web.Response:
+        batch = self._batch_or_none(request)
+        if batch is None:
+            return _error_response(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        if batch["status"] == "in_progress" and self.batches_complete:
+            self._complete_batch(batch)
+        return _json_response(batch)
+
+    async def _handle_batch_cancel(self, request: web.Request) -> web.Response:
+        batch = self._batch_or_none(request)
+        if batch is None:
+            return _error_response(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        if batch["status"] == "in_progress":
+            now = int(time.time())
+            batch.update(status="cancelled", cancelling_at=now, cancelled_at=now)
+        return _json_response(batch)
+
+    def _complete_batch(self, batch: dict[str, Any]) -> None:
+        outputs, errors = [], []
+        usage_total = {"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
+        for line in self.file_bytes(batch["input_file_id"]).splitlines():
+            if not line.strip():
+                continue
+            entry, usage = self._batch_line(json.loads(line), batch["endpoint"])
+            (outputs if usage is not None else errors).append(entry)
+            if usage is not None:
+                usage_total["input_tokens"] += usage["input_tokens"]
+                usage_total["cached_tokens"] += usage["input_tokens_details"]["cached_tokens"]
+                usage_total["output_tokens"] += usage["output_tokens"]
+        now = int(time.time())
+        batch.update(status="completed", finalizing_at=now, completed_at=now,
+                     request_counts={"total": len(outputs) + len(errors), "completed": len(outputs),
+                                     "failed": len(errors)},
+                     usage={"input_tokens": usage_total["input_tokens"],
+                            "input_tokens_details": {"cached_tokens": usage_total["cached_tokens"]},
+                            "output_tokens": usage_total["output_tokens"],
+                            "output_tokens_details": {"reasoning_tokens": 0},
+                            "total_tokens": usage_total["input_tokens"] + usage_total["output_tokens"]})
+        if outputs:
+            batch["output_file_id"] = self._store_jsonl(outputs, f"{batch['id']}_output.jsonl")
+        if errors:
+            batch["error_file_id"] = self._store_jsonl(errors, f"{batch['id']}_error.jsonl")
+
+    def _batch_line(self, line: dict[str, Any], endpoint: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """One output line for one input line, and its usage (None for a failed line)."""
+        entry: dict[str, Any] = {"id": _new_id("batch_req_"), "custom_id": line.get("custom_id"), "error": None}
+        body = line.get("body")
+        if line.get("method") != "POST" or line.get("url") != endpoint or endpoint != "/v1/responses" \
+                or not isinstance(body, dict) or not body.get("model"):
+            message = f"The line must POST a body with a model to {endpoint}; only /v1/responses is faked."
+            entry["response"] = {"status_code": 400, "request_id": _new_id(""), "body": error_body(400, message)}
+            return entry, None
+        response = self.respond(body)
+        entry["response"] = {"status_code": 200, "request_id": _new_id(""), "body": response}
+        return entry, response["usage"]
+
+    def _store_jsonl(self, entries: list[dict[str, Any]], filename: str) -> str:
+        data = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+        return self._store_file(data, filename, "batch_output")["id"]
+
+    async def _handle_unknown(self, request: web.Request) -> web.Response:
+        return _error_response(404, f"Invalid URL ({request.method} {request.path})")
