@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -26,14 +27,29 @@ def web_client(settings: Settings) -> WebClient:
     )
 
 
-def build_app(settings: Settings, services: Services, *, http: bool) -> tuple[App, Pipeline]:
-    """The app with every listener registered, and the pipeline its listeners hand work to."""
+@dataclass
+class SlackBot:
+    """The Bolt app, the pipeline its listeners hand work to, and the listeners' thread pool."""
+
+    app: App
+    pipeline: Pipeline
+    listener_pool: ThreadPoolExecutor
+
+    def close(self) -> None:
+        """Let running listeners and queued jobs finish (every accepted job is recorded first)."""
+        self.listener_pool.shutdown(wait=True)
+        self.pipeline.close()
+
+
+def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot:
+    """The app with every listener registered."""
     client = web_client(settings)
+    listener_pool = ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener")
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=http,
-        listener_executor=ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener"),
+        listener_executor=listener_pool,
     )
     identity = client.auth_test()
     files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
@@ -46,4 +62,4 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> tuple[Ap
     def log_listener_error(error: Exception) -> None:
         log.exception("listener failed", exc_info=error)
 
-    return app, pipeline
+    return SlackBot(app, pipeline, listener_pool)

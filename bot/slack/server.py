@@ -35,23 +35,23 @@ def run_socket_mode(settings: Settings) -> int:
     except PromptError as error:
         log.error("prompt files problem: %s", error)
         return 2
-    app, pipeline = build_app(settings, services, http=False)
-    handler = SocketModeHandler(app, settings.slack_app_token)
+    bot = build_app(settings, services, http=False)
+    handler = SocketModeHandler(bot.app, settings.slack_app_token)
     signal.signal(signal.SIGTERM, lambda *_: handler.close())
     log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
     try:
         handler.start()  # blocks until closed
     finally:
-        pipeline.close()
+        bot.close()
         services.close()
     return 0
 
 
 def wsgi_app(settings: Settings) -> SlackRequestHandler:
     services = build_services(settings)
-    app, _ = build_app(settings, services, http=True)
+    bot = build_app(settings, services, http=True)
     log.info("Find the Crystals is serving %s on port %s (model %s)", EVENTS_PATH, settings.port, settings.openai_model)
-    return SlackRequestHandler(app, path=EVENTS_PATH)
+    return SlackRequestHandler(bot.app, path=EVENTS_PATH)
 
 
 class GunicornServer(BaseApplication):

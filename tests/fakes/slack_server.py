@@ -1,0 +1,999 @@
+"""A fake Slack (Web API + Socket Mode + file hosting) for tests.
+
+It listens on 127.0.0.1 with an ephemeral port and is served by aiohttp in a
+background thread that owns its own event loop.  HTTP and the Socket Mode
+websocket share that one port.  The real ``slack_sdk.WebClient``, the real
+``slack_bolt`` App, the built-in ``SocketModeHandler`` and ``requests`` talk to
+it exactly as they would talk to slack.com.
+
+Usage::
+
+    from slack_sdk import WebClient
+    from slack_bolt import App
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from tests.fakes.slack_server import FakeSlack
+
+    with FakeSlack() as fake:
+        client = WebClient(base_url=fake.api_url, token=fake.bot_token)
+        app = App(client=client)              # calls auth.test on the fake
+
+        @app.event("message")
+        def on_message(event, client):
+            client.chat_postMessage(channel=event["channel"], thread_ts=event["ts"], text="hi")
+
+        handler = SocketModeHandler(app, fake.app_token)
+        handler.connect()                     # apps.connections.open + websocket
+        fake.wait_connected()
+
+        img = fake.add_file("drop.jpg", jpeg_bytes)
+        event = fake.add_message("C1", "look", files=[img])
+        envelope_id = fake.push_event(event)
+        assert fake.wait_for_ack(envelope_id) is None
+        post = fake.wait_for(lambda: fake.calls_to("chat.postMessage"))[0]
+        assert post.params["thread_ts"] == event["ts"]
+        handler.close()                       # close the client before the fake stops
+
+Clear HTTP(S)_PROXY / ALL_PROXY (both cases) in tests: the built-in Socket
+Mode client honours proxy variables but ignores NO_PROXY.
+
+Every Web API request is recorded as an :class:`ApiCall` (``fake.calls``,
+``fake.calls_to(method)``).  Web API answers are HTTP 200 JSON with
+``ok: true/false``; ``rate_limit_next`` makes the next calls answer HTTP 429
+with ``Retry-After``.  ``set_handler`` adds or overrides a Web API method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, TypeVar
+from urllib.parse import quote
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from multidict import CIMultiDict
+
+T = TypeVar("T")
+ApiHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+# Form fields that Slack clients send as JSON-encoded strings.
+JSON_STRING_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls", "user_auth_blocks")
+APP_ID = "A1"
+FIRST_TS_SECONDS = 1700000100
+
+
+class SlackError(Exception):
+    """Raised by a Web API handler to answer ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str):
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass
+class ApiCall:
+    """One recorded Web API request."""
+
+    method: str  # e.g. "chat.postMessage"
+    params: dict[str, Any]  # query + form/JSON body merged; JSON-string fields decoded
+    headers: CIMultiDict[str]  # case-insensitive (urllib sends "Content-type")
+    http_method: str = "POST"
+    path: str = ""
+    content_type: str = ""
+    status: int = 200  # HTTP status the fake answered
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer ") :]
+        return self.params.get("token")
+
+    def short(self, limit: int = 160) -> str:
+        text = json.dumps(self.params, default=str)
+        if len(text) > limit:
+            text = text[:limit] + "..."
+        return f"{self.method} [{self.status} {self.response.get('error', 'ok')}] {text}"
+
+
+class Download(NamedTuple):
+    """One GET of a hosted file URL (or of the ``elsewhere`` URL)."""
+
+    path: str
+    headers: CIMultiDict[str]  # case-insensitive
+
+
+@dataclass
+class _StoredFile:
+    info: dict[str, Any]  # full Slack file object, as files.info returns it
+    data: bytes
+    redirect_to: str | None = None
+
+
+@dataclass
+class _RateLimit:
+    remaining: int
+    retry_after: int
+
+
+class FakeSlack:
+    """Fake Slack server; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-test-token",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T1",
+        team_url: str = "https://lab.slack.com/",
+        ping_interval: float | None = 0.2,
+    ):
+        """``ping_interval``: seconds between websocket pings the server sends (None: never).
+
+        Slack pings its clients too.  Frequent pings also make the built-in
+        client's ``close()`` fast: it waits for its blocking ``recv`` (3 s
+        timeout) to return before it can close the socket.
+        """
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.team_url = team_url
+        self.ping_interval = ping_interval
+        self.port = 0
+
+        self._lock = threading.Lock()
+        self._calls: list[ApiCall] = []
+        self._downloads: list[Download] = []
+        self._response_url_posts: list[tuple[str, Any]] = []
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._reactions: dict[tuple[str, str], set[str]] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._rate_limits: dict[str, _RateLimit] = {}
+        self._acks: dict[str, dict[str, Any] | None] = {}
+        self._socket_messages: list[dict[str, Any]] = []
+        self._sockets: list[web.WebSocketResponse] = []
+        self._connection_count = 0
+        self._ts_counter = itertools.count(1)
+        self._id_counter = itertools.count(1)
+
+        self._handlers: dict[str, ApiHandler] = {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "conversations.replies": self._conversations_replies,
+            "files.info": self._files_info,
+        }
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------
+    # lifecycle
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> FakeSlack:
+        if self._thread is not None:
+            raise RuntimeError("FakeSlack already started")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-slack", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._startup())
+        except BaseException:
+            self._stop_loop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        try:
+            self._run(self._shutdown(), timeout=15)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        assert self._loop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop, self._thread = None, None
+
+    def _run(self, coro: Any, timeout: float = 10) -> Any:
+        """Run a coroutine on the server loop from the calling thread."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _startup(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/socket", self._handle_socket)
+        app.router.add_get("/files-pri/{key}/{tail:.+}", self._handle_file)
+        app.router.add_get("/signin", self._handle_signin)
+        app.router.add_get("/elsewhere/{tail:.*}", self._handle_elsewhere)
+        app.router.add_post("/response-url/{tail:.*}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _shutdown(self) -> None:
+        for ws in self._open_sockets():
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        if self._runner is not None:
+            await self._runner.cleanup()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    # ------------------------------------------------------------------
+    # addresses
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    @property
+    def elsewhere_url(self) -> str:
+        """A URL on a *different host name* (localhost) served by this fake; records into downloads."""
+        return f"http://localhost:{self.port}/elsewhere/"
+
+    # ------------------------------------------------------------------
+    # recorded traffic (thread-safe snapshots)
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def clear_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    @property
+    def downloads(self) -> list[Download]:
+        with self._lock:
+            return list(self._downloads)
+
+    @property
+    def response_url_posts(self) -> list[tuple[str, Any]]:
+        """(path, JSON body) of POSTs to response_url values made by the builders."""
+        with self._lock:
+            return list(self._response_url_posts)
+
+    @property
+    def acks(self) -> dict[str, dict[str, Any] | None]:
+        with self._lock:
+            return dict(self._acks)
+
+    @property
+    def socket_messages(self) -> list[dict[str, Any]]:
+        """Every JSON message a Socket Mode client sent to the fake."""
+        with self._lock:
+            return list(self._socket_messages)
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Stored messages of a channel (bot posts and add_message), in ts order."""
+        with self._lock:
+            return [dict(m) for m in sorted(self._messages.get(channel, []), key=_ts_key)]
+
+    def reactions(self, channel: str, ts: str) -> set[str]:
+        with self._lock:
+            return set(self._reactions.get((channel, ts), set()))
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+        """Poll ``predicate()`` until truthy and return its value; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{self.dump()}")
+            time.sleep(0.02)
+
+    def dump(self, last: int = 25) -> str:
+        calls = self.calls[-last:]
+        lines = [f"recent Web API calls ({len(calls)} of {len(self.calls)}):"]
+        lines += [f"  {c.short()}" for c in calls]
+        lines.append(f"acks: {self.acks}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------
+    # test-side switches and state
+
+    def rate_limit_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next ``times`` calls of ``method`` answer HTTP 429 with Retry-After."""
+        with self._lock:
+            self._rate_limits[method] = _RateLimit(times, retry_after)
+
+    def set_handler(self, method: str, handler: ApiHandler) -> None:
+        """Add/override a Web API method: handler(params) -> response dict (``ok`` is added).
+
+        Raise :class:`SlackError` to answer ``ok: false``.  Called on the server
+        thread; the token was already checked against the bot token.
+        """
+        self._handlers[method] = handler
+
+    def add_file(
+        self,
+        name: str,
+        data: bytes,
+        mimetype: str = "image/jpeg",
+        filetype: str = "jpg",
+        *,
+        file_id: str | None = None,
+        pending_scan: bool = False,
+        user: str = "U1",
+        width: int | None = None,
+        height: int | None = None,
+    ) -> dict[str, Any]:
+        """Host a file; return the file object as a message event carries it."""
+        file_id = file_id or f"F{next(self._id_counter):09d}"
+        now = int(time.time())
+        prefix = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
+        info: dict[str, Any] = {
+            "id": file_id,
+            "created": now,
+            "timestamp": now,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "pretty_type": filetype.upper(),
+            "user": user,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": len(data),
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{prefix}/{quote(name)}",
+            "url_private_download": f"{prefix}/download/{quote(name)}",
+            "permalink": f"{self.team_url}files/{user}/{file_id}/{quote(name)}",
+            "permalink_public": f"https://slack-files.com/{self.team_id}-{file_id}-0000000000",
+            "is_starred": False,
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        size = (width, height) if width and height else _image_size(data)
+        if size:
+            info["original_w"], info["original_h"] = size
+        with self._lock:
+            self._files[file_id] = _StoredFile(info=info, data=data)
+        if pending_scan:
+            return _pending_scan_file(info)
+        return dict(info)
+
+    def redirect_file_to(self, file_id: str, url: str) -> None:
+        """Make the file's URLs answer 302 to ``url`` (authenticated or not)."""
+        with self._lock:
+            self._files[file_id].redirect_to = url
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+        ts: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a user message; return the message event as an events_api payload carries it."""
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": user,
+            "text": text,
+            "ts": ts or self._next_ts(),
+            "team": self.team_id,
+            "client_msg_id": str(uuid.uuid4()),
+        }
+        if files:
+            message.update(subtype="file_share", files=[dict(f) for f in files], upload=False, display_as_bot=False)
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        with self._lock:
+            self._store_message(channel, message)
+        event = dict(message)
+        event.update(channel=channel, event_ts=message["ts"], channel_type="channel")
+        return event
+
+    # ------------------------------------------------------------------
+    # Socket Mode (test side)
+
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until at least one Socket Mode client is connected and got hello."""
+        self.wait_for(lambda: self._open_sockets(), timeout, what="a Socket Mode connection")
+
+    @property
+    def connection_count(self) -> int:
+        """How many websocket connections were ever accepted."""
+        return self._connection_count
+
+    def push_event(self, event: dict[str, Any], *, event_id: str | None = None, retry_attempt: int = 0) -> str:
+        payload = {
+            "token": "verification-token",
+            "team_id": self.team_id,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        retry_reason = "timeout" if retry_attempt else ""
+        return self._push("events_api", payload, False, retry_attempt=retry_attempt, retry_reason=retry_reason)
+
+    def push_interactive(self, payload: dict[str, Any]) -> str:
+        accepts = payload.get("type") in ("view_submission", "block_suggestion")
+        return self._push("interactive", payload, accepts)
+
+    def push_slash_command(self, payload: dict[str, Any]) -> str:
+        return self._push("slash_commands", payload, True)
+
+    def push_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the client to reconnect, like Slack does before rotating a connection."""
+        self._send_to_client({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}})
+
+    def drop_connections(self) -> None:
+        """Close every websocket from the server side."""
+        for ws in self._open_sockets():
+            self._run(ws.close(code=WSCloseCode.GOING_AWAY, message=b"dropped"))
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any] | None:
+        """Wait for the client's ack of an envelope; return its payload (None if the ack had none)."""
+        self.wait_for(lambda: envelope_id in self.acks, timeout, what=f"ack of {envelope_id}")
+        return self.acks[envelope_id]
+
+    def _push(self, type_: str, payload: dict[str, Any], accepts: bool, **extra: Any) -> str:
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": type_,
+            "payload": payload,
+            "accepts_response_payload": accepts,
+        }
+        if type_ == "events_api":
+            envelope.update(retry_attempt=extra.get("retry_attempt", 0), retry_reason=extra.get("retry_reason", ""))
+        self._send_to_client(envelope)
+        return envelope_id
+
+    def _send_to_client(self, message: dict[str, Any]) -> None:
+        """Send to the newest open connection (Slack delivers each envelope to one connection)."""
+        self.wait_connected(timeout=5.0)
+        ws = self._open_sockets()[-1]
+        self._run(ws.send_str(json.dumps(message)))
+
+    def _open_sockets(self) -> list[web.WebSocketResponse]:
+        with self._lock:
+            return [ws for ws in self._sockets if not ws.closed]
+
+    # ------------------------------------------------------------------
+    # payload builders
+
+    def block_actions_payload(
+        self,
+        action_id: str,
+        value: str | None,
+        *,
+        message: dict[str, Any],
+        channel: str,
+        user: str = "U1",
+        selected_option_value: str | None = None,
+    ) -> dict[str, Any]:
+        """A ``block_actions`` interactive payload for a click on an element of ``message``."""
+        element, block_id = _find_element(message.get("blocks") or [], action_id)
+        action: dict[str, Any] = {
+            "action_id": action_id,
+            "block_id": block_id or "b1",
+            "type": element.get("type", "static_select" if selected_option_value is not None else "button"),
+            "action_ts": f"{time.time():.6f}",
+        }
+        if selected_option_value is not None:
+            action["selected_option"] = {
+                "text": {"type": "plain_text", "text": selected_option_value},
+                "value": selected_option_value,
+            }
+        else:
+            action["value"] = value
+            if "text" in element:
+                action["text"] = element["text"]
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
+        if message.get("thread_ts"):
+            container["thread_ts"] = message["thread_ts"]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": self.team_id},
+            "api_app_id": APP_ID,
+            "token": "verification-token",
+            "container": container,
+            "trigger_id": self._trigger_id(),
+            "team": {"id": self.team_id, "domain": "lab"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": "crystals"},
+            "message": message,
+            "state": {"values": {}},
+            "response_url": self._response_url(),
+            "actions": [action],
+        }
+
+    def slash_command_payload(
+        self, text: str, *, channel: str, user: str = "U1", command: str = "/crystals"
+    ) -> dict[str, Any]:
+        """A slash command payload (the form fields Slack sends, as a dict of strings)."""
+        return {
+            "token": "verification-token",
+            "team_id": self.team_id,
+            "team_domain": "lab",
+            "channel_id": channel,
+            "channel_name": "crystals",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self._response_url(),
+            "trigger_id": self._trigger_id(),
+        }
+
+    def _response_url(self) -> str:
+        return f"{self.base_url}/response-url/{self.team_id}/{uuid.uuid4().hex}"
+
+    @staticmethod
+    def _trigger_id() -> str:
+        return f"{int(time.time())}.1.{uuid.uuid4().hex}"
+
+    # ------------------------------------------------------------------
+    # HTTP handlers (server thread)
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _read_params(request)
+        call = ApiCall(
+            method=method,
+            params=params,
+            headers=CIMultiDict(request.headers),
+            http_method=request.method,
+            path=request.path_qs,
+            content_type=request.headers.get("Content-Type", ""),
+        )
+        status, body, headers = self._dispatch(call)
+        call.status, call.response = status, body
+        with self._lock:
+            self._calls.append(call)
+        return web.json_response(body, status=status, headers=headers)
+
+    def _dispatch(self, call: ApiCall) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            limit = self._rate_limits.get(call.method)
+            if limit and limit.remaining > 0:
+                limit.remaining -= 1
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit.retry_after)}
+        handler = self._handlers.get(call.method)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        error = self._check_token(call)
+        if error:
+            return 200, {"ok": False, "error": error}, {}
+        try:
+            result = handler(call.params)
+        except SlackError as e:
+            return 200, {"ok": False, "error": e.error}, {}
+        return 200, {"ok": True, **result}, {}
+
+    def _check_token(self, call: ApiCall) -> str | None:
+        expected = self.app_token if call.method == "apps.connections.open" else self.bot_token
+        token = call.token
+        if token == expected:
+            return None
+        if token in (self.app_token, self.bot_token):
+            return "not_allowed_token_type"
+        return "invalid_auth"
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        self._record_download(request)
+        key = request.match_info["key"]
+        file_id = key.split("-", 1)[1] if "-" in key else key
+        with self._lock:
+            stored = self._files.get(file_id)
+        if stored is None:
+            return web.Response(status=404, text="file not found")
+        if stored.redirect_to:
+            return web.Response(status=302, headers={"Location": stored.redirect_to})
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            return web.Response(status=302, headers={"Location": f"/signin?redir={quote(request.path_qs, safe='')}"})
+        headers = {"Content-Type": stored.info["mimetype"] or "application/octet-stream"}
+        if request.match_info["tail"].startswith("download/"):
+            headers["Content-Disposition"] = f'attachment; filename="{stored.info["name"]}"'
+        return web.Response(body=stored.data, headers=headers)
+
+    async def _handle_signin(self, request: web.Request) -> web.Response:
+        return web.Response(text=SIGNIN_HTML, content_type="text/html", charset="utf-8")
+
+    async def _handle_elsewhere(self, request: web.Request) -> web.Response:
+        self._record_download(request)
+        return web.Response(body=b"elsewhere", content_type="application/octet-stream")
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        with self._lock:
+            self._response_url_posts.append((request.path, body))
+        return web.json_response({"ok": True})
+
+    def _record_download(self, request: web.Request) -> None:
+        with self._lock:
+            self._downloads.append(Download(request.path_qs, CIMultiDict(request.headers)))
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, timeout=2.0)
+        await ws.prepare(request)
+        try:
+            await ws.send_str(json.dumps(_hello(len(self._open_sockets()) + 1)))
+        except ConnectionError:
+            return ws
+        with self._lock:  # registered only after hello: wait_connected() means "got hello"
+            self._sockets.append(ws)
+            self._connection_count += 1
+        pinger = asyncio.create_task(self._ping_loop(ws))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_client_message(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            pinger.cancel()
+            with self._lock:
+                self._sockets.remove(ws)
+        return ws
+
+    async def _ping_loop(self, ws: web.WebSocketResponse) -> None:
+        if not self.ping_interval:
+            return
+        while not ws.closed:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await ws.ping(b"fake-slack")
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _on_client_message(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        with self._lock:
+            self._socket_messages.append(message)
+            if isinstance(message, dict) and "envelope_id" in message:
+                self._acks[message["envelope_id"]] = message.get("payload")
+
+    # ------------------------------------------------------------------
+    # Web API methods (server thread); return the response without "ok"
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self.team_url,
+            "team": "Lab",
+            "user": "crystals",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.port}/socket?ticket={uuid.uuid4()}&app_id={APP_ID}"}
+
+    def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        if not (params.get("text") or params.get("blocks") or params.get("attachments")):
+            raise SlackError("no_text")
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": APP_ID,
+            "text": params.get("text", ""),
+            "ts": self._next_ts(),
+            "team": self.team_id,
+        }
+        for key in ("blocks", "attachments", "metadata", "thread_ts"):
+            if params.get(key):
+                message[key] = params[key]
+        with self._lock:
+            self._store_message(channel, message)
+        return {"channel": channel, "ts": message["ts"], "message": dict(message)}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "ts", "message_not_found")
+        with self._lock:
+            message = self._find_message(channel, ts)
+            if message is None:
+                raise SlackError("message_not_found")
+            if message.get("user") != self.bot_user_id:
+                raise SlackError("cant_update_message")
+            for key in ("text", "blocks", "attachments"):
+                if key in params:
+                    message[key] = params[key]
+            message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+            return {"channel": channel, "ts": ts, "text": message.get("text", ""), "message": dict(message)}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        _require(params, "channel", "channel_not_found")
+        _require(params, "user", "user_not_in_channel")
+        return {"message_ts": self._next_ts()}
+
+    def _chat_get_permalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "message_ts", "message_not_found")
+        return {"channel": channel, "permalink": f"{self.team_url}archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_key(params)
+        with self._lock:
+            names = self._reactions.setdefault(key, set())
+            if name in names:
+                raise SlackError("already_reacted")
+            names.add(name)
+        return {}
+
+    def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        key, name = self._reaction_key(params)
+        with self._lock:
+            names = self._reactions.get(key, set())
+            if name not in names:
+                raise SlackError("no_reaction")
+            names.discard(name)
+        return {}
+
+    def _reaction_key(self, params: dict[str, Any]) -> tuple[tuple[str, str], str]:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "timestamp", "no_item_specified")
+        name = _require(params, "name", "invalid_name")
+        return (channel, ts), name
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "ts", "thread_not_found")
+        limit = int(params.get("limit") or 1000)
+        offset = int(params.get("cursor") or 0)
+        with self._lock:
+            parent = self._find_message(channel, ts)
+            if parent is None:
+                raise SlackError("thread_not_found")
+            replies = [m for m in self._messages[channel] if m.get("thread_ts") == ts and m["ts"] != ts]
+            thread = [dict(parent)] + [dict(m) for m in sorted(replies, key=_ts_key)]
+        page = thread[offset : offset + limit]
+        has_more = offset + limit < len(thread)
+        return {
+            "messages": page,
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+        }
+
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = _require(params, "file", "file_not_found")
+        with self._lock:
+            stored = self._files.get(file_id)
+        if stored is None:
+            raise SlackError("file_not_found")
+        return {"file": dict(stored.info), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    # ------------------------------------------------------------------
+    # message store helpers (call with self._lock held where noted)
+
+    def _next_ts(self) -> str:
+        n = next(self._ts_counter)
+        return f"{FIRST_TS_SECONDS + n - 1}.{n * 100 % 1_000_000:06d}"
+
+    def _store_message(self, channel: str, message: dict[str, Any]) -> None:
+        """Store a message; update the parent's thread fields for replies.  Lock held."""
+        self._messages.setdefault(channel, []).append(message)
+        thread_ts = message.get("thread_ts")
+        parent = self._find_message(channel, thread_ts) if thread_ts else None
+        if parent is not None and parent is not message:
+            message["parent_user_id"] = parent.get("user", "")
+            parent["thread_ts"] = thread_ts
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+            parent["reply_users"] = sorted(set(parent.get("reply_users", [])) | {message.get("user", "")})
+            parent["reply_users_count"] = len(parent["reply_users"])
+            parent["latest_reply"] = message["ts"]
+
+    def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """Lock held."""
+        for message in self._messages.get(channel, []):
+            if message["ts"] == ts:
+                return message
+        return None
+
+
+# ----------------------------------------------------------------------
+# module-level helpers
+
+
+def sign_request(body: bytes, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Headers that make Bolt's HTTP-mode request verification accept ``body``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    base = f"v0:{timestamp}:".encode() + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+SIGNIN_HTML = """<!DOCTYPE html>
+<html lang="en-US">
+<head><meta charset="utf-8"><title>Sign in | Slack</title></head>
+<body>
+<h1>Sign in to Lab</h1>
+<form action="/signin" method="post"><input type="email" name="email"><button>Sign In</button></form>
+</body>
+</html>
+"""
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Merge the query string and the form / multipart / JSON body into one dict."""
+    params: dict[str, Any] = dict(request.query)
+    if request.body_exists:
+        if request.content_type == "application/json":
+            body = await request.json()
+            if isinstance(body, dict):
+                params.update(body)
+        else:
+            form = await request.post()
+            for key, value in form.items():
+                params[key] = value.file.read() if isinstance(value, web.FileField) else value
+    for key in JSON_STRING_FIELDS:
+        value = params.get(key)
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            try:
+                params[key] = json.loads(value)
+            except ValueError:
+                pass
+    return params
+
+
+def _require(params: dict[str, Any], key: str, error: str) -> str:
+    value = params.get(key)
+    if not value:
+        raise SlackError(error)
+    return str(value)
+
+
+def _ts_key(message: dict[str, Any]) -> tuple[int, int]:
+    seconds, _, micros = message["ts"].partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _hello(num_connections: int) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "num_connections": num_connections,
+        "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": APP_ID},
+    }
+
+
+def _pending_scan_file(info: dict[str, Any]) -> dict[str, Any]:
+    """The stub Slack puts in events while a file is still being scanned."""
+    return {
+        "id": info["id"],
+        "created": info["created"],
+        "timestamp": info["timestamp"],
+        "name": "",
+        "title": "",
+        "mimetype": "",
+        "filetype": "",
+        "pretty_type": "",
+        "user": info["user"],
+        "user_team": info["user_team"],
+        "editable": False,
+        "size": 0,
+        "mode": "hosted",
+        "is_external": False,
+        "external_type": "",
+        "is_public": False,
+        "public_url_shared": False,
+        "display_as_bot": False,
+        "username": "",
+        "file_access": "check_file_info",
+    }
+
+
+def _find_element(blocks: list[dict[str, Any]], action_id: str) -> tuple[dict[str, Any], str | None]:
+    """The interactive element with ``action_id`` in ``blocks`` and its block_id."""
+    for block in blocks:
+        candidates = list(block.get("elements") or [])
+        if "accessory" in block:
+            candidates.append(block["accessory"])
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return element, block.get("block_id")
+    return {}, None
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or JPEG, else None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        i += 2 + length
+    return None

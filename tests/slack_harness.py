@@ -1,0 +1,93 @@
+"""The bot as it runs in production (real Bolt app, Socket Mode handler, WebClient, openai client),
+wired to the fake Slack and the fake OpenAI, plus helpers to drive it like a lab channel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+from bot.config import Settings
+from bot.models import Image
+from bot.services import Services, build_services
+from bot.slack.app import SlackBot, build_app
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import ApiCall, FakeSlack
+
+CHANNEL = "C1"
+
+
+def slack_environ(slack: FakeSlack) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
+            "SLACK_API_URL": slack.api_url, "SLACK_SIGNING_SECRET": "test-signing-secret"}
+
+
+@dataclass
+class RunningBot:
+    slack: FakeSlack
+    openai: FakeOpenAI
+    services: Services
+    bot: SlackBot
+    handler: SocketModeHandler
+
+    @classmethod
+    def start(cls, slack: FakeSlack, openai: FakeOpenAI, settings: Settings) -> RunningBot:
+        services = build_services(settings)
+        bot = build_app(settings, services, http=False)
+        handler = SocketModeHandler(bot.app, settings.slack_app_token)
+        handler.connect()
+        slack.wait_connected()
+        return cls(slack, openai, services, bot, handler)
+
+    def drain(self) -> None:
+        """Wait until every delivered event has been fully handled."""
+        self.bot.close()
+
+    def stop(self) -> None:
+        self.handler.close()
+        self.bot.close()
+        self.services.close()
+
+    def normalised(self, data: bytes, name: str) -> Image:
+        return self.services.normalise(data, name)
+
+    def upload(self, *files: tuple[str, bytes] | dict[str, Any], text: str = "", event_id: str | None = None,
+               **file_options: Any) -> dict[str, Any]:
+        """Post a message with files in the channel and deliver its event; returns the event.
+
+        A file is (name, bytes), hosted with file_options, or a file object from slack.add_file.
+        """
+        hosted = [f if isinstance(f, dict) else self.slack.add_file(*f, **file_options) for f in files]
+        event = self.slack.add_message(CHANNEL, text, files=hosted)
+        self.slack.push_event(event, event_id=event_id)
+        return event
+
+    def say(self, text: str, *, thread_ts: str | None = None, user: str = "U1") -> dict[str, Any]:
+        event = self.slack.add_message(CHANNEL, text, thread_ts=thread_ts, user=user)
+        self.slack.push_event(event)
+        return event
+
+    def thread_posts(self, thread_ts: str) -> list[ApiCall]:
+        return [c for c in self.slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == thread_ts]
+
+    def wait_for_posts(self, thread_ts: str, count: int, timeout: float = 15.0) -> list[ApiCall]:
+        return self.slack.wait_for(lambda: len(self.thread_posts(thread_ts)) >= count and self.thread_posts(thread_ts),
+                                   timeout, what=f"{count} posts in thread {thread_ts}")
+
+    def wait_until_done(self, event: dict[str, Any], timeout: float = 15.0) -> set[str]:
+        """The message's reactions once the working :eyes: has gone."""
+        def done() -> set[str] | None:
+            reactions = self.slack.reactions(CHANNEL, event["ts"])
+            return reactions if reactions and "eyes" not in reactions else None
+
+        return self.slack.wait_for(done, timeout, what="the outcome reaction")
+
+
+def section_text(call: ApiCall) -> str:
+    """All mrkdwn text of a posted or updated message's blocks, joined."""
+    texts = []
+    for block in call.params.get("blocks") or []:
+        if block.get("text"):
+            texts.append(block["text"]["text"])
+        texts += [element.get("text", "") for element in block.get("elements", []) if block["type"] == "context"]
+    return "\n".join(texts)
