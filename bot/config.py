@@ -43,6 +43,7 @@ class Settings:
     slack_app_token: str
     slack_signing_secret: str
     slack_api_url: str
+    host: str
     port: int
     slack_listener_workers: int
     job_workers: int
@@ -69,7 +70,7 @@ def _positive_int(value: str) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
+    if not 0 < number < float("inf"):  # also refuses nan
         raise ValueError("must be a number above 0")
     return number
 
@@ -156,6 +157,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "SLACK_APP_TOKEN": ("", _text, "app-level token with connections:write, xapp-... (Socket Mode)"),
     "SLACK_SIGNING_SECRET": ("", _text, "Signing Secret (HTTP mode)"),
     "SLACK_API_URL": ("https://slack.com/api/", _slack_api_url, "Slack Web API base URL"),
+    "HOST": ("0.0.0.0", _text, "HTTP mode address to listen on"),
     "PORT": ("3000", _positive_int, "HTTP mode port"),
     "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
     "JOB_WORKERS": ("32", _positive_int, "threads that download and classify images"),

@@ -61,7 +61,12 @@ class PromptSet:
         return tuple(category.name for category in self.categories)
 
     def category(self, name: str) -> Category:
-        return next(category for category in self.categories if category.name == name)
+        return find_category(self.categories, name)
+
+
+def find_category(categories: Sequence[Category], name: str) -> Category:
+    """The category called `name`; a plain stand-in for one since removed from categories.toml."""
+    return next((c for c in categories if c.name == name), Category(name, "", ":grey_question:", "grey_question"))
 
 
 def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max_pixels: int) -> PromptSet:
@@ -69,8 +74,8 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max
     categories = load_categories(prompts_dir)
     names = {category.name for category in categories}
     examples = []
-    for entry in _read_toml(examples_dir / "manifest.toml", "example"):
-        if entry.get("label") not in names:
+    for entry in _read_toml(examples_dir / "manifest.toml", "example", required=("file", "label", "explanation")):
+        if entry["label"] not in names:
             raise PromptError(f"{examples_dir / 'manifest.toml'}: example {entry.get('file')!r} has label "
                               f"{entry.get('label')!r}, not one of {', '.join(sorted(names))}")
         path = examples_dir / entry["file"]
@@ -89,7 +94,7 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max
 def load_categories(prompts_dir: Path) -> tuple[Category, ...]:
     return tuple(
         Category(c["name"], c["definition"], c.get("emoji", ""), c.get("reaction", ""))
-        for c in _read_toml(prompts_dir / "categories.toml", "category")
+        for c in _read_toml(prompts_dir / "categories.toml", "category", required=("name", "definition"))
     )
 
 
@@ -99,7 +104,8 @@ def _read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _read_toml(path: Path, table: str) -> list[dict[str, Any]]:
+def _read_toml(path: Path, table: str, *, required: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The [[table]] entries of a TOML file, each checked to have the required keys."""
     if not path.is_file():
         raise PromptError(f"{path} is missing")
     try:
@@ -108,6 +114,10 @@ def _read_toml(path: Path, table: str) -> list[dict[str, Any]]:
         raise PromptError(f"{path} is not valid TOML: {error}") from None
     if not entries:
         raise PromptError(f"{path} has no [[{table}]] entries")
+    for number, entry in enumerate(entries, start=1):
+        missing = [key for key in required if not str(entry.get(key, "")).strip()]
+        if missing:
+            raise PromptError(f"{path}: [[{table}]] number {number} has no {', '.join(missing)}")
     return entries
 
 
@@ -164,6 +174,7 @@ def fingerprint(prompt_set: PromptSet, options: ModelOptions, max_side: int) -> 
         "schema": answer_schema(prompt_set.labels),
         "temperature": options.temperature,
         "detail": options.detail,
+        "logprobs": options.logprobs,
         "max_side": max_side,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from bot.models import Call
-from bot.prompt import Category
+from bot.prompt import Category, find_category
 from bot.store import ChannelStats, Feedback, Job
 
 CONFIRM_ACTION = "feedback_confirm"
@@ -24,6 +24,16 @@ Blocks = list[dict[str, Any]]
 class Message:
     text: str
     blocks: Blocks | None = None
+
+
+def escape(text: str) -> str:
+    """Text from people or the model, made inert: no <!channel> pings, links or user mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(name: str) -> str:
+    """A file name as inline code."""
+    return f"`{escape(name).replace('`', chr(39))}`"
 
 
 def clip(text: str, limit: int) -> str:
@@ -51,19 +61,19 @@ def footer(call: Call) -> str:
 def feedback_line(feedback: Feedback, categories: Sequence[Category]) -> str:
     if feedback.verdict == "confirmed":
         return f":white_check_mark: Confirmed by <@{feedback.user_id}>"
-    emoji = next((c.emoji for c in categories if c.name == feedback.label), "")
+    emoji = find_category(categories, feedback.label).emoji
     return f":pencil2: Corrected to {emoji} *{feedback.label}* by <@{feedback.user_id}>"
 
 
 def call_message(job_id: int, file_name: str, call: Call, categories: Sequence[Category],
                  feedback: Feedback | None = None) -> Message:
     """The threaded reply for one classified image, with confirm / correct controls."""
-    category = next(c for c in categories if c.name == call.label)
-    headline = f"{category.emoji} *{call.label}* · `{file_name}`"
-    body = f"{headline}\n*Confidence:* {confidence_note(call)}\n{call.explanation}"
+    headline = f"{find_category(categories, call.label).emoji} *{call.label}* · {code(file_name)}"
+    body = f"{headline}\n*Confidence:* {confidence_note(call)}\n{escape(call.explanation)}"
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(body, SECTION_LIMIT)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(f"_Observed:_ {call.observations}", 2000)}]},
+        {"type": "context", "elements": [{"type": "mrkdwn",
+                                          "text": clip(f"_Observed:_ {escape(call.observations)}", 2000)}]},
     ]
     if feedback:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": feedback_line(feedback, categories)}]})
@@ -71,7 +81,7 @@ def call_message(job_id: int, file_name: str, call: Call, categories: Sequence[C
         feedback_actions(job_id, call.label, categories),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": footer(call)}]},
     ]
-    text = f"{call.label} ({percent(call.confidence)}) for {file_name}: {call.explanation}"
+    text = f"{call.label} ({percent(call.confidence)}) for {escape(file_name)}: {escape(call.explanation)}"
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
@@ -99,13 +109,13 @@ def parse_feedback_value(value: str) -> tuple[int, str]:
 
 
 def failure_message(file_name: str, reason: str) -> Message:
-    text = f":warning: I could not classify `{file_name}`: {reason}"
+    text = f":warning: I could not classify {code(file_name)}: {escape(reason)}"
     return Message(clip(text, MESSAGE_LIMIT), [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
 
 
 def answer_message(answer: str) -> Message:
     """A follow-up answer in a thread (plain mrkdwn, kept within what Slack shows)."""
-    return Message(clip(answer, MESSAGE_LIMIT))
+    return Message(clip(escape(answer), MESSAGE_LIMIT))
 
 
 def help_message(command: str) -> Message:
@@ -135,7 +145,7 @@ def recent_message(items: Sequence[RecentCall], categories: Sequence[Category]) 
     lines = []
     for item in items:
         when = datetime.fromtimestamp(float(item.job.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        link = f"<{item.permalink}|{item.job.file_name}>"
+        link = f"<{item.permalink}|{escape(item.job.file_name).replace('|', '/')}>"
         if item.call:
             lines.append(f"• {emoji.get(item.call.label, '')} *{item.call.label}* ({percent(item.call.confidence)}) "
                          f"{link} · <@{item.job.user_id}> · {when}")

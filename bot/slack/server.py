@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.prompt import PromptError
@@ -23,10 +26,18 @@ EVENTS_PATH = "/slack/events"
 
 
 def serve(settings: Settings, *, http: bool) -> int:
-    if http:
-        GunicornServer(lambda: wsgi_app(settings), settings).run()
-        return 0
-    return run_socket_mode(settings)
+    try:
+        if http:
+            GunicornServer(lambda: wsgi_app(settings), settings).run()
+            return 0
+        return run_socket_mode(settings)
+    except (BoltError, SlackApiError) as error:
+        log.error("Slack refused to start the bot (%s): check SLACK_BOT_TOKEN and SLACK_APP_TOKEN, and that the app "
+                  "is installed in the workspace", error)
+        return 2
+    except OSError as error:
+        log.error("Could not reach Slack at %s (%s): check SLACK_API_URL and the network", settings.slack_api_url, error)
+        return 2
 
 
 def run_socket_mode(settings: Settings) -> int:
@@ -37,13 +48,16 @@ def run_socket_mode(settings: Settings) -> int:
         return 2
     bot = build_app(settings, services, http=False)
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
-    signal.signal(signal.SIGTERM, lambda *_: handler.close())
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    handler.connect()
     log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
-    try:
-        handler.start()  # blocks until closed
-    finally:
-        bot.close()
-        services.close()
+    stop.wait()
+    log.info("stopping: finishing the jobs in progress")
+    handler.close()
+    bot.close()
+    services.close()
     return 0
 
 
@@ -59,7 +73,7 @@ class GunicornServer(BaseApplication):
 
     def __init__(self, load_app: Callable[[], Any], settings: Settings) -> None:
         self.load_app = load_app
-        self.options = {"bind": f"0.0.0.0:{settings.port}", "workers": 1, "worker_class": "gthread",
+        self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1, "worker_class": "gthread",
                         "threads": settings.slack_listener_workers, "timeout": 60,
                         "loglevel": settings.log_level.lower(), "accesslog": "-"}
         super().__init__()

@@ -1,0 +1,118 @@
+"""bot.config: defaults, `.env` under the environment, and one ConfigError listing every problem
+(never showing a secret)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import PROJECT_ROOT, ConfigError, load_settings
+
+KEY = "sk-test-do-not-print-0123456789"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """load_settings with an explicit environment and a .env file in tmp_path (absent unless written)."""
+    env_file = tmp_path / ".env"
+
+    def load(*needs: str, **environ: str):
+        return load_settings(*needs, environ=environ, env_file=env_file)
+
+    load.env_file = env_file
+    return load
+
+
+def problem(settings, *needs: str, **environ: str) -> str:
+    with pytest.raises(ConfigError) as error:
+        settings(*needs, **environ)
+    return str(error.value)
+
+
+def test_defaults(settings):
+    s = settings()
+    assert s.openai_model == "gpt-4.1"
+    assert s.openai_temperature == 0.0
+    assert s.openai_base_url == "https://api.openai.com/v1"
+    assert s.slack_api_url == "https://slack.com/api/"
+    assert s.database_url == "sqlite:///crystals.db"
+    assert s.database_path == Path("crystals.db")
+    assert s.openai_logprobs is True
+    assert (s.max_image_side, s.max_image_pixels) == (1024, 60_000_000)
+    assert s.prompts_dir == PROJECT_ROOT / "prompts"
+    assert s.openai_api_key == ""
+
+
+def test_env_file_is_read_and_the_environment_overrides_it(settings):
+    settings.env_file.write_text("OPENAI_MODEL=gpt-4.1-mini\nOPENAI_TEMPERATURE=0.5\nMODEL_CONCURRENCY=4\n")
+    from_file = settings()
+    assert (from_file.openai_model, from_file.openai_temperature, from_file.model_concurrency) == ("gpt-4.1-mini", 0.5, 4)
+    overridden = settings(OPENAI_MODEL="gpt-4o", MODEL_CONCURRENCY="8")
+    assert (overridden.openai_model, overridden.openai_temperature, overridden.model_concurrency) == ("gpt-4o", 0.5, 8)
+
+
+def test_values_are_parsed(settings):
+    s = settings(OPENAI_LOGPROBS="off", OPENAI_TIMEOUT="12.5", PORT="8080", DATABASE_URL="sqlite:////var/lib/c.db",
+                 PROMPTS_DIR="/srv/prompts", OPENAI_IMAGE_DETAIL="low")
+    assert (s.openai_logprobs, s.openai_timeout, s.port, s.openai_image_detail) == (False, 12.5, 8080, "low")
+    assert s.database_path == Path("/var/lib/c.db")
+    assert s.prompts_dir == Path("/srv/prompts")
+
+
+def test_model_without_api_key_says_what_to_set_and_where_to_get_it(settings):
+    message = problem(settings, "model")
+    assert "OPENAI_API_KEY is not set" in message
+    assert "https://platform.openai.com/api-keys" in message
+    assert settings("model", OPENAI_API_KEY=KEY).openai_api_key == KEY
+
+
+def test_a_blank_api_key_counts_as_missing(settings):
+    assert "OPENAI_API_KEY is not set" in problem(settings, "model", OPENAI_API_KEY="   ")
+
+
+def test_api_key_from_the_env_file_is_enough(settings):
+    settings.env_file.write_text(f"OPENAI_API_KEY={KEY}\n")
+    assert settings("model").openai_api_key == KEY
+
+
+def test_every_problem_is_listed_in_one_message(settings):
+    message = problem(settings, "socket", OPENAI_TEMPERATURE="5", MODEL_CONCURRENCY="0", SLACK_BOT_TOKEN="xoxb-1")
+    assert "OPENAI_TEMPERATURE='5': must be between 0 and 2" in message
+    assert "MODEL_CONCURRENCY='0': must be a whole number of 1 or more" in message
+    assert "SLACK_APP_TOKEN is not set" in message and "connections:write" in message
+    assert "SLACK_BOT_TOKEN" not in message
+
+
+def test_http_mode_needs_the_signing_secret(settings):
+    message = problem(settings, "http", SLACK_BOT_TOKEN="xoxb-1")
+    assert "SLACK_SIGNING_SECRET is not set" in message and "SLACK_APP_TOKEN" not in message
+
+
+@pytest.mark.parametrize("name, value", [
+    ("OPENAI_LOGPROBS", "maybe"), ("OPENAI_IMAGE_DETAIL", "ultra"), ("PORT", "http"), ("OPENAI_MAX_RETRIES", "-1"),
+    ("OPENAI_BASE_URL", "api.openai.com/v1"), ("OPENAI_TIMEOUT", "0"), ("LOG_LEVEL", "verbose"),
+])
+def test_invalid_values_are_refused(settings, name, value):
+    assert f"{name}={value!r}" in problem(settings, **{name: value})
+
+
+def test_slack_api_url_gets_a_trailing_slash(settings):
+    assert settings(SLACK_API_URL="http://localhost:8089/api").slack_api_url == "http://localhost:8089/api/"
+    assert settings(SLACK_API_URL="http://localhost:8089/api/").slack_api_url == "http://localhost:8089/api/"
+
+
+def test_only_sqlite_databases_are_accepted(settings):
+    message = problem(settings, DATABASE_URL="postgres://bot@db/crystals")
+    assert "DATABASE_URL" in message and "only SQLite is supported" in message
+
+
+def test_the_api_key_never_appears_in_an_error(settings):
+    message = problem(settings, "model", "socket", OPENAI_API_KEY=KEY, OPENAI_TEMPERATURE="warm",
+                      OPENAI_BASE_URL="not a url")
+    assert "OPENAI_TEMPERATURE" in message and "OPENAI_BASE_URL" in message
+    assert KEY not in message
+    assert KEY[:12] not in message
+
+
+def test_a_nan_timeout_is_refused(settings):
+    assert "OPENAI_TIMEOUT='nan'" in problem(settings, OPENAI_TIMEOUT="nan")

@@ -1,0 +1,133 @@
+"""`python -m bot` (Socket Mode) and `python -m bot http` (gunicorn) as real processes, configured by
+environment variables only, against the fake Slack and the fake OpenAI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+
+from bot.config import PROJECT_ROOT
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack, sign_request
+from tests.helpers import API_KEY, image_bytes
+from tests.slack_harness import CHANNEL, slack_environ
+
+SIGNING_SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def start_process(tmp_path: Path, test_environ: dict[str, str],
+                  fake_slack: FakeSlack) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, **extra: str) -> subprocess.Popen[str]:
+        env = {key: value for key, value in os.environ.items()
+               if "PROXY" not in key.upper() and not key.startswith(("OPENAI_", "SLACK_"))}
+        env.update({**test_environ, **slack_environ(fake_slack), "PYTHONPATH": str(PROJECT_ROOT), **extra})
+        process = subprocess.Popen([sys.executable, "-m", "bot", *args], env=env, cwd=tmp_path, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def output_of(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    return out
+
+
+def upload_event(slack: FakeSlack) -> dict:
+    return slack.add_message(CHANNEL, "", files=[slack.add_file("10.jpeg", image_bytes("crystals", 10))])
+
+
+def test_python_m_bot_answers_an_upload_in_socket_mode(start_process, fake_slack: FakeSlack,
+                                                       fake_openai: FakeOpenAI) -> None:
+    process = start_process()
+    fake_slack.wait_connected(timeout=30)
+    event = upload_event(fake_slack)
+    fake_slack.push_event(event)
+
+    reply = fake_slack.wait_for(lambda: [c for c in fake_slack.calls_to("chat.postMessage")
+                                         if c.params.get("thread_ts") == event["ts"]], timeout=30)[0]
+    assert "*clear* · `10.jpeg`" in reply.params["blocks"][0]["text"]["text"]
+    fake_slack.wait_for(lambda: "droplet" in fake_slack.reactions(CHANNEL, event["ts"]))
+    out = output_of(process)
+    assert process.returncode == 0, out
+    assert "running in Socket Mode" in out
+    assert API_KEY not in out and fake_slack.bot_token not in out and fake_slack.app_token not in out
+
+
+def test_a_wrong_slack_token_stops_with_a_clear_message(start_process, fake_slack: FakeSlack) -> None:
+    process = start_process(SLACK_BOT_TOKEN="xoxb-wrong")
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "check SLACK_BOT_TOKEN" in out and "Traceback" not in out
+
+
+def wait_listening(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError("the HTTP server did not start")
+
+
+def test_http_mode_handles_a_signed_event_and_refuses_a_bad_signature(start_process, fake_slack: FakeSlack,
+                                                                       fake_openai: FakeOpenAI) -> None:
+    port = free_port()
+    process = start_process("http", SLACK_APP_TOKEN="", HOST="127.0.0.1", PORT=str(port))
+    wait_listening(port, process)
+    url = f"http://127.0.0.1:{port}/slack/events"
+    event = upload_event(fake_slack)
+    body = json.dumps({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event": event,
+                       "event_id": "EvHTTP1", "event_time": int(time.time())}).encode()
+
+    forged = requests.post(url, data=body, headers={**sign_request(body, "not-the-secret"),
+                                                     "Content-Type": "application/json"}, timeout=10)
+    stale = requests.post(url, data=body, headers={**sign_request(body, SIGNING_SECRET, int(time.time()) - 600),
+                                                    "Content-Type": "application/json"}, timeout=10)
+    signed = requests.post(url, data=body, headers={**sign_request(body, SIGNING_SECRET),
+                                                     "Content-Type": "application/json"}, timeout=10)
+
+    assert (forged.status_code, stale.status_code, signed.status_code) == (401, 401, 200)
+    reply = fake_slack.wait_for(lambda: [c for c in fake_slack.calls_to("chat.postMessage")
+                                         if c.params.get("thread_ts") == event["ts"]], timeout=30)
+    assert len(reply) == 1 and "`10.jpeg`" in reply[0].params["text"] + reply[0].params["blocks"][0]["text"]["text"]
+    assert len(fake_openai.responses_requests()) == 1
+    out = output_of(process)
+    assert SIGNING_SECRET not in out and API_KEY not in out

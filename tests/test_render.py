@@ -1,0 +1,193 @@
+"""bot.render: the Slack text and Block Kit blocks for calls, failures, help, recent calls and stats."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.models import Call, Usage
+from bot.prompt import Category, load_categories
+from bot.render import (
+    CONFIRM_ACTION,
+    CORRECT_ACTION,
+    RecentCall,
+    answer_message,
+    call_message,
+    failure_message,
+    help_message,
+    parse_feedback_value,
+    permalink,
+    recent_message,
+    stats_message,
+)
+from bot.store import ChannelStats, Feedback, Job
+
+CATEGORIES_FILE = Path(__file__).resolve().parent.parent / "prompts" / "categories.toml"
+CALL = Call(label="crystals", confidence=0.87, confidence_source="logprobs", observations="Sharp faceted edges.",
+            explanation="Faceted, birefringent objects are crystals.", model="gpt-4.1",
+            usage=Usage(4119, 1752, 44), cost_usd=0.005962, id=7)
+
+
+@pytest.fixture(scope="module")
+def categories() -> tuple[Category, ...]:
+    return load_categories(CATEGORIES_FILE.parent)
+
+
+def job(job_id: int = 42, state: str = "replied", file_name: str = "drop.png", call_id: int | None = 7) -> Job:
+    return Job(id=job_id, channel="C1", message_ts="1700000000.000100", thread_ts="1700000000.000100",
+               file_id="F1", file_name=file_name, user_id="U9", state=state, error=None, call_id=call_id,
+               reply_ts=None)
+
+
+def of_type(blocks, kind: str) -> list[dict]:
+    return [block for block in blocks if block["type"] == kind]
+
+
+def all_text(blocks) -> str:
+    parts = []
+    for block in blocks:
+        if "text" in block:
+            parts.append(block["text"]["text"])
+        parts += [element["text"] for element in block.get("elements", []) if element.get("type") == "mrkdwn"]
+    return "\n".join(parts)
+
+
+def test_call_message_shows_label_file_confidence_and_explanation(categories):
+    message = call_message(42, "plate3_A1.tif", CALL, categories)
+    section = of_type(message.blocks, "section")[0]["text"]["text"]
+    assert ":gem:" in section and "*crystals*" in section and "plate3_A1.tif" in section
+    assert "87%" in section and "token probabilities" in section
+    assert CALL.explanation in section
+    assert "Sharp faceted edges." in all_text(message.blocks)
+
+
+def test_call_message_has_confirm_button_and_a_menu_of_the_other_categories(categories):
+    actions = of_type(call_message(42, "a.png", CALL, categories).blocks, "actions")
+    assert len(actions) == 1
+    button, menu = actions[0]["elements"]
+    assert (button["type"], button["action_id"], button["value"]) == ("button", CONFIRM_ACTION, "42:crystals")
+    assert "crystals" in button["text"]["text"]
+    assert (menu["type"], menu["action_id"]) == ("static_select", CORRECT_ACTION)
+    assert [o["value"] for o in menu["options"]] == ["42:clear", "42:precipitate", "42:other"]
+    assert [o["text"]["text"] for o in menu["options"]] == ["clear", "precipitate", "other"]
+
+
+def test_footer_gives_model_cost_and_tokens(categories):
+    footer = of_type(call_message(42, "a.png", CALL, categories).blocks, "context")[-1]["elements"][0]["text"]
+    assert "gpt-4.1" in footer and "$0.0060" in footer and "4,119" in footer and "1,752" in footer
+
+
+def test_unknown_cost_says_so(categories):
+    footer = all_text(call_message(42, "a.png", replace(CALL, cost_usd=None), categories).blocks)
+    assert "cost unknown" in footer
+
+
+def test_a_cached_call_says_it_came_from_the_cache(categories):
+    footer = of_type(call_message(42, "a.png", replace(CALL, from_cache=True), categories).blocks,
+                     "context")[-1]["elements"][0]["text"]
+    assert "gpt-4.1" in footer and "cache" in footer and "$" not in footer
+
+
+def test_confidence_sources_are_named(categories):
+    model_own = all_text(call_message(1, "a.png", replace(CALL, confidence_source="model"), categories).blocks)
+    assert "87% (the model's own estimate)" in model_own
+    none = call_message(1, "a.png", replace(CALL, confidence=None, confidence_source="none"), categories)
+    assert "unknown" in of_type(none.blocks, "section")[0]["text"]["text"]
+
+
+def test_feedback_shows_who_confirmed_or_corrected(categories):
+    confirmed = all_text(call_message(42, "a.png", CALL, categories, Feedback("U5", "confirmed", "crystals")).blocks)
+    assert "Confirmed by <@U5>" in confirmed
+    corrected = all_text(call_message(42, "a.png", CALL, categories, Feedback("U6", "corrected", "precipitate")).blocks)
+    assert "Corrected to :hourglass: *precipitate* by <@U6>" in corrected
+    assert "<@" not in all_text(call_message(42, "a.png", CALL, categories).blocks)
+
+
+def test_text_fallback_names_the_call(categories):
+    text = call_message(42, "a.png", CALL, categories).text
+    assert "crystals" in text and "87%" in text and "a.png" in text and CALL.explanation in text
+
+
+def test_a_long_explanation_is_clipped_within_slack_limits(categories):
+    long = replace(CALL, explanation="word " * 1000, observations="seen " * 1000)
+    message = call_message(42, "a.png", long, categories)
+    for block in message.blocks:
+        texts = [block["text"]["text"]] if "text" in block else []
+        texts += [e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn"]
+        assert all(len(text) <= 3000 for text in texts)
+    assert of_type(message.blocks, "section")[0]["text"]["text"].endswith("…")
+    assert len(message.text) <= 3900
+    assert of_type(message.blocks, "actions")  # the controls survive the clipping
+
+
+def test_failure_message(categories):
+    message = failure_message("scan.pdf", "scan.pdf is not an image (it looks like a PDF document)")
+    assert "scan.pdf" in message.text and "PDF document" in message.text
+    assert message.blocks[0]["text"]["text"] == message.text
+
+
+def test_help_message_names_the_command():
+    text = help_message("/crystals").text
+    assert "`/crystals recent`" in text and "`/crystals stats`" in text
+    assert all(label in text for label in ("clear", "crystals", "precipitate", "other"))
+
+
+def test_recent_message_lists_calls_and_failures(categories):
+    items = [RecentCall(job(42, file_name="a.png"), CALL, "https://lab.slack.com/archives/C1/p1"),
+             RecentCall(job(43, state="failed", file_name="b.tif", call_id=None), None,
+                        "https://lab.slack.com/archives/C1/p2")]
+    text = recent_message(items, categories).text
+    lines = text.splitlines()
+    assert ":gem: *crystals* (87%) <https://lab.slack.com/archives/C1/p1|a.png>" in lines[1]
+    assert "2023-11-14 22:13 UTC" in lines[1] and "<@U9>" in lines[1]
+    assert ":warning: failed <https://lab.slack.com/archives/C1/p2|b.tif>" in lines[2]
+
+
+def test_recent_message_when_empty(categories):
+    assert "No images" in recent_message([], categories).text
+
+
+def test_stats_message_counts_and_agreement(categories):
+    stats = ChannelStats(calls_by_label={"crystals": 3, "clear": 1}, failed=2, confirmed=3, corrected=1)
+    text = stats_message(stats, categories).text
+    assert "*4 images classified in this channel* (2 could not be)" in text
+    assert ":gem: crystals: 3" in text and ":droplet: clear: 1" in text and "precipitate: 0" in text
+    assert "3 confirmed, 1 corrected, the team agreed with 75%" in text
+
+
+def test_stats_message_without_feedback_has_no_agreement(categories):
+    text = stats_message(ChannelStats({"other": 2}, 0, 0, 0), categories).text
+    assert "0 confirmed, 0 corrected." in text and "agreed" not in text and "could not be" not in text
+    assert "No images" in stats_message(ChannelStats({}, 0, 0, 0), categories).text
+
+
+def test_parse_feedback_value():
+    assert parse_feedback_value("42:precipitate") == (42, "precipitate")
+    with pytest.raises(ValueError):
+        parse_feedback_value("x:clear")
+
+
+def test_permalink():
+    assert permalink("https://lab.slack.com/", "C1", "1700000000.000100") == \
+        "https://lab.slack.com/archives/C1/p1700000000000100"
+    assert permalink("https://lab.slack.com", "C1", "1700000000.000100", "1699999999.000200") == \
+        "https://lab.slack.com/archives/C1/p1700000000000100?thread_ts=1699999999.000200&cid=C1"
+    assert permalink("https://lab.slack.com", "C1", "1700000000.000100", "1700000000.000100") == \
+        "https://lab.slack.com/archives/C1/p1700000000000100"
+
+
+def test_model_text_and_file_names_cannot_ping_or_link(categories):
+    sneaky = replace(CALL, explanation="Crystals! <!channel> see <https://evil.example|here> & more",
+                     observations="<@U123> look")
+    message = call_message(1, "a`b<x>.png", sneaky, categories)
+    text = all_text(message.blocks) + message.text
+    assert "<!channel>" not in text and "<https://evil" not in text and "<@U123>" not in text
+    assert "&lt;!channel&gt;" in text and "&amp; more" in text
+    assert "`a'b&lt;x&gt;.png`" in text
+    assert "&lt;!here&gt;" in answer_message("<!here> done").text
+
+
+def test_a_call_whose_category_was_removed_still_renders(categories):
+    message = call_message(1, "old.png", replace(CALL, label="skin"), categories)
+    assert "*skin*" in all_text(message.blocks)
