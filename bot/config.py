@@ -144,7 +144,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "OPENAI_TIMEOUT": ("60", _positive_float, "seconds to wait for one model answer"),
     "OPENAI_MAX_RETRIES": ("3", _whole_number, "retries of 429/5xx/timeouts"),
     "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
-    "MODEL_CONCURRENCY": ("32", _positive_int, "model calls in flight at once"),
+    "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
     "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
@@ -160,7 +160,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "HOST": ("0.0.0.0", _text, "HTTP mode address to listen on"),
     "PORT": ("3000", _positive_int, "HTTP mode port"),
     "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
-    "JOB_WORKERS": ("32", _positive_int, "threads that download and classify images"),
+    "JOB_WORKERS": ("64", _positive_int, "threads that download and classify images"),
     "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
 }
 

@@ -46,7 +46,7 @@ def normalise(data: bytes, name: str, *, max_side: int, max_pixels: int) -> Imag
     """Decode `data`, check it, and re-encode it as a deterministic JPEG no larger than `max_side`."""
     fmt = _check_is_image(data, name)
     im, source_format = _decode(data, name, fmt, max_side=max_side, max_pixels=max_pixels)
-    im.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)  # only ever shrinks
+    im.thumbnail((max_side, max_side), PILImage.Resampling.BILINEAR)  # only shrinks; antialiased, ~2x faster than LANCZOS
     return Image(
         name=name,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -84,7 +84,9 @@ def _decode(data: bytes, name: str, fmt: str, *, max_side: int, max_pixels: int)
         _check_size(name, im.width * im.height, max_pixels)
         im.draft(None, (2 * max_side, 2 * max_side))  # JPEG: let the decoder shrink huge photos
         im.load()  # decodes everything, so truncated files fail here (LOAD_TRUNCATED_IMAGES stays off)
-        return _to_rgb(ImageOps.exif_transpose(im)), im.format or fmt
+        source_format = im.format or fmt
+        ImageOps.exif_transpose(im, in_place=True)
+        return _to_rgb(im), source_format
     except ImageError:
         raise
     except PILImage.UnidentifiedImageError as exc:  # its message shows a BytesIO address, not the file
@@ -118,7 +120,7 @@ def _to_rgb(im: PILImage.Image) -> PILImage.Image:
     if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         return PILImage.alpha_composite(PILImage.new("RGBA", im.size, "white"), rgba).convert("RGB")
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def _stretch(im: PILImage.Image) -> PILImage.Image:
@@ -133,5 +135,5 @@ def _stretch(im: PILImage.Image) -> PILImage.Image:
 def _encode(im: PILImage.Image) -> bytes:
     """JPEG at a fixed quality with no metadata, so the same input always gives the same bytes."""
     buffer = io.BytesIO()
-    im.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    im.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()

@@ -8,7 +8,6 @@ failure becomes a short reply that says what to do; the log gets the detail.
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import Executor
 from typing import Any
 
@@ -39,7 +38,6 @@ class Pipeline:
         self.files = files
         self.executor = executor
         self.bot_user_id = bot_user_id
-        self._finishing = threading.Lock()
 
     def close(self) -> None:
         """Finish the queued jobs (they are recorded, so none is lost)."""
@@ -98,14 +96,12 @@ class Pipeline:
 
     def _finish_message(self, channel: str, message_ts: str) -> None:
         """Once every image of the message is done: outcome reactions instead of the working one."""
-        with self._finishing:
-            jobs = self.store.jobs_of_message(channel, message_ts)
-            if any(job.state not in {"replied", "failed"} for job in jobs):
-                return
-            outcomes = self._outcome_reactions(jobs)
-            for name in outcomes:
-                self._react(channel, message_ts, name, add=True)
-            self._react(channel, message_ts, WORKING_REACTION, add=False)
+        jobs = self.store.jobs_of_message(channel, message_ts)
+        if any(job.state not in {"replied", "failed"} for job in jobs):
+            return  # the last job to finish does it (two finishing together both may: reacting twice is harmless)
+        for name in self._outcome_reactions(jobs):
+            self._react(channel, message_ts, name, add=True)
+        self._react(channel, message_ts, WORKING_REACTION, add=False)
 
     def _outcome_reactions(self, jobs: list[Job]) -> list[str]:
         reactions: list[str] = []

@@ -95,6 +95,7 @@ class Store:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL's recommended pairing: no fsync on every commit
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
@@ -41,12 +42,27 @@ class SlackBot:
         self.pipeline.close()
 
 
+class _SkipTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and notes that our client (which carries that token) wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _SkipTokenNotice) for f in logger.filters):
+        logger.addFilter(_SkipTokenNotice())
+    return logger
+
+
 def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot:
     """The app with every listener registered."""
     client = web_client(settings)
     listener_pool = ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener")
     app = App(
         client=client,
+        logger=bolt_logger(),
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=http,
         listener_executor=listener_pool,
