@@ -161,7 +161,7 @@ def stats_message(stats: ChannelStats, categories: Sequence[Category]) -> Messag
         return Message("No images have been classified in this channel yet.")
     lines = [f"• {c.emoji} {c.name}: {stats.calls_by_label.get(c.name, 0)}" for c in categories]
     reviewed = stats.confirmed + stats.corrected
-    agreement = f", the team agreed with {stats.confirmed / reviewed:.0%}" if reviewed else ""
+    agreement = f": the team agreed with {stats.confirmed / reviewed:.0%} of the calls it reviewed" if reviewed else ""
     text = (f"*{total} images classified in this channel*" + (f" ({stats.failed} could not be)" if stats.failed else "")
             + "\n" + "\n".join(lines)
             + f"\n*Feedback:* {stats.confirmed} confirmed, {stats.corrected} corrected{agreement}.")

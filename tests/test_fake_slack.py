@@ -22,16 +22,6 @@ from slack_sdk.signature import SignatureVerifier
 from tests.fakes.slack_server import FakeSlack, sign_request
 
 JPEG = next(Path(__file__).parent.glob("data/marco-gsk/crystals/*.jpeg")).read_bytes()
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     threads_before = set(threading.enumerate())

@@ -153,7 +153,7 @@ def test_stats_message_counts_and_agreement(categories):
     text = stats_message(stats, categories).text
     assert "*4 images classified in this channel* (2 could not be)" in text
     assert ":gem: crystals: 3" in text and ":droplet: clear: 1" in text and "precipitate: 0" in text
-    assert "3 confirmed, 1 corrected, the team agreed with 75%" in text
+    assert "3 confirmed, 1 corrected: the team agreed with 75% of the calls it reviewed" in text
 
 
 def test_stats_message_without_feedback_has_no_agreement(categories):
