@@ -9,10 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import openai
 from tqdm import tqdm
 
 from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
-from bot.classifier import ModelError
+from bot.classifier import ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
 from bot.evaluation import Outcome, labelled_images, outcomes_from_batch, with_model, write_results
 from bot.images import ImageError
@@ -160,8 +161,8 @@ def submit_eval_batch(services: Services, items: Sequence[tuple[Path, str]], dir
         services.store.save_image(image)
     try:
         batch_id = submit_batch(services.classifier.client, lines)
-    except Exception as error:  # openai.APIError and friends: report, don't trace
-        print(f"Could not submit the batch: {error}", file=sys.stderr)
+    except openai.APIError as error:
+        print(f"Could not submit the batch: {describe_api_error(error, services.classifier.client)}", file=sys.stderr)
         return 1
     services.store.save_batch(batch_id, services.classifier.options.model, services.classifier.fingerprint, entries)
     print(f"Submitted batch {batch_id} with {len(lines)} images (results within 24 h).\n"
@@ -171,7 +172,12 @@ def submit_eval_batch(services: Services, items: Sequence[tuple[Path, str]], dir
 
 def collect_batch(services: Services, batch_id: str, out_dir: Path) -> int:
     known = services.store.batch(batch_id)
-    status, text = fetch_batch_output(services.classifier.client, batch_id)
+    try:
+        status, text = fetch_batch_output(services.classifier.client, batch_id)
+    except openai.APIError as error:
+        print(f"Could not fetch batch {batch_id}: {describe_api_error(error, services.classifier.client)}",
+              file=sys.stderr)
+        return 1
     if text is None:
         print(f"Batch {batch_id} is {status}; try again later.")
         return 0 if status in {"validating", "in_progress", "finalizing"} else 1

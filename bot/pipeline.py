@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk import WebClient
@@ -45,8 +46,8 @@ class Pipeline:
 
     # --- uploads -----------------------------------------------------------------------------
 
-    def accept_upload(self, event: dict[str, Any]) -> int:
-        """Record a job per new image of a file_share message and queue it; returns how many were queued."""
+    def accept_upload(self, event: dict[str, Any]) -> None:
+        """Record a job per new image of a file_share message and queue it."""
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
         candidates = [f for f in event.get("files", []) if is_image(f) or is_pending(f)]
@@ -57,7 +58,6 @@ class Pipeline:
             self._react(channel, ts, WORKING_REACTION, add=True)
         for job_id, file in jobs:
             self.executor.submit(self.run_job, job_id, file)
-        return len(jobs)
 
     def run_job(self, job_id: int, file: dict[str, Any]) -> None:
         job = self.store.job(job_id)
@@ -76,9 +76,12 @@ class Pipeline:
     def _process(self, job: Job, file: dict[str, Any]) -> None:
         file = self.files.complete(file)
         if not is_image(file):
-            log.info("job %s: %s is not an image after all; left alone", job.id, job.file_name)
+            log.info("job %s: %s is not an image after all; left alone", job.id, file.get("name"))
             self.store.discard_job(job.id)
             return
+        if file.get("name") and file["name"] != job.file_name:  # a file still being scanned had no name yet
+            job = replace(job, file_name=file["name"])
+            self.store.update_job(job.id, job.state, file_name=job.file_name)
         data = self.files.download(file)
         self.store.update_job(job.id, "downloaded")
         _, call = self.services.classify_bytes(data, job.file_name)

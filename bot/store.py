@@ -212,8 +212,8 @@ class Store:
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def update_job(self, job_id: int, state: str, **fields: Any) -> None:
-        """Move a job to `state`, setting any of: error, call_id, reply_ts."""
-        if state not in JOB_STATES or not set(fields) <= {"error", "call_id", "reply_ts"}:
+        """Move a job to `state`, setting any of: file_name, error, call_id, reply_ts."""
+        if state not in JOB_STATES or not set(fields) <= {"file_name", "error", "call_id", "reply_ts"}:
             raise ValueError(f"bad job update: {state} {fields}")
         assignments = "".join(f", {name} = ?" for name in fields)
         with self._transaction() as db:

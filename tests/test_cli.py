@@ -123,3 +123,10 @@ def test_eval_batch_submits_then_collects(bot, fake_openai: FakeOpenAI, tmp_path
     cached = bot("classify", "--json", str(MARCO / "crystals/10.jpeg"))
     assert json.loads(cached.stdout)["from_cache"] is True
     assert fake_openai.responses_requests() == []
+
+
+def test_collecting_an_unknown_batch_says_so(bot) -> None:
+    result = bot("eval", "--collect", "batch_nope")
+    assert result.returncode == 1
+    assert "Could not fetch batch batch_nope: The model service rejected the request (HTTP 404)" in result.stderr
+    assert "Traceback" not in result.stderr

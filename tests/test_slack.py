@@ -105,7 +105,7 @@ def test_a_file_still_being_scanned_is_looked_up_then_classified(bot: RunningBot
     event = bot.upload(CRYSTALS, pending_scan=True)
 
     (reply,) = bot.wait_for_posts(event["ts"], 1)
-    assert ":gem: *crystals*" in section_text(reply)
+    assert ":gem: *crystals* · `10.jpeg`" in section_text(reply)
     assert bot.slack.calls_to("files.info")
 
 
