@@ -15,7 +15,7 @@ from tqdm import tqdm
 from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
 from bot.classifier import ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
-from bot.evaluation import Outcome, labelled_images, outcomes_from_batch, with_model, write_results
+from bot.evaluation import Outcome, call_fields, labelled_images, outcomes_from_batch, with_model, write_results
 from bot.images import ImageError
 from bot.pricing import load_price_table
 from bot.prompt import PromptError, classification_request, load_categories
@@ -103,14 +103,9 @@ def classify_command(services: Services, args: argparse.Namespace) -> int:
 
 
 def outcome_json(outcome: Outcome) -> dict[str, object]:
-    call = outcome.call
-    if call is None:
+    if outcome.call is None:
         return {"file": outcome.file, "error": outcome.error}
-    return {"file": outcome.file, "label": call.label, "confidence": call.confidence,
-            "confidence_source": call.confidence_source, "observations": call.observations,
-            "explanation": call.explanation, "model": call.model, "input_tokens": call.usage.input_tokens,
-            "cached_tokens": call.usage.cached_tokens, "output_tokens": call.usage.output_tokens,
-            "cost_usd": call.cost_usd, "from_cache": call.from_cache}
+    return {"file": outcome.file, **call_fields(outcome.call)}
 
 
 def outcome_text(outcome: Outcome) -> str:

@@ -49,16 +49,18 @@ def with_model(outcomes: Iterable[Outcome], model: str) -> list[Outcome]:
     return [replace(o, call=replace(o.call, model=model)) if o.call else o for o in outcomes]
 
 
+def call_fields(call: Call) -> dict[str, object]:
+    """A call as flat fields, for CSV rows and JSON lines."""
+    return {"label": call.label, "confidence": call.confidence, "confidence_source": call.confidence_source,
+            "observations": call.observations, "explanation": call.explanation, "model": call.model,
+            "input_tokens": call.usage.input_tokens, "cached_tokens": call.usage.cached_tokens,
+            "output_tokens": call.usage.output_tokens, "cost_usd": call.cost_usd, "from_cache": call.from_cache}
+
+
 def outcome_row(outcome: Outcome) -> dict[str, object]:
-    call = outcome.call
-    row: dict[str, object] = {"file": outcome.file, "truth": outcome.truth, "prediction": outcome.prediction,
-                              "explanation": outcome.error or ""}
-    if call:
-        row.update(confidence=call.confidence, confidence_source=call.confidence_source,
-                   explanation=call.explanation, input_tokens=call.usage.input_tokens,
-                   cached_tokens=call.usage.cached_tokens, output_tokens=call.usage.output_tokens,
-                   cost_usd=call.cost_usd)
-    return row
+    """One results.csv row: the call's fields, or the error in place of the explanation."""
+    fields = call_fields(outcome.call) if outcome.call else {"explanation": outcome.error or ""}
+    return {"file": outcome.file, "truth": outcome.truth, "prediction": outcome.prediction, **fields}
 
 
 def write_results(outcomes: list[Outcome], labels: tuple[str, ...], out_dir: Path, title: str,
