@@ -88,8 +88,9 @@ def test_python_m_bot_answers_an_upload_in_socket_mode(start_process, fake_slack
     assert API_KEY not in out and fake_slack.bot_token not in out and fake_slack.app_token not in out
 
 
-def test_a_wrong_slack_token_stops_with_a_clear_message(start_process, fake_slack: FakeSlack) -> None:
-    process = start_process(SLACK_BOT_TOKEN="xoxb-wrong")
+@pytest.mark.parametrize("mode", ["socket", "http"])
+def test_a_wrong_slack_token_stops_with_a_clear_message(start_process, mode: str) -> None:
+    process = start_process(mode, SLACK_BOT_TOKEN="xoxb-wrong", HOST="127.0.0.1", PORT=str(free_port()))
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "check SLACK_BOT_TOKEN" in out and "Traceback" not in out

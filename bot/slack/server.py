@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.config import Settings
 from bot.prompt import PromptError
 from bot.services import build_services
-from bot.slack.app import build_app
+from bot.slack.app import build_app, web_client
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -28,6 +28,7 @@ EVENTS_PATH = "/slack/events"
 def serve(settings: Settings, *, http: bool) -> int:
     try:
         if http:
+            web_client(settings).auth_test()  # fail here, clearly, not inside gunicorn's worker
             GunicornServer(lambda: wsgi_app(settings), settings).run()
             return 0
         return run_socket_mode(settings)
