@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 from jsonschema import Draft202012Validator
 
+from bot.models import Call, Usage
+
 SCHEMA_NAME = "crystallization_call"
 
 
@@ -27,6 +29,11 @@ class Answer:
     confidence_source: str  # "logprobs", "model" or "none"
     observations: str
     explanation: str
+
+    def call(self, model: str, usage: Usage, cost_usd: float | None) -> Call:
+        return Call(label=self.label, confidence=self.confidence, confidence_source=self.confidence_source,
+                    observations=self.observations, explanation=self.explanation, model=model, usage=usage,
+                    cost_usd=cost_usd)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from pathlib import PurePosixPath
 from typing import Any, Sequence
 
 import openai
+from openai.types.responses import Response
 
-from bot.answer import AnswerError, TokenLogprob, parse_answer
-from bot.models import Call, Usage
+from bot.answer import AnswerError, parse_answer
+from bot.classifier import ModelError, read_reply
+from bot.models import Call
 from bot.pricing import PriceTable
 
 ENDPOINT = "/v1/responses"
@@ -60,23 +62,11 @@ def _read_line(line: dict[str, Any], labels: Sequence[str], prices: PriceTable) 
     if line.get("error") or response.get("status_code") != 200:
         error = (line.get("error") or body.get("error") or {}).get("message", f"HTTP {response.get('status_code')}")
         return BatchResult(custom_id, truth, None, error)
-    parts = [part for item in body.get("output", []) if item.get("type") == "message" for part in item["content"]]
-    text = "".join(part.get("text", "") for part in parts if part.get("type") == "output_text")
-    logprobs = [TokenLogprob(bytes(t["bytes"]), t["logprob"]) for part in parts for t in part.get("logprobs") or []]
     schema = body.get("text", {}).get("format", {}).get("schema")
     try:
-        answer = parse_answer(text, labels, schema=schema, logprobs=logprobs)
-    except AnswerError as error:
+        reply = read_reply(Response.construct(**body))  # lenient: older files lack fields the SDK now has
+        answer = parse_answer(reply.text, labels, schema=schema, logprobs=reply.logprobs)
+    except (ModelError, AnswerError) as error:
         return BatchResult(custom_id, truth, None, str(error))
-    usage_data = body.get("usage") or {}
-    usage = Usage(
-        input_tokens=usage_data.get("input_tokens", 0),
-        cached_tokens=(usage_data.get("input_tokens_details") or {}).get("cached_tokens", 0),
-        output_tokens=usage_data.get("output_tokens", 0),
-    )
-    call = Call(
-        label=answer.label, confidence=answer.confidence, confidence_source=answer.confidence_source,
-        observations=answer.observations, explanation=answer.explanation, model=body.get("model", ""),
-        usage=usage, cost_usd=prices.cost(body.get("model", ""), usage, batch=True),
-    )
+    call = answer.call(reply.model, reply.usage, prices.cost(reply.model, reply.usage, batch=True))
     return BatchResult(custom_id, truth, call, None)

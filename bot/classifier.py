@@ -84,11 +84,7 @@ class Classifier:
             log.error("model answer for %s broke the schema: %s; answer was %r", image.name, error, reply.text)
             raise ModelError("The model's answer did not follow the expected format, so no category is given. "
                              "Try again; if it keeps happening, check the model setting.") from error
-        call = Call(
-            label=answer.label, confidence=answer.confidence, confidence_source=answer.confidence_source,
-            observations=answer.observations, explanation=answer.explanation, model=self.options.model,
-            usage=reply.usage, cost_usd=self.prices.cost(reply.model, reply.usage),
-        )
+        call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, self.fingerprint)
 
     def respond(self, request: dict[str, Any]) -> ModelReply:

@@ -165,16 +165,12 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
 }
 
 # What each command needs beyond the defaults: variable -> how to get it.
+_BOT_TOKEN = {"SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"}
 REQUIRED = {
     "model": {"OPENAI_API_KEY": "an API key from https://platform.openai.com/api-keys"},
-    "socket": {
-        "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
-        "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, from Basic Information",
-    },
-    "http": {
-        "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
-        "SLACK_SIGNING_SECRET": "the Signing Secret from Basic Information",
-    },
+    "socket": {**_BOT_TOKEN,
+               "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, from Basic Information"},
+    "http": {**_BOT_TOKEN, "SLACK_SIGNING_SECRET": "the Signing Secret from Basic Information"},
 }
 
 
