@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class ModelError(Exception):
-    """A model call failed; str() is a short message for the person who asked."""
+    """A model call failed; str() is a short message for the person who asked.
+
+    `retryable`: the same request may well succeed later (429, 5xx, timeout, dropped connection,
+    a malformed answer), so the job queue tries again within its budget.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class Classifier:
         except AnswerError as error:
             log.error("model answer for %s broke the schema: %s; answer was %r", image.name, error, reply.text)
             raise ModelError("The model's answer did not follow the expected format, so no category is given. "
-                             "Try again; if it keeps happening, check the model setting.") from error
+                             "Try again; if it keeps happening, check the model setting.", retryable=True) from error
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, self.fingerprint)
 
@@ -94,7 +102,7 @@ class Classifier:
                 response = self.client.responses.create(**request)
             except openai.APIError as error:
                 log.error("model call failed: %r", error)
-                raise ModelError(describe_api_error(error, self.client)) from error
+                raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
         return read_reply(response)
 
 
@@ -103,10 +111,10 @@ def read_reply(response: Any) -> ModelReply:
     parts = [part for item in response.output if item.type == "message" for part in item.content]
     refusals = [part.refusal for part in parts if part.type == "refusal"]
     if refusals:
-        raise ModelError(f"The model declined to answer: {refusals[0]}")
+        raise ModelError(f"The model declined to answer: {refusals[0]}", retryable=False)
     texts = [part for part in parts if part.type == "output_text"]
     if not texts:
-        raise ModelError(f"The model returned no answer (status {response.status}). Try again.")
+        raise ModelError(f"The model returned no answer (status {response.status}). Try again.", retryable=True)
     logprobs = tuple(
         TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
     )
@@ -121,6 +129,12 @@ def read_reply(response: Any) -> ModelReply:
         ),
         model=response.model,
     )
+
+
+def is_transient(error: openai.APIError) -> bool:
+    """Worth trying again later: timeouts, dropped connections, 429 and 5xx."""
+    return isinstance(error, (openai.APIConnectionError, openai.RateLimitError)) or (
+        isinstance(error, openai.APIStatusError) and error.status_code >= 500)
 
 
 def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:

@@ -1,4 +1,5 @@
-"""The values that travel through the bot: a normalised image and a call (the model's answer)."""
+"""The values that travel through the bot: a normalised image, a call (the bot's verdict on it), a Slack
+job, the team's feedback. Plain records: the store makes them, the renderers read them."""
 from __future__ import annotations
 
 import base64
@@ -41,3 +42,33 @@ class Call:
     cost_usd: float | None = None  # None when the model is not in the price table
     id: int | None = None  # row id once stored
     from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    channel: str
+    message_ts: str
+    thread_ts: str  # where the bot answers: the message itself, or the thread it was posted in
+    file_id: str
+    file_name: str
+    user_id: str
+    state: str
+    error: str | None
+    call_id: int | None
+    reply_ts: str | None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    user_id: str
+    verdict: str  # "confirmed" or "corrected"
+    label: str  # the label the person says is right
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    calls_by_label: dict[str, int]
+    failed: int
+    confirmed: int
+    corrected: int

@@ -21,7 +21,7 @@ from bot.prompt import ThreadImage, bounded_transcript, follow_up_request
 from bot.render import Message, answer_message, call_message, failure_message, percent
 from bot.services import Services
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_pending
-from bot.store import Job
+from bot.models import Job
 
 log = logging.getLogger(__name__)
 

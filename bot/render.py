@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.models import Call
+from bot.models import Call, ChannelStats, Feedback, Job
 from bot.prompt import Category, find_category
-from bot.store import ChannelStats, Feedback, Job
 
 CONFIRM_ACTION = "feedback_confirm"
 CORRECT_ACTION = "feedback_correct"

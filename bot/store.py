@@ -10,12 +10,12 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from bot.models import Call, Image, Usage
+from bot.models import Call, ChannelStats, Feedback, Image, Job, Usage
 
 MIGRATIONS: list[str] = [
     # 1: the classifier's cache and records
@@ -56,36 +56,6 @@ MIGRATIONS: list[str] = [
 ]
 
 JOB_STATES = ("received", "downloaded", "classified", "replied", "failed")
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    channel: str
-    message_ts: str
-    thread_ts: str  # where the bot answers: the message itself, or the thread it was posted in
-    file_id: str
-    file_name: str
-    user_id: str
-    state: str
-    error: str | None
-    call_id: int | None
-    reply_ts: str | None
-
-
-@dataclass(frozen=True)
-class Feedback:
-    user_id: str
-    verdict: str  # "confirmed" or "corrected"
-    label: str  # the label the person says is right
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    calls_by_label: dict[str, int]
-    failed: int
-    confirmed: int
-    corrected: int
 
 
 class Store:

@@ -21,7 +21,7 @@ from bot.render import (
     recent_message,
     stats_message,
 )
-from bot.store import ChannelStats, Feedback, Job
+from bot.models import ChannelStats, Feedback, Job
 
 CATEGORIES_FILE = Path(__file__).resolve().parent.parent / "prompts" / "categories.toml"
 CALL = Call(label="crystals", confidence=0.87, confidence_source="logprobs", observations="Sharp faceted edges.",
