@@ -20,6 +20,8 @@ from bot.images import ImageError
 from bot.pricing import load_price_table
 from bot.prompt import PromptError, classification_request, load_categories
 from bot.services import Services, build_services
+from bot.redact import without_credentials
+from bot.store import StoreError, copy_database, open_store
 
 log = logging.getLogger("bot")
 
@@ -30,6 +32,10 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command")
     commands.add_parser("socket", help="run the Slack bot over Socket Mode (the default)")
     commands.add_parser("http", help="serve Slack's HTTP requests on $PORT with gunicorn")
+    commands.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
+    copy = commands.add_parser("copy-db", help="copy a database into an empty one, e.g. SQLite into PostgreSQL")
+    copy.add_argument("source", help="e.g. sqlite:///crystals.db")
+    copy.add_argument("target", help="e.g. postgresql://user:password@host:5432/db")
     classify = commands.add_parser("classify", help="classify image files and print the calls")
     classify.add_argument("images", nargs="+", type=Path)
     classify.add_argument("--json", action="store_true", help="print one JSON object per image")
@@ -46,14 +52,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "socket"
-    needs = {"socket": ("model", "socket"), "http": ("model", "http"), "classify": ("model",),
-             "eval": () if getattr(args, "batch_output", None) else ("model",)}[command]
+    needs = {"socket": ("model", "socket"), "http": ("model", "http"), "classify": ("model",), "migrate": (),
+             "copy-db": (), "eval": () if getattr(args, "batch_output", None) else ("model",)}[command]
     try:
         settings = load_settings(*needs)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if command in {"migrate", "copy-db"}:
+        return database_command(settings, args)
     if command in {"socket", "http"}:
         from bot.slack.server import serve  # Slack libraries load only for the bot
 
@@ -65,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PromptError as error:
         print(f"Prompt files problem: {error}", file=sys.stderr)
         return 2
+    except StoreError as error:
+        print(error, file=sys.stderr)
+        return 2
     try:
         return classify_command(services, args) if command == "classify" else eval_command(services, args)
     finally:
@@ -75,6 +86,31 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx2", "httpx", "openai", "urllib3"):  # a line per HTTP request is noise at INFO
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def database_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`migrate` (opening a store applies the migrations, under a lock) or `copy-db SRC DST`."""
+    try:
+        if args.command == "migrate":
+            store = open_store(settings.database_url)
+            print(f"{without_credentials(settings.database_url)} is at schema version {store.schema_version}")
+            store.close()
+            return 0
+        source, target = open_store(args.source), open_store(args.target)
+    except (ValueError, StoreError) as error:
+        print(f"Could not open the database: {error}", file=sys.stderr)
+        return 2
+    try:
+        copied = copy_database(source, target)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        target.close()
+    print("Copied " + ", ".join(f"{count} {table}" for table, count in copied.items())
+          + f" into {without_credentials(args.target)}")
+    return 0
 
 
 def classify_path(services: Services, path: Path, truth: str = "") -> Outcome:

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.store import is_postgres_url, sqlite_path
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,10 +50,15 @@ class Settings:
     slack_listener_workers: int
     job_workers: int
     follow_up_history_chars: int
-
-    @property
-    def database_path(self) -> Path:
-        return sqlite_path(self.database_url)
+    max_question_chars: int
+    allowed_channels: frozenset[str]
+    job_lease_seconds: float
+    job_max_attempts: int
+    job_retry_seconds: float
+    shutdown_grace_seconds: float
+    keep_events_days: float
+    keep_images_days: float
+    database_pool_size: int
 
 
 def _whole_number(value: str) -> int:
@@ -111,18 +118,15 @@ def _slack_api_url(value: str) -> str:
     return _http_url(value).rstrip("/") + "/"  # slack_sdk wants the trailing slash
 
 
-def sqlite_path(url: str) -> Path:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db` or a plain path -> a file path."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
-    if "://" in url:
-        raise ValueError("only SQLite is supported: use sqlite:///path/to/file.db")
-    return Path(url)
-
-
 def _database_url(value: str) -> str:
-    sqlite_path(value)
+    if not is_postgres_url(value):
+        sqlite_path(value)
     return value
+
+
+def _channel_list(value: str) -> frozenset[str]:
+    """`C0123, C0456` -> channel ids (empty: every channel)."""
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def _project_path(value: str) -> Path:
@@ -148,7 +152,9 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
     "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
-    "DATABASE_URL": ("sqlite:///crystals.db", _database_url, "SQLite file for calls, jobs and feedback"),
+    "DATABASE_URL": ("sqlite:///crystals.db", _database_url,
+                     "sqlite:///file.db or postgresql://user:password@host:5432/db for calls, jobs and feedback"),
+    "DATABASE_POOL_SIZE": ("10", _positive_int, "PostgreSQL connections per bot process"),
     "PROMPTS_DIR": ("prompts", _project_path, "instructions and category definitions"),
     "EXAMPLES_DIR": ("examples", _project_path, "few-shot example images and manifest.toml"),
     "PRICES_FILE": ("bot/prices.toml", _project_path, "price table for the cost estimates"),
@@ -162,6 +168,14 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
     "JOB_WORKERS": ("64", _positive_int, "threads that download and classify images"),
     "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
+    "MAX_QUESTION_CHARS": ("4000", _positive_int, "longer questions and thread messages are cut to this"),
+    "ALLOWED_CHANNELS": ("", _channel_list, "channel ids the bot works in, comma-separated (empty: all)"),
+    "JOB_LEASE_SECONDS": ("60", _positive_float, "a job whose process died is taken up again after this"),
+    "JOB_MAX_ATTEMPTS": ("5", _positive_int, "tries of a job before its thread gets a Retry button"),
+    "JOB_RETRY_SECONDS": ("2", _positive_float, "first wait before a job is tried again; doubles each time"),
+    "SHUTDOWN_GRACE_SECONDS": ("20", _positive_float, "on SIGTERM, how long running jobs may finish"),
+    "KEEP_EVENTS_DAYS": ("7", _positive_float, "how long event ids are kept for de-duplication"),
+    "KEEP_IMAGES_DAYS": ("90", _positive_float, "how long image bytes are kept for follow-up questions"),
 }
 
 # What each command needs beyond the defaults: variable -> how to get it.
@@ -189,7 +203,7 @@ def load_settings(*needs: str, environ: Mapping[str, str] | None = None, env_fil
         if raw is None:
             raw = ""
         try:
-            values[name.lower()] = parse(raw) if raw else raw
+            values[name.lower()] = parse(raw) if raw or parse is _channel_list else raw
         except ValueError as error:
             problems.append(f"  {name}={raw!r}: {error} ({help_text})")
     for need in needs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,22 @@ class Call:
 
 @dataclass(frozen=True)
 class Job:
+    """One unit of work in the durable queue: an image to classify, a question, a click, an outcome."""
+
     id: int
+    kind: str  # "image", "question", "feedback" or "outcome"
     channel: str
     message_ts: str
     thread_ts: str  # where the bot answers: the message itself, or the thread it was posted in
-    file_id: str
+    file_id: str  # the file's id for an image; a key that makes the job unique in its message otherwise
     file_name: str
     user_id: str
-    state: str
+    state: str  # received, downloaded, classified, replied, then done or failed
     error: str | None
     call_id: int | None
     reply_ts: str | None
+    attempts: int  # how often a worker has taken it
+    payload: dict[str, Any] = field(default_factory=dict)  # what the job needs to run (the file record, ...)
 
 
 @dataclass(frozen=True)

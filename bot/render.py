@@ -13,6 +13,7 @@ from bot.prompt import Category, find_category
 
 CONFIRM_ACTION = "feedback_confirm"
 CORRECT_ACTION = "feedback_correct"
+RETRY_ACTION = "job_retry"
 SECTION_LIMIT = 3000  # Block Kit section text
 MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
 
@@ -101,15 +102,42 @@ def feedback_actions(job_id: int, label: str, categories: Sequence[Category]) ->
     }
 
 
-def parse_feedback_value(value: str) -> tuple[int, str]:
-    """`"<job id>:<label>"` from a button or menu option -> (job id, label)."""
+def parse_feedback_value(value: str, labels: Sequence[str]) -> tuple[int, str] | None:
+    """`"<job id>:<label>"` from a button or menu option -> (job id, label); None if it is not one."""
     job_id, _, label = value.partition(":")
-    return int(job_id), label
+    return (int(job_id), label) if _is_digits(job_id) and label in labels else None
 
 
-def failure_message(file_name: str, reason: str) -> Message:
-    text = f":warning: I could not classify {code(file_name)}: {escape(reason)}"
-    return Message(clip(text, MESSAGE_LIMIT), [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
+def parse_job_id(value: str) -> int | None:
+    """A Retry button's value -> the job id; None if it is not one."""
+    return int(value) if _is_digits(value) else None
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdecimal()
+
+
+def retry_actions(job_id: int) -> dict[str, Any]:
+    return {"type": "actions", "block_id": f"retry-{job_id}", "elements": [
+        {"type": "button", "action_id": RETRY_ACTION, "value": str(job_id),
+         "text": {"type": "plain_text", "text": "Retry"}}]}
+
+
+def _warning(text: str, retry_job_id: int | None) -> Message:
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}]
+    if retry_job_id is not None:
+        blocks.append(retry_actions(retry_job_id))
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def failure_message(file_name: str, reason: str, retry_job_id: int | None = None) -> Message:
+    """An image that could not be classified; with a Retry button when trying again may help."""
+    return _warning(f":warning: I could not classify {code(file_name)}: {escape(reason)}", retry_job_id)
+
+
+def unanswered_message(reason: str, retry_job_id: int) -> Message:
+    """A question that could not be answered, with a Retry button."""
+    return _warning(f":warning: I could not answer: {escape(reason)}", retry_job_id)
 
 
 def answer_message(answer: str) -> Message:

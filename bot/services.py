@@ -9,7 +9,7 @@ from bot.images import normalise
 from bot.models import Call, Image
 from bot.pricing import PriceTable, load_price_table
 from bot.prompt import PromptSet, load_prompt_set
-from bot.store import Store
+from bot.store import Store, open_store
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     prices = load_price_table(settings.prices_file)
     prompt_set = load_prompt_set(settings.prompts_dir, settings.examples_dir,
                                  max_side=settings.max_image_side, max_pixels=settings.max_image_pixels)

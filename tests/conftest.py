@@ -1,6 +1,8 @@
 """Shared fixtures: fake servers on 127.0.0.1 and settings that point the real clients at them."""
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -64,3 +66,29 @@ def make_services(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
 @pytest.fixture
 def services(make_services: Callable[..., Services]) -> Services:
     return make_services()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the test server (scripts/postgres.sh starts one)."""
+    import psycopg
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_DATABASE_URL is not set: run the tests with bash scripts/test.sh")
+        pytest.skip("no PostgreSQL server: run the tests with bash scripts/test.sh")
+    name = f"crystals_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"{server.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that uses it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'crystals.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -29,6 +29,7 @@ class RunningBot:
     services: Services
     bot: SlackBot
     handler: SocketModeHandler
+    stopped: bool = False
 
     @classmethod
     def start(cls, slack: FakeSlack, openai: FakeOpenAI, settings: Settings) -> RunningBot:
@@ -39,11 +40,17 @@ class RunningBot:
         slack.wait_connected()
         return cls(slack, openai, services, bot, handler)
 
-    def drain(self) -> None:
-        """Wait until every delivered event has been fully handled."""
-        self.bot.close()
+    def drain(self, timeout: float = 15.0) -> None:
+        """Wait until every delivered event has been handled and the queue is empty."""
+        self.bot.listener_pool.submit(lambda: None).result(timeout)  # listeners run in order of arrival
+        self.slack.wait_for(lambda: self.services.store.open_jobs() == 0 and self.bot.queue.running() == 0,
+                            timeout, what="an empty job queue")
 
     def stop(self) -> None:
+        """Stop as the process would on SIGTERM (a second call does nothing)."""
+        if self.stopped:
+            return
+        self.stopped = True
         self.handler.close()
         self.bot.close()
         self.services.close()

@@ -36,7 +36,6 @@ def test_defaults(settings):
     assert s.openai_base_url == "https://api.openai.com/v1"
     assert s.slack_api_url == "https://slack.com/api/"
     assert s.database_url == "sqlite:///crystals.db"
-    assert s.database_path == Path("crystals.db")
     assert s.openai_logprobs is True
     assert (s.max_image_side, s.max_image_pixels) == (1024, 60_000_000)
     assert s.prompts_dir == PROJECT_ROOT / "prompts"
@@ -55,7 +54,7 @@ def test_values_are_parsed(settings):
     s = settings(OPENAI_LOGPROBS="off", OPENAI_TIMEOUT="12.5", PORT="8080", DATABASE_URL="sqlite:////var/lib/c.db",
                  PROMPTS_DIR="/srv/prompts", OPENAI_IMAGE_DETAIL="low")
     assert (s.openai_logprobs, s.openai_timeout, s.port, s.openai_image_detail) == (False, 12.5, 8080, "low")
-    assert s.database_path == Path("/var/lib/c.db")
+    assert s.database_url == "sqlite:////var/lib/c.db"
     assert s.prompts_dir == Path("/srv/prompts")
 
 

@@ -17,6 +17,8 @@ from bot.render import (
     failure_message,
     help_message,
     parse_feedback_value,
+    parse_job_id,
+    RETRY_ACTION,
     permalink,
     recent_message,
     stats_message,
@@ -34,8 +36,8 @@ def categories() -> tuple[Category, ...]:
     return load_categories(CATEGORIES_FILE.parent)
 
 
-def job(job_id: int = 42, state: str = "replied", file_name: str = "drop.png", call_id: int | None = 7) -> Job:
-    return Job(id=job_id, channel="C1", message_ts="1700000000.000100", thread_ts="1700000000.000100",
+def job(job_id: int = 42, state: str = "done", file_name: str = "drop.png", call_id: int | None = 7) -> Job:
+    return Job(id=job_id, kind="image", attempts=1, channel="C1", message_ts="1700000000.000100", thread_ts="1700000000.000100",
                file_id="F1", file_name=file_name, user_id="U9", state=state, error=None, call_id=call_id,
                reply_ts=None)
 
@@ -125,6 +127,13 @@ def test_failure_message(categories):
     message = failure_message("scan.pdf", "scan.pdf is not an image (it looks like a PDF document)")
     assert "scan.pdf" in message.text and "PDF document" in message.text
     assert message.blocks[0]["text"]["text"] == message.text
+    assert len(message.blocks) == 1  # no Retry: the same file would fail the same way
+
+
+def test_failure_message_with_a_retry_button_names_the_job():
+    message = failure_message("drop.jpg", "The model service failed (HTTP 500)", retry_job_id=7)
+    (button,) = message.blocks[1]["elements"]
+    assert (button["action_id"], button["value"], button["text"]["text"]) == (RETRY_ACTION, "7", "Retry")
 
 
 def test_help_message_names_the_command():
@@ -162,10 +171,16 @@ def test_stats_message_without_feedback_has_no_agreement(categories):
     assert "No images" in stats_message(ChannelStats({}, 0, 0, 0), categories).text
 
 
-def test_parse_feedback_value():
-    assert parse_feedback_value("42:precipitate") == (42, "precipitate")
-    with pytest.raises(ValueError):
-        parse_feedback_value("x:clear")
+def test_parse_feedback_value_takes_only_a_job_id_and_a_known_label():
+    labels = ("clear", "crystals", "precipitate", "other")
+    assert parse_feedback_value("42:precipitate", labels) == (42, "precipitate")
+    for forged in ("x:clear", "42:<!channel>", "42", "", "-1:clear", "4 2:clear", "42:Clear"):
+        assert parse_feedback_value(forged, labels) is None
+
+
+def test_parse_job_id():
+    assert parse_job_id("17") == 17
+    assert [parse_job_id(value) for value in ("", "x", "-3", "1.5", "１７")] == [None] * 5
 
 
 def test_permalink():

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import pytest
 
 from bot.config import Settings
-from bot.render import CONFIRM_ACTION, CORRECT_ACTION
+from bot.render import CONFIRM_ACTION, CORRECT_ACTION, RETRY_ACTION
 from bot.slack.files import SIGN_IN_HELP
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
@@ -66,7 +66,7 @@ def test_one_upload_gets_a_reaction_a_threaded_call_and_an_outcome(bot: RunningB
     (download,) = bot.slack.downloads
     assert download.headers["Authorization"] == f"Bearer {bot.slack.bot_token}"
     (job,) = bot.services.store.jobs_of_message(CHANNEL, event["ts"])
-    assert (job.state, job.reply_ts) == ("replied", reply.response["ts"])
+    assert (job.state, job.reply_ts) == ("done", reply.response["ts"])
 
 
 def test_several_images_in_one_message_each_get_a_call(bot: RunningBot) -> None:
@@ -146,11 +146,11 @@ def test_a_corrupt_image_gets_a_clear_reply(bot: RunningBot) -> None:
 
 
 @pytest.mark.parametrize(("switch", "message"), [
-    (lambda fake: fake.fail_next(500, times=5, retry_after=0.01), "The model service failed (HTTP 500) after 1 retries"),
+    (lambda fake: fake.fail_next(500, times=4, retry_after=0.01), "The model service failed (HTTP 500) after 1 retries"),
     (lambda fake: setattr(fake, "delay", 2.0), "The model did not answer in time (0.5 s)"),
 ])
-def test_model_failures_get_a_clear_reply_and_nothing_is_lost(start_bot, switch, message) -> None:
-    bot = start_bot(OPENAI_TIMEOUT="0.5")
+def test_model_failures_are_retried_then_answered_with_a_retry_button_that_works(start_bot, switch, message) -> None:
+    bot = start_bot(OPENAI_TIMEOUT="0.5", JOB_MAX_ATTEMPTS="2", JOB_RETRY_SECONDS="0.1")
     switch(bot.openai)
     event = bot.upload(CRYSTALS)
 
@@ -158,7 +158,18 @@ def test_model_failures_get_a_clear_reply_and_nothing_is_lost(start_bot, switch,
     assert message in reply.params["text"]
     assert bot.wait_until_done(event) == {"warning"}
     (job,) = bot.services.store.jobs_of_message(CHANNEL, event["ts"])
-    assert job.state == "failed" and message in job.error
+    assert (job.state, job.attempts) == ("failed", 2) and message in job.error
+    actions = next(b for b in reply.params["blocks"] if b["type"] == "actions")
+    assert actions["elements"][0]["action_id"] == RETRY_ACTION
+
+    bot.openai.delay = 0.0  # the model service is back
+    failure = {**reply.params, "ts": reply.response["ts"]}
+    bot.slack.push_interactive(bot.slack.block_actions_payload(RETRY_ACTION, str(job.id), message=failure,
+                                                               channel=CHANNEL))
+    (update,) = bot.slack.wait_for(lambda: bot.slack.calls_to("chat.update"), what="the failure replaced")
+    assert update.params["ts"] == reply.response["ts"] and ":droplet: *clear*" in section_text(update)
+    bot.slack.wait_for(lambda: bot.slack.reactions(CHANNEL, event["ts"]) == {"droplet"}, what=":warning: replaced")
+    assert len(bot.thread_posts(event["ts"])) == 1
 
 
 def test_a_slack_429_is_waited_out(bot: RunningBot) -> None:

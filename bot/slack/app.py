@@ -1,45 +1,44 @@
-"""Build the Bolt app from settings and services (tests build the same app around fake servers)."""
+"""Build the Bolt app, the job queue and what they share from settings and services (tests build
+the same app around fake servers)."""
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.config import Settings
-from bot.pipeline import Pipeline
+from bot.queue import JobQueue, QueueSettings, RetryPolicy
 from bot.services import Services
 from bot.slack import listeners
 from bot.slack.files import SlackFiles
+from bot.slack.intake import Intake
+from bot.slack.posting import ChannelPacer, SlackPoster, web_client
+from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
-
-
-def web_client(settings: Settings) -> WebClient:
-    """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
-    )
+DAY = 86_400.0
 
 
 @dataclass
 class SlackBot:
-    """The Bolt app, the pipeline its listeners hand work to, and the listeners' thread pool."""
+    """The Bolt app, the queue its jobs run on, and the listeners' thread pool."""
 
     app: App
-    pipeline: Pipeline
+    queue: JobQueue
     listener_pool: ThreadPoolExecutor
+    grace_seconds: float
 
     def close(self) -> None:
-        """Let running listeners and queued jobs finish (every accepted job is recorded first)."""
+        """Stop taking work; let running listeners and jobs finish within the grace period; the rest
+        stays queued for the next start (or another process)."""
         self.listener_pool.shutdown(wait=True)
-        self.pipeline.close()
+        handed_back = self.queue.stop(self.grace_seconds)
+        if handed_back:
+            log.info("%s unfinished jobs left in the queue for the next start", handed_back)
 
 
 class _SkipTokenNotice(logging.Filter):
@@ -56,9 +55,15 @@ def bolt_logger() -> logging.Logger:
     return logger
 
 
+def queue_settings(settings: Settings) -> QueueSettings:
+    return QueueSettings(workers=settings.job_workers, lease_seconds=settings.job_lease_seconds,
+                         retry=RetryPolicy(max_attempts=settings.job_max_attempts,
+                                                   base_delay=settings.job_retry_seconds))
+
+
 def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot:
-    """The app with every listener registered."""
-    client = web_client(settings)
+    """The app with every listener registered and the queue's workers running."""
+    client = web_client(settings.slack_bot_token, settings.slack_api_url)
     listener_pool = ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener")
     app = App(
         client=client,
@@ -68,14 +73,26 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         listener_executor=listener_pool,
     )
     identity = client.auth_test()
+    poster = SlackPoster(client, web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False),
+                         identity["user_id"], ChannelPacer())
     files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
                        max_bytes=settings.max_download_mb * 1_000_000)
-    jobs = ThreadPoolExecutor(settings.job_workers, thread_name_prefix="job")
-    pipeline = Pipeline(services, client, files, jobs, bot_user_id=identity["user_id"])
-    listeners.register(app, pipeline, team_url=identity.get("url", ""))
+    workflow = Workflow(services, poster, files)
+
+    def upkeep() -> None:
+        now = time.time()
+        events, images = services.store.prune(now - settings.keep_events_days * DAY,
+                                              now - settings.keep_images_days * DAY)
+        if events or images:
+            log.info("pruned %s old event ids and the bytes of %s old images", events, images)
+
+    queue = JobQueue(services.store, workflow.handlers(), queue_settings(settings), upkeep=upkeep)
+    intake = Intake(services, queue, poster, identity["user_id"])
+    listeners.register(app, intake, team_url=identity.get("url", ""))
 
     @app.error
     def log_listener_error(error: Exception) -> None:
         log.exception("listener failed", exc_info=error)
 
-    return SlackBot(app, pipeline, listener_pool)
+    queue.start()
+    return SlackBot(app, queue, listener_pool, settings.shutdown_grace_seconds)

@@ -28,7 +28,12 @@ SIGN_IN_HELP = ("Slack sent its sign-in page instead of the file, so the bot may
 
 
 class DownloadError(Exception):
-    """A file could not be fetched; str() is a short message for the channel."""
+    """A file could not be fetched; str() is a short message for the channel. `retryable`: Slack
+    was busy or unreachable, so the job queue tries again later."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def is_image(file: dict[str, Any]) -> bool:
@@ -68,7 +73,8 @@ class SlackFiles:
             except SlackApiError as error:
                 log.warning("files.info %s failed: %s", file["id"], error.response.get("error"))
                 raise DownloadError("Slack would not tell me about this file "
-                                    f"({error.response.get('error')}). Try uploading it again.") from error
+                                    f"({error.response.get('error')}). Try uploading it again.",
+                                    retryable=error.response.status_code >= 500) from error
             if is_pending(file) and not waits:
                 raise DownloadError("Slack has not finished processing this file. Try uploading it again.")
             if is_pending(file):
@@ -95,9 +101,10 @@ class SlackFiles:
                                         allow_redirects=False, stream=True, timeout=(10, 60))
         except requests.RequestException as error:
             log.warning("download of %s failed: %r", urlparse(url).path, error)
-            raise DownloadError("the download from Slack failed. Try again in a minute.") from error
+            raise DownloadError("the download from Slack failed. Try again in a minute.", retryable=True) from error
         if response.status_code >= 400:
-            raise DownloadError(f"Slack answered the download with HTTP {response.status_code}. Try again later.")
+            raise DownloadError(f"Slack answered the download with HTTP {response.status_code}. Try again later.",
+                                retryable=response.status_code == 429 or response.status_code >= 500)
         return response
 
     def _checked_body(self, response: requests.Response, file: dict[str, Any]) -> bytes:

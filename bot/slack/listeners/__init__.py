@@ -1,13 +1,13 @@
-"""Slack listeners, grouped by what they listen to. They filter and hand work to the pipeline."""
+"""Slack listeners, grouped by what they listen to. They check events and hand work to the intake."""
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.pipeline import Pipeline
+from bot.slack.intake import Intake
 from bot.slack.listeners import actions, commands, messages
 
 
-def register(app: App, pipeline: Pipeline, *, team_url: str) -> None:
-    messages.register(app, pipeline)
-    actions.register(app, pipeline)
-    commands.register(app, pipeline, team_url=team_url)
+def register(app: App, intake: Intake, *, team_url: str) -> None:
+    messages.register(app, intake)
+    actions.register(app, intake)
+    commands.register(app, intake, team_url=team_url)

@@ -5,27 +5,27 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.pipeline import Pipeline
 from bot.render import Message, RecentCall, help_message, permalink, recent_message, stats_message
+from bot.slack.intake import Intake
 
 COMMAND = "/crystals"
 RECENT_LIMIT = 10
 
 
-def register(app: App, pipeline: Pipeline, *, team_url: str) -> None:
+def register(app: App, intake: Intake, *, team_url: str) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
-        message = answer(pipeline, command.get("text", "").strip().lower(), command["channel_id"], team_url)
+        message = answer(intake, command.get("text", "").strip().lower(), command["channel_id"], team_url)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
 
 
-def answer(pipeline: Pipeline, verb: str, channel: str, team_url: str) -> Message:
-    categories = pipeline.services.prompt_set.categories
+def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:
+    categories = intake.services.prompt_set.categories
     if verb == "recent":
-        items = [RecentCall(job, pipeline.store.call(job.call_id) if job.call_id else None,
+        items = [RecentCall(job, intake.store.call(job.call_id) if job.call_id else None,
                             permalink(team_url, channel, job.reply_ts or job.message_ts, job.thread_ts))
-                 for job in pipeline.store.recent_jobs(channel, RECENT_LIMIT)]
+                 for job in intake.store.recent_jobs(channel, RECENT_LIMIT)]
         return recent_message(items, categories)
     if verb == "stats":
-        return stats_message(pipeline.store.channel_stats(channel), categories)
+        return stats_message(intake.store.channel_stats(channel), categories)
     return help_message(COMMAND)

@@ -1,0 +1,99 @@
+"""What the listeners do with an event: check it, record the job(s), wake the queue. Quick, so the
+ack is never late; the work itself happens on the queue's workers (bot/slack/workflow.py)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.queue import JobQueue, RetryLater
+from bot.render import parse_feedback_value, parse_job_id
+from bot.services import Services
+from bot.store import Store
+from bot.slack.files import is_image, is_pending
+from bot.slack.posting import SlackPoster
+from bot.slack.workflow import WORKING_REACTION
+
+log = logging.getLogger(__name__)
+
+NOT_ALLOWED = ("Find the Crystals is not enabled in this channel, so I will stay quiet here. "
+               "An admin can add the channel to ALLOWED_CHANNELS.")
+
+
+@dataclass
+class Intake:
+    services: Services
+    queue: JobQueue
+    poster: SlackPoster
+    bot_user_id: str
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.services.store
+
+    def allowed(self, channel: str) -> bool:
+        allowed = self.services.settings.allowed_channels
+        return not allowed or channel in allowed
+
+    def say_not_allowed_once(self, channel: str) -> None:
+        """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only."""
+        if self.store.first_sighting(f"not-allowed:{channel}"):
+            self.poster.client.chat_postMessage(channel=channel, text=NOT_ALLOWED)
+
+    def accept_upload(self, event: dict[str, Any]) -> None:
+        """Record one image job per new image of a file_share message (the file record included)."""
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        recorded = [self.store.enqueue("image", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
+                                       event.get("user", ""), file)
+                    for file in event.get("files", []) if is_image(file) or is_pending(file)]
+        if any(job_id is not None for job_id in recorded):
+            self.queue.notify()
+            self._react_working(channel, ts)
+
+    def should_answer(self, event: dict[str, Any]) -> bool:
+        """A person's message in a thread of the bot's calls, or one that mentions the bot."""
+        mentioned = f"<@{self.bot_user_id}>" in event.get("text", "")
+        in_call_thread = bool(event.get("thread_ts")) and bool(self.store.thread_jobs(event["channel"], event["thread_ts"]))
+        return mentioned or in_call_thread
+
+    def accept_question(self, event: dict[str, Any]) -> None:
+        thread_ts = event.get("thread_ts") or event["ts"]
+        payload = {"text": event.get("text", ""), "user": event.get("user", "")}
+        if self.store.enqueue("question", event["channel"], event["ts"], thread_ts, "question", "question",
+                              event.get("user", ""), payload) is not None:
+            self.queue.notify()
+
+    def accept_click(self, body: dict[str, Any], value: str) -> None:
+        """A Confirm or Correct click: checked against the call and the channel it was clicked in."""
+        parsed = parse_feedback_value(value, self.services.prompt_set.labels)
+        target = self.store.job(parsed[0]) if parsed else None
+        call = self.store.call(target.call_id) if target and target.call_id else None
+        channel = (body.get("channel") or {}).get("id")
+        if not parsed or not target or not call or target.channel != channel or target.kind != "image":
+            log.warning("ignored a feedback click with value %.40r in channel %s", value, channel)
+            return
+        label = parsed[1]
+        payload = {"job_id": target.id, "label": label, "verdict": "confirmed" if label == call.label else "corrected"}
+        key = f"click:{body.get('actions', [{}])[0].get('action_ts', '')}:{body['user']['id']}"
+        if self.store.enqueue("feedback", channel, target.message_ts, target.thread_ts, key, "feedback",
+                              body["user"]["id"], payload) is not None:
+            self.queue.notify()
+
+    def accept_retry(self, body: dict[str, Any], value: str) -> None:
+        """The Retry button under a failure: the job goes back into the queue."""
+        job_id = parse_job_id(value)
+        channel = (body.get("channel") or {}).get("id", "")
+        if job_id is not None and self.store.requeue(job_id, channel):
+            self.queue.notify()
+        else:
+            log.info("retry of job %.20r in %s ignored (not a failed job of that channel)", value, channel)
+
+    def _react_working(self, channel: str, ts: str) -> None:
+        """:eyes: on the upload at once; cosmetic, so a failure here is only logged."""
+        try:
+            self.poster.react(channel, ts, WORKING_REACTION, add=True)
+        except (SlackApiError, RetryLater) as error:
+            log.warning("could not mark %s/%s as being worked on: %s", channel, ts, error)

@@ -1,0 +1,149 @@
+"""Talking back to Slack without losing or doubling anything: paced posts, one reply per job.
+
+Slack allows about one message a second per channel, with short bursts, and answers 429 with
+Retry-After past that: posts are paced per channel and every 429 is waited out. A post is not
+safe to repeat blindly (after a dropped connection it may exist), so each reply carries message
+metadata naming its job, and a job that runs again looks in its thread for that reply first.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler,
+                                                   ServerErrorRetryHandler)
+
+from bot.models import Job
+from bot.queue import RetryLater
+from bot.render import Message
+
+log = logging.getLogger(__name__)
+
+JOB_EVENT_TYPE = "crystal_job"
+RATE_LIMIT_RETRIES = 30  # each waits out Slack's Retry-After: minutes of patience before the queue takes over
+TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+def web_client(token: str, base_url: str, *, idempotent: bool = True) -> WebClient:
+    """A Web API client that waits out 429s. Only an `idempotent` client also repeats requests after a
+    dropped connection or a 5xx: posting a message must not be repeated blindly."""
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)]
+    if idempotent:
+        handlers += [ConnectionErrorRetryHandler(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=2)]
+    return WebClient(token=token, base_url=base_url, retry_handlers=handlers)
+
+
+class ChannelPacer:
+    """At most `burst` messages at once per channel, then one per `interval` seconds (a token bucket
+    whose debt makes later callers wait their turn)."""
+
+    def __init__(self, interval: float = 1.0, burst: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, channel: str) -> float:
+        """Take a slot; the seconds to wait before using it."""
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.get(channel, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) / self.interval) - 1
+            self._buckets[channel] = (tokens, now)
+        return max(0.0, -tokens * self.interval)
+
+    def wait(self, channel: str) -> None:
+        time.sleep(self.reserve(channel))
+
+
+def as_retry(error: Exception) -> RetryLater | None:
+    """A Slack fault that may pass (429, 5xx, a dropped connection) as RetryLater; None otherwise."""
+    if isinstance(error, SlackApiError):
+        status = error.response.status_code
+        if status == 429 or status >= 500 or error.response.get("error") in TRANSIENT_ERRORS:
+            retry_after = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
+            return RetryLater(f"Slack answered {status} {error.response.get('error')}",
+                              float(retry_after) if retry_after else None)
+        return None
+    if isinstance(error, (URLError, ConnectionError, TimeoutError, OSError)):
+        return RetryLater(f"Slack could not be reached: {type(error).__name__}")
+    return None
+
+
+class SlackPoster:
+    def __init__(self, client: WebClient, poster: WebClient, bot_user_id: str, pacer: ChannelPacer) -> None:
+        self.client = client  # idempotent requests
+        self.poster = poster  # chat.postMessage: no blind repeats
+        self.bot_user_id = bot_user_id
+        self.pacer = pacer
+
+    def reply(self, job: Job, message: Message) -> str:
+        """The job's one reply in its thread: posted once, updated after that. Returns its ts."""
+        ts = job.reply_ts or (self.find_reply(job) if job.attempts > 1 else None)
+        if ts:
+            self.update(job.channel, ts, message)
+            return ts
+        metadata = {"event_type": JOB_EVENT_TYPE, "event_payload": {"job_id": job.id}}
+        self.pacer.wait(job.channel)
+        response = self._slack(lambda: self.poster.chat_postMessage(
+            channel=job.channel, thread_ts=job.thread_ts, text=message.text, blocks=message.blocks,
+            metadata=metadata))
+        return response["ts"]
+
+    def find_reply(self, job: Job) -> str | None:
+        """The ts of a reply this job already posted (found by its metadata), if any."""
+        cursor = None
+        while True:
+            page = self._slack(lambda: self.client.conversations_replies(
+                channel=job.channel, ts=job.thread_ts, include_all_metadata=True, limit=200, cursor=cursor))
+            for message in page["messages"]:
+                metadata = message.get("metadata") or {}
+                if (metadata.get("event_type") == JOB_EVENT_TYPE and message.get("user") == self.bot_user_id
+                        and metadata.get("event_payload", {}).get("job_id") == job.id):
+                    log.info("job %s had already replied (%s); not posting again", job.id, message["ts"])
+                    return message["ts"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        self.pacer.wait(channel)
+        self._slack(lambda: self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks))
+
+    def react(self, channel: str, ts: str, name: str, *, add: bool) -> None:
+        """Add or remove a reaction; one already there (or already gone) is not an error."""
+        method = self.client.reactions_add if add else self.client.reactions_remove
+        try:
+            self._slack(lambda: method(channel=channel, timestamp=ts, name=name))
+        except SlackApiError as error:
+            if error.response.get("error") not in {"already_reacted", "no_reaction"}:
+                raise
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Every message of a thread, oldest first, page by page."""
+        messages: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self._slack(lambda: self.client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=200, cursor=cursor))
+            messages += page["messages"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return messages
+
+    @staticmethod
+    def _slack(request: Callable[[], Any]) -> Any:
+        """Run a Web API request; faults that may pass become RetryLater for the queue."""
+        try:
+            return request()
+        except Exception as error:
+            retry = as_retry(error)
+            if retry is None:
+                raise
+            raise retry from error

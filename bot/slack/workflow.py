@@ -1,0 +1,214 @@
+"""What the bot's jobs do with Slack, one handler per kind of job; the queue runs them.
+
+image:    complete the file record -> download -> normalise -> classify -> store -> reply in the
+          thread (once) -> done; the last image of a message queues its outcome job.
+outcome:  the message's :eyes: gives way to the outcome reaction(s).
+question: the thread's calls, images and history -> the model -> one answer in the thread.
+feedback: a Confirm / Correct click -> stored -> the call's message shows it.
+
+A step that may pass (a busy model, Slack's 429 or 5xx) raises and the queue retries the job; a
+lasting failure becomes a short thread reply with a Retry button, the detail goes to the log.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.classifier import ModelError
+from bot.images import ImageError
+from bot.models import Call, Job
+from bot.prompt import ThreadImage, bounded_transcript, follow_up_request
+from bot.queue import Handler, RetryLater
+from bot.render import (Message, answer_message, call_message, clip, failure_message, percent,
+                        unanswered_message)
+from bot.services import Services
+from bot.store import Store
+from bot.slack.files import DownloadError, SlackFiles, is_image
+from bot.slack.posting import SlackPoster
+
+log = logging.getLogger(__name__)
+
+WORKING_REACTION = "eyes"
+FAILED_REACTION = "warning"
+
+
+@dataclass
+class Workflow:
+    services: Services
+    poster: SlackPoster
+    files: SlackFiles
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.services.store
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
+                "feedback": Clicks(self)}
+
+    def call_reply(self, job: Job, call: Call) -> Message:
+        return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
+                            self.store.latest_feedback(job.id))
+
+
+@dataclass
+class ImageJobs:
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store = self.flow.store
+        try:
+            call = store.call(job.call_id) if job.call_id else self._classify(job)
+        except (ImageError, DownloadError, ModelError) as error:
+            if getattr(error, "retryable", False):
+                raise RetryLater(str(error)) from error
+            log.warning("job %s (%s) failed: %s", job.id, job.file_name, error)
+            self._fail(job, str(error), retry=not isinstance(error, ImageError))  # a bad file stays bad
+            return
+        if call is None:
+            return
+        job = store.job(job.id) or job  # the file's name may have arrived with its full record
+        reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))
+        store.update_job(job.id, "replied", reply_ts=reply_ts)
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        if job.call_id:  # the call is made: only posting it failed, and that is never given up
+            raise RetryLater(f"still cannot post job {job.id}'s call: {reason}")
+        self._fail(job, reason, retry=True)
+
+    def _classify(self, job: Job) -> Call | None:
+        """The image's call, or None when the file turned out not to be an image (the job is dropped)."""
+        store = self.flow.store
+        file = self.flow.files.complete({"id": job.file_id, **job.payload})
+        if not is_image(file):
+            log.info("job %s: %s is not an image after all; left alone", job.id, file.get("name"))
+            store.finish_job(job.id, None)
+            return None
+        name = file.get("name") or job.file_name  # a file still being scanned had no name yet
+        data = self.flow.files.download(file)
+        store.update_job(job.id, "downloaded", file_name=name)
+        _, call = self.flow.services.classify_bytes(data, name)
+        store.update_job(job.id, "classified", call_id=call.id)
+        return call
+
+    def _fail(self, job: Job, reason: str, *, retry: bool) -> None:
+        message = failure_message(job.file_name, reason, job.id if retry else None)
+        reply_ts = self.flow.poster.reply(job, message)
+        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Outcomes:
+    """The reactions on an upload once all its images are done: the categories found, :warning: for
+    an image that could not be handled."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store, poster = self.flow.store, self.flow.poster
+        images = store.jobs_of_message(job.channel, job.message_ts)
+        if any(image.state not in {"done", "failed"} for image in images):
+            store.finish_job(job.id, "done")  # an image was retried: its end queues this job again
+            return
+        wanted = self._reactions(images)
+        for name in wanted:
+            poster.react(job.channel, job.message_ts, name, add=True)
+        stale = {FAILED_REACTION, *(c.reaction for c in self.flow.services.prompt_set.categories)} - set(wanted)
+        for name in sorted(stale) if job.payload.get("again") else []:  # only a redone outcome can be stale
+            poster.react(job.channel, job.message_ts, name, add=False)
+        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        raise RetryLater(f"still cannot set the outcome reaction: {reason}")
+
+    def _reactions(self, images: list[Job]) -> list[str]:
+        names: list[str] = []
+        for image in images:
+            call = self.flow.store.call(image.call_id) if image.call_id and image.state == "done" else None
+            name = self.flow.services.prompt_set.category(call.label).reaction if call else FAILED_REACTION
+            if name not in names:
+                names.append(name)
+        return names
+
+
+@dataclass
+class Questions:
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        services = self.flow.services
+        try:
+            request = follow_up_request(services.prompt_set, services.classifier.options,
+                                        self._thread_images(job), self._transcript(job),
+                                        speaker_text(job.payload, self.flow.poster.bot_user_id,
+                                                     services.settings.max_question_chars))
+            reply = services.classifier.respond(request)
+        except ModelError as error:
+            if error.retryable:
+                raise RetryLater(str(error)) from error
+            self.give_up(job, str(error))
+            return
+        self.flow.store.record_follow_up(job.id, reply.model, reply.usage, services.prices.cost(reply.model, reply.usage))
+        self.flow.poster.reply(job, answer_message(reply.text))
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        reply_ts = self.flow.poster.reply(job, unanswered_message(reason, job.id))
+        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+    def _thread_images(self, job: Job) -> list[ThreadImage]:
+        """The images classified in this thread only, each with the call and the team's verdict."""
+        store = self.flow.store
+        images = []
+        for image_job in store.thread_jobs(job.channel, job.thread_ts):
+            call = store.call(image_job.call_id) if image_job.call_id else None
+            image = store.image_of_call(image_job.call_id) if image_job.call_id else None
+            if call and image:
+                summary = (f"Image {image_job.file_name}: your call was {call.label} "
+                           f"(confidence {percent(call.confidence)}). {call.explanation}")
+                feedback = store.latest_feedback(image_job.id)
+                if feedback:
+                    summary += f" The team {feedback.verdict} it" + (
+                        f" as {feedback.label}." if feedback.verdict == "corrected" else ".")
+                images.append(ThreadImage(image, summary))
+        return images
+
+    def _transcript(self, job: Job) -> list[str]:
+        """The thread before the question, latest messages kept, within FOLLOW_UP_HISTORY_CHARS."""
+        settings, bot_user = self.flow.services.settings, self.flow.poster.bot_user_id
+        messages = self.flow.poster.thread(job.channel, job.thread_ts)
+        lines = [speaker_text(m, bot_user, settings.max_question_chars) for m in messages
+                 if m.get("ts") != job.message_ts]
+        return bounded_transcript(lines, settings.follow_up_history_chars)
+
+
+def speaker_text(message: dict[str, Any], bot_user_id: str, max_chars: int) -> str:
+    """`<@U1>: text` (or `you (the bot): text`), the text cut to `max_chars`."""
+    speaker = "you (the bot)" if message.get("user") == bot_user_id or message.get("bot_id") else \
+        f"<@{message.get('user', '?')}>"
+    return f"{speaker}: {clip(message.get('text', ''), max_chars)}"
+
+
+@dataclass
+class Clicks:
+    """A Confirm or Correct click, recorded by the listener after checking it against the call."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store = self.flow.store
+        target = store.job(job.payload["job_id"])
+        call = store.call(target.call_id) if target and target.call_id else None
+        if target and call and target.reply_ts:
+            store.add_feedback(target.id, job.user_id, job.payload["verdict"], job.payload["label"], request_id=job.id)
+            self.flow.poster.update(target.channel, target.reply_ts, self.flow.call_reply(target, call))
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("click job %s could not be shown on the call: %s", job.id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)

@@ -1,0 +1,337 @@
+"""The store's one interface: images, calls (the cache), batches, the job queue, feedback.
+
+All SQL lives here, written once for both databases; `SQLiteStore` and `PostgresStore` supply the
+connection, the transactions, the migrations and the few words that differ (row locks).
+"""
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Any, Iterator, Mapping, Protocol, Sequence
+
+from bot.models import Call, ChannelStats, Feedback, Image, Job, Usage
+
+TERMINAL_STATES = ("done", "failed")
+STEP_STATES = ("received", "downloaded", "classified", "replied")
+_CLAIMABLE = "state NOT IN ('done', 'failed') AND run_after <= ? AND (lease_until IS NULL OR lease_until < ?)"
+
+Row = Mapping[str, Any]
+
+
+class Tx(Protocol):
+    """One database connection inside a transaction (or a read)."""
+
+    def rows(self, sql: str, *params: Any) -> list[Row]: ...
+
+    def run(self, sql: str, *params: Any) -> int:
+        """Execute a statement; the number of rows it changed."""
+
+
+class Store(ABC):
+    # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
+    # never take the same job; SQLite has one writer at a time and needs nothing.
+    skip_locked = ""
+    lock_rows = ""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction: all of it or nothing."""
+
+    @abstractmethod
+    def _reader(self) -> AbstractContextManager[Tx]:
+        """A connection for reading."""
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _rows(self, sql: str, *params: Any) -> list[Row]:
+        with self._reader() as db:
+            return db.rows(sql, *params)
+
+    # --- images and calls -------------------------------------------------------------------
+
+    def find_call(self, image_sha256: str, fingerprint: str, model: str) -> Call | None:
+        """The latest stored call for this image, prompt and model: the cache."""
+        rows = self._rows(
+            "SELECT * FROM calls WHERE image_sha256 = ? AND fingerprint = ? AND model = ? ORDER BY id DESC LIMIT 1",
+            image_sha256, fingerprint, model,
+        )
+        if not rows:
+            return None
+        with self._transaction() as db:  # keeps the image's bytes from being pruned while it is in use
+            db.run("UPDATE images SET used_at = ? WHERE sha256 = ?", time.time(), image_sha256)
+        return _call_from_row(rows[0], from_cache=True)
+
+    def save_image(self, image: Image) -> None:
+        with self._transaction() as db:
+            _upsert_image(db, image)
+
+    def image(self, sha256: str) -> Image | None:
+        rows = self._rows("SELECT * FROM images WHERE sha256 = ?", sha256)
+        return _image_from_row(rows[0]) if rows and rows[0]["jpeg"] else None
+
+    def save_call(self, image: Image, call: Call, fingerprint: str) -> Call:
+        with self._transaction() as db:
+            _upsert_image(db, image)
+            (row,) = db.rows(
+                "INSERT INTO calls (image_sha256, fingerprint, model, label, confidence, confidence_source,"
+                " observations, explanation, input_tokens, cached_tokens, output_tokens, cost_usd, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                image.sha256, fingerprint, call.model, call.label, call.confidence, call.confidence_source,
+                call.observations, call.explanation, call.usage.input_tokens, call.usage.cached_tokens,
+                call.usage.output_tokens, call.cost_usd, time.time(),
+            )
+        return replace(call, id=row["id"])
+
+    def call(self, call_id: int) -> Call | None:
+        rows = self._rows("SELECT * FROM calls WHERE id = ?", call_id)
+        return _call_from_row(rows[0]) if rows else None
+
+    def image_of_call(self, call_id: int) -> Image | None:
+        """The call's image, or None once its bytes were pruned."""
+        rows = self._rows(
+            "SELECT images.* FROM images JOIN calls ON calls.image_sha256 = images.sha256 WHERE calls.id = ?",
+            call_id,
+        )
+        return _image_from_row(rows[0]) if rows and rows[0]["jpeg"] else None
+
+    def record_follow_up(self, job_id: int, model: str, usage: Usage, cost_usd: float | None) -> None:
+        """The tokens and estimated cost of a follow-up answer."""
+        with self._transaction() as db:
+            db.run("INSERT INTO follow_ups (job_id, model, input_tokens, cached_tokens, output_tokens, cost_usd,"
+                   " created_at) VALUES (?,?,?,?,?,?,?)", job_id, model, usage.input_tokens, usage.cached_tokens,
+                   usage.output_tokens, cost_usd, time.time())
+
+    # --- Batch API runs -----------------------------------------------------------------------
+
+    def save_batch(self, batch_id: str, model: str, fingerprint: str, entries: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.run("INSERT INTO batches (id, model, fingerprint, entries, created_at) VALUES (?,?,?,?,?)",
+                   batch_id, model, fingerprint, json.dumps(entries), time.time())
+
+    def batch(self, batch_id: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(model, fingerprint, entries) of a submitted batch."""
+        rows = self._rows("SELECT * FROM batches WHERE id = ?", batch_id)
+        return (rows[0]["model"], rows[0]["fingerprint"], json.loads(rows[0]["entries"])) if rows else None
+
+    # --- events and the job queue -----------------------------------------------------------
+
+    def first_sighting(self, event_id: str) -> bool:
+        """True the first time an event id is seen (Slack redelivers events it thinks were missed)."""
+        with self._transaction() as db:
+            return db.run("INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                          event_id, time.time()) == 1
+
+    def enqueue(self, kind: str, channel: str, message_ts: str, thread_ts: str, key: str, name: str, user_id: str,
+                payload: Mapping[str, Any]) -> int | None:
+        """A new job, or None if this message already has one under `key` (a file id, "question", ...)."""
+        now = time.time()
+        with self._transaction() as db:
+            rows = db.rows(
+                "INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state, payload,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?, 'received', ?, ?, ?) ON CONFLICT DO NOTHING"
+                " RETURNING id",
+                kind, channel, message_ts, thread_ts, key, name, user_id, json.dumps(payload), now, now,
+            )
+        return rows[0]["id"] if rows else None
+
+    def claim(self, owner: str, lease_seconds: float, limit: int) -> list[Job]:
+        """Take up to `limit` jobs that are due and not leased (or whose lease ran out), oldest first."""
+        now = time.time()
+        with self._transaction() as db:
+            rows = db.rows(
+                "UPDATE jobs SET claimed_by = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?"
+                f" WHERE id IN (SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY run_after, id LIMIT ?"
+                f"{self.skip_locked}) RETURNING *",
+                owner, now + lease_seconds, now, now, now, limit,
+            )
+        return sorted((_job_from_row(row) for row in rows), key=lambda job: job.id)
+
+    def extend_leases(self, owner: str, job_ids: Sequence[int], lease_seconds: float) -> None:
+        if not job_ids:
+            return
+        marks = ",".join("?" * len(job_ids))
+        with self._transaction() as db:
+            db.run(f"UPDATE jobs SET lease_until = ? WHERE claimed_by = ? AND id IN ({marks})",
+                   time.time() + lease_seconds, owner, *job_ids)
+
+    def release(self, owner: str) -> int:
+        """Give back every unfinished job this process holds, for another process to take at once."""
+        with self._transaction() as db:
+            return db.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL"
+                          " WHERE claimed_by = ? AND state NOT IN ('done', 'failed')", owner)
+
+    def retry_later(self, job_id: int, delay: float, error: str) -> None:
+        """Put a job back in the queue, due after `delay` seconds."""
+        with self._transaction() as db:
+            db.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL, run_after = ?, error = ?, updated_at = ?"
+                   " WHERE id = ?", time.time() + delay, error, time.time(), job_id)
+
+    def update_job(self, job_id: int, state: str, **fields: Any) -> None:
+        """Record a step: move a job to `state`, setting any of file_name, error, call_id, reply_ts."""
+        if state not in STEP_STATES or not set(fields) <= {"file_name", "error", "call_id", "reply_ts"}:
+            raise ValueError(f"bad job update: {state} {fields}")
+        assignments = "".join(f", {name} = ?" for name in fields)
+        with self._transaction() as db:
+            db.run(f"UPDATE jobs SET state = ?, updated_at = ?{assignments} WHERE id = ?",
+                   state, time.time(), *fields.values(), job_id)
+
+    def finish_job(self, job_id: int, state: str | None, error: str | None = None) -> None:
+        """End a job: `done`, `failed`, or None to forget it (a file that was no image after all).
+
+        When it is the last open image of its message, the message's outcome job is queued in the
+        same transaction, so the outcome reaction can never be forgotten.
+        """
+        if state is not None and state not in TERMINAL_STATES:
+            raise ValueError(f"not a final state: {state}")
+        now = time.time()
+        with self._transaction() as db:
+            (job,) = db.rows("SELECT * FROM jobs WHERE id = ?", job_id)
+            siblings = db.rows(f"SELECT id, state FROM jobs WHERE channel = ? AND message_ts = ? AND kind = 'image'"
+                               f" ORDER BY id{self.lock_rows}", job["channel"], job["message_ts"])
+            if state is None:
+                db.run("DELETE FROM jobs WHERE id = ?", job_id)
+            else:
+                db.run("UPDATE jobs SET state = ?, error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?"
+                       " WHERE id = ?", state, error, now, job_id)
+            others_open = any(row["state"] not in TERMINAL_STATES for row in siblings if row["id"] != job_id)
+            if job["kind"] == "image" and not others_open:
+                db.run("INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state,"
+                       " created_at, updated_at) VALUES ('outcome', ?, ?, ?, 'outcome', 'outcome', '', 'received', ?, ?)"
+                       " ON CONFLICT (channel, message_ts, file_id) DO UPDATE SET state = 'received', attempts = 0,"
+                       " run_after = 0, error = NULL, claimed_by = NULL, lease_until = NULL,"
+                       " updated_at = excluded.updated_at, payload = '{\"again\": true}'",
+                       job["channel"], job["message_ts"], job["message_ts"], now, now)
+
+    def requeue(self, job_id: int, channel: str) -> bool:
+        """Queue a failed job of `channel` again (the Retry button); False if there is no such job."""
+        with self._transaction() as db:
+            return db.run(
+                "UPDATE jobs SET state = CASE WHEN call_id IS NULL THEN 'received' ELSE 'classified' END,"
+                " attempts = 0, run_after = 0, error = NULL, claimed_by = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND channel = ? AND state = 'failed'", time.time(), job_id, channel) == 1
+
+    def job(self, job_id: int) -> Job | None:
+        rows = self._rows("SELECT * FROM jobs WHERE id = ?", job_id)
+        return _job_from_row(rows[0]) if rows else None
+
+    def jobs_of_message(self, channel: str, message_ts: str) -> list[Job]:
+        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND message_ts = ? AND kind = 'image' ORDER BY id",
+                          channel, message_ts)
+        return [_job_from_row(row) for row in rows]
+
+    def thread_jobs(self, channel: str, thread_ts: str) -> list[Job]:
+        """The classified images the bot answered in this thread."""
+        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND thread_ts = ? AND kind = 'image'"
+                          " AND call_id IS NOT NULL ORDER BY id", channel, thread_ts)
+        return [_job_from_row(row) for row in rows]
+
+    def recent_jobs(self, channel: str, limit: int) -> list[Job]:
+        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND kind = 'image' ORDER BY id DESC LIMIT ?",
+                          channel, limit)
+        return [_job_from_row(row) for row in rows]
+
+    def open_jobs(self) -> int:
+        """How many jobs are not finished yet (queued, running or waiting for a retry)."""
+        return self._rows("SELECT COUNT(*) AS n FROM jobs WHERE state NOT IN ('done', 'failed')")[0]["n"]
+
+    # --- feedback ------------------------------------------------------------------------------
+
+    def add_feedback(self, job_id: int, user_id: str, verdict: str, label: str, request_id: int | None = None) -> None:
+        """Store a verdict; a `request_id` (the click's job) already stored is not stored twice."""
+        with self._transaction() as db:
+            db.run("INSERT INTO feedback (job_id, user_id, verdict, label, created_at, request_id)"
+                   " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                   job_id, user_id, verdict, label, time.time(), request_id)
+
+    def latest_feedback(self, job_id: int) -> Feedback | None:
+        rows = self._rows("SELECT * FROM feedback WHERE job_id = ? ORDER BY id DESC LIMIT 1", job_id)
+        return Feedback(rows[0]["user_id"], rows[0]["verdict"], rows[0]["label"]) if rows else None
+
+    def channel_stats(self, channel: str) -> ChannelStats:
+        """Calls per label and the team's latest verdict per call, for one channel."""
+        by_label = self._rows(
+            "SELECT calls.label, COUNT(*) AS n FROM jobs JOIN calls ON calls.id = jobs.call_id"
+            " WHERE jobs.channel = ? AND jobs.kind = 'image' GROUP BY calls.label", channel)
+        failed = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE channel = ? AND kind = 'image' AND state = 'failed'",
+                            channel)
+        verdicts = self._rows(
+            "SELECT feedback.verdict, COUNT(*) AS n FROM feedback JOIN jobs ON jobs.id = feedback.job_id"
+            " WHERE jobs.channel = ? AND feedback.id IN (SELECT MAX(id) FROM feedback GROUP BY job_id)"
+            " GROUP BY feedback.verdict", channel)
+        counts = {row["verdict"]: row["n"] for row in verdicts}
+        return ChannelStats(
+            calls_by_label={row["label"]: row["n"] for row in by_label},
+            failed=failed[0]["n"],
+            confirmed=counts.get("confirmed", 0),
+            corrected=counts.get("corrected", 0),
+        )
+
+    # --- upkeep and moving data ---------------------------------------------------------------
+
+    def prune(self, events_before: float, images_before: float) -> tuple[int, int]:
+        """Forget event ids seen before `events_before` and the bytes of images last used before
+        `images_before` (their calls and feedback stay). Returns (events, images) pruned."""
+        with self._transaction() as db:
+            events = db.run("DELETE FROM seen_events WHERE seen_at < ?", events_before)
+            images = db.run("UPDATE images SET jpeg = ? WHERE used_at < ? AND length(jpeg) > 0", b"", images_before)
+        return events, images
+
+    def dump(self, table: str, page: int = 200) -> Iterator[list[dict[str, Any]]]:
+        """A table's rows in key order, a page at a time (never the whole table in memory)."""
+        key = "sha256" if table == "images" else "event_id" if table == "seen_events" else "id"
+        last: Any = None
+        while True:
+            where = "" if last is None else f" WHERE {key} > ?"
+            rows = self._rows(f"SELECT * FROM {table}{where} ORDER BY {key} LIMIT ?", *(() if last is None else (last,)), page)
+            if not rows:
+                return
+            yield [dict(row) for row in rows]
+            last = rows[-1][key]
+
+    def load(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows as they are, ids included (copy-db)."""
+        columns = list(rows[0])
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        with self._transaction() as db:
+            for row in rows:
+                db.run(sql, *(row[column] for column in columns))
+
+    def is_empty(self) -> bool:
+        return not any(self._rows(f"SELECT 1 AS x FROM {table} LIMIT 1") for table in ("images", "jobs"))
+
+    def after_load(self) -> None:
+        """Make the database's id counters continue after loaded rows (PostgreSQL needs it)."""
+
+
+def _upsert_image(db: Tx, image: Image) -> None:
+    db.run(
+        "INSERT INTO images (sha256, name, jpeg, width, height, source_format, used_at) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT (sha256) DO UPDATE SET jpeg = excluded.jpeg, used_at = excluded.used_at",
+        image.sha256, image.name, image.jpeg, image.width, image.height, image.source_format, time.time(),
+    )
+
+
+def _image_from_row(row: Row) -> Image:
+    return Image(row["name"], row["sha256"], bytes(row["jpeg"]), row["width"], row["height"], row["source_format"])
+
+
+def _call_from_row(row: Row, *, from_cache: bool = False) -> Call:
+    return Call(
+        label=row["label"], confidence=row["confidence"], confidence_source=row["confidence_source"],
+        observations=row["observations"], explanation=row["explanation"], model=row["model"],
+        usage=Usage(row["input_tokens"], row["cached_tokens"], row["output_tokens"]),
+        cost_usd=row["cost_usd"], id=row["id"], from_cache=from_cache,
+    )
+
+
+def _job_from_row(row: Row) -> Job:
+    fields = {name: row[name] for name in Job.__dataclass_fields__ if name != "payload"}
+    return Job(**fields, payload=json.loads(row["payload"]))
