@@ -11,7 +11,9 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.services import Services, build_services
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
 from tests.helpers import API_KEY
+from tests.slack_harness import RunningBot, slack_environ
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -92,3 +94,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'crystals.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
+              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
+    running: list[RunningBot] = []
+
+    def start(**overrides: str) -> RunningBot:
+        settings = make_settings(**{**slack_environ(fake_slack), "OPENAI_MAX_RETRIES": "1", **overrides})
+        running.append(RunningBot.start(fake_slack, fake_openai, settings))
+        return running[-1]
+
+    yield start
+    for bot in running:
+        bot.stop()

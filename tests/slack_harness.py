@@ -2,6 +2,7 @@
 wired to the fake Slack and the fake OpenAI, plus helpers to drive it like a lab channel."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,10 @@ class RunningBot:
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until every delivered event has been handled and the queue is empty."""
-        self.bot.listener_pool.submit(lambda: None).result(timeout)  # listeners run in order of arrival
+        workers = self.services.settings.slack_listener_workers
+        everyone_idle = threading.Barrier(workers, timeout=timeout)  # passes once no listener is still running
+        for done in [self.bot.listener_pool.submit(everyone_idle.wait) for _ in range(workers)]:
+            done.result(timeout)
         self.slack.wait_for(lambda: self.services.store.open_jobs() == 0 and self.bot.queue.running() == 0,
                             timeout, what="an empty job queue")
 

@@ -100,9 +100,11 @@ def test_slack_api_url_gets_a_trailing_slash(settings):
     assert settings(SLACK_API_URL="http://localhost:8089/api/").slack_api_url == "http://localhost:8089/api/"
 
 
-def test_only_sqlite_databases_are_accepted(settings):
-    message = problem(settings, DATABASE_URL="postgres://bot@db/crystals")
-    assert "DATABASE_URL" in message and "only SQLite is supported" in message
+def test_sqlite_and_postgresql_databases_are_accepted_and_nothing_else(settings):
+    assert settings(DATABASE_URL="postgres://bot:pw@db:5432/crystals").database_url.startswith("postgres://")
+    assert settings(DATABASE_URL="postgresql://bot@db/crystals").database_url == "postgresql://bot@db/crystals"
+    message = problem(settings, DATABASE_URL="mysql://bot@db/crystals")
+    assert "DATABASE_URL" in message and "postgresql://user:password@host:5432/db" in message
 
 
 def test_the_api_key_never_appears_in_an_error(settings):

@@ -24,12 +24,6 @@ from tests.slack_harness import CHANNEL, slack_environ
 SIGNING_SECRET = "test-signing-secret"
 
 
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

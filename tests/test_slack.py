@@ -21,27 +21,6 @@ PRECIPITATE = ("215.jpeg", image_bytes("precipitate", 215))
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
-              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
-    running: list[RunningBot] = []
-
-    def start(**overrides: str) -> RunningBot:
-        settings = make_settings(**{**slack_environ(fake_slack), "OPENAI_MAX_RETRIES": "1", **overrides})
-        running.append(RunningBot.start(fake_slack, fake_openai, settings))
-        return running[-1]
-
-    yield start
-    for bot in running:
-        bot.stop()
-
-
-@pytest.fixture
 def bot(start_bot: Callable[..., RunningBot]) -> RunningBot:
     bot = start_bot()
     bot.openai.label_image(bot.normalised(CRYSTALS[1], CRYSTALS[0]).jpeg, "crystals")

@@ -6,6 +6,7 @@ pool and one database connection), with Slack's request signatures verified by B
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from typing import Any
@@ -77,7 +78,7 @@ class GunicornServer(BaseApplication):
         self.running: tuple[Services, SlackBot] | None = None
         self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1, "worker_class": "gthread",
                         "threads": settings.slack_listener_workers, "timeout": 60,
-                        "graceful_timeout": settings.shutdown_grace_seconds + 5, "worker_exit": self._worker_exit,
+                        "graceful_timeout": math.ceil(settings.shutdown_grace_seconds) + 5, "worker_exit": self._worker_exit,
                         "loglevel": settings.log_level.lower(), "accesslog": "-"}
         super().__init__()
 

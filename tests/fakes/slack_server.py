@@ -39,7 +39,14 @@ Mode client honours proxy variables but ignores NO_PROXY.
 Every Web API request is recorded as an :class:`ApiCall` (``fake.calls``,
 ``fake.calls_to(method)``).  Web API answers are HTTP 200 JSON with
 ``ok: true/false``; ``rate_limit_next`` makes the next calls answer HTTP 429
-with ``Retry-After``.  ``set_handler`` adds or overrides a Web API method.
+with ``Retry-After``; ``limit_posts_per_channel`` enforces Slack's "about one
+message a second per channel" on chat.postMessage; ``fail_next`` answers an
+HTTP error status (e.g. 503); ``drop_after_accepting`` carries out the next
+calls and then closes the connection without an answer (the post exists, the
+client sees a dropped connection).  ``set_handler`` adds or overrides a Web API
+method.  ``conversations.replies`` returns message metadata only when asked
+with ``include_all_metadata``, as Slack does.  Events go to the newest
+connection, or to each connection in turn with ``round_robin = True``.
 """
 
 from __future__ import annotations
@@ -161,6 +168,13 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._rate_limits: dict[str, _RateLimit] = {}
+        self._failures: dict[str, list[int]] = {}
+        self._drops: dict[str, int] = {}
+        self._post_buckets: dict[str, tuple[float, float]] = {}
+        self.posts_per_second: float | None = None
+        self.post_burst = 3
+        self.round_robin = False
+        self._next_socket = itertools.count()
         self._acks: dict[str, dict[str, Any] | None] = {}
         self._socket_messages: list[dict[str, Any]] = []
         self._sockets: list[web.WebSocketResponse] = []
@@ -340,6 +354,21 @@ class FakeSlack:
         with self._lock:
             self._rate_limits[method] = _RateLimit(times, retry_after)
 
+    def fail_next(self, method: str, status: int = 503, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` answer HTTP ``status`` (and are not carried out)."""
+        with self._lock:
+            self._failures.setdefault(method, []).extend([status] * times)
+
+    def drop_after_accepting(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` are carried out, then the connection is closed unanswered."""
+        with self._lock:
+            self._drops[method] = self._drops.get(method, 0) + times
+
+    def limit_posts_per_channel(self, per_second: float = 1.0, burst: int = 3) -> None:
+        """chat.postMessage answers 429 (Retry-After: 1) past ``per_second`` per channel after a ``burst``."""
+        with self._lock:
+            self.posts_per_second, self.post_burst = per_second, burst
+
     def set_handler(self, method: str, handler: ApiHandler) -> None:
         """Add/override a Web API method: handler(params) -> response dict (``ok`` is added).
 
@@ -506,9 +535,10 @@ class FakeSlack:
         return envelope_id
 
     def _send_to_client(self, message: dict[str, Any]) -> None:
-        """Send to the newest open connection (Slack delivers each envelope to one connection)."""
+        """Send to one open connection, as Slack does: the newest, or each in turn (``round_robin``)."""
         self.wait_connected(timeout=5.0)
-        ws = self._open_sockets()[-1]
+        sockets = self._open_sockets()
+        ws = sockets[next(self._next_socket) % len(sockets)] if self.round_robin else sockets[-1]
         self._run(ws.send_str(json.dumps(message)))
 
     def _open_sockets(self) -> list[web.WebSocketResponse]:
@@ -615,6 +645,12 @@ class FakeSlack:
         call.status, call.response = status, body
         with self._lock:
             self._calls.append(call)
+            drop = self._drops.get(method, 0) > 0 and status == 200
+            if drop:
+                self._drops[method] -= 1
+        if drop and request.transport is not None:
+            request.transport.close()  # carried out, but the client never hears back
+            raise web.HTTPServiceUnavailable()
         return web.json_response(body, status=status, headers=headers)
 
     def _dispatch(self, call: ApiCall) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -623,6 +659,12 @@ class FakeSlack:
             if limit and limit.remaining > 0:
                 limit.remaining -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit.retry_after)}
+            failures = self._failures.get(call.method)
+            if failures:
+                status = failures.pop(0)
+                return status, {"ok": False, "error": "service_unavailable"}, {}
+            if call.method == "chat.postMessage" and self.posts_per_second and not self._take_post_slot(call):
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
         handler = self._handlers.get(call.method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -634,6 +676,16 @@ class FakeSlack:
         except SlackError as e:
             return 200, {"ok": False, "error": e.error}, {}
         return 200, {"ok": True, **result}, {}
+
+    def _take_post_slot(self, call: ApiCall) -> bool:
+        """A token bucket per channel, as Slack's chat limit behaves. Lock held."""
+        channel = str(call.params.get("channel", ""))
+        now = time.monotonic()
+        tokens, last = self._post_buckets.get(channel, (float(self.post_burst), now))
+        tokens = min(float(self.post_burst), tokens + (now - last) * self.posts_per_second)
+        allowed = tokens >= 1
+        self._post_buckets[channel] = (tokens - 1 if allowed else tokens, now)
+        return allowed
 
     def _check_token(self, call: ApiCall) -> str | None:
         expected = self.app_token if call.method == "apps.connections.open" else self.bot_token
@@ -824,6 +876,8 @@ class FakeSlack:
                 raise SlackError("thread_not_found")
             replies = [m for m in self._messages[channel] if m.get("thread_ts") == ts and m["ts"] != ts]
             thread = [dict(parent)] + [dict(m) for m in sorted(replies, key=_ts_key)]
+        if params.get("include_all_metadata") not in (True, "true", "1", 1):
+            thread = [{k: v for k, v in m.items() if k != "metadata"} for m in thread]
         page = thread[offset : offset + limit]
         has_more = offset + limit < len(thread)
         return {

@@ -1,4 +1,4 @@
-"""Message events: image uploads (`file_share`), questions in threads, the bot joining a channel.
+"""Message events: image uploads (`file_share`) and questions in threads; the bot joining a channel.
 
 Uploads come only through `message`/`file_share` (the app does not subscribe to `file_shared`, the
 second event Slack sends for the same upload). Bolt drops the bot's own messages before these run.
@@ -21,12 +21,13 @@ def register(app: App, intake: Intake) -> None:
         if intake.allowed(event["channel"]) and intake.store.first_sighting(body["event_id"]):
             intake.accept_upload(event)
 
+    @app.event("member_joined_channel")
+    def on_join(event: dict[str, Any]) -> None:
+        if event.get("user") == intake.bot_user_id and not intake.allowed(event["channel"]):
+            intake.say_not_allowed_once(event["channel"])
+
     @app.event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("subtype") == "channel_join" and event.get("user") == intake.bot_user_id:
-            if not intake.allowed(event["channel"]):
-                intake.say_not_allowed_once(event["channel"])
-            return
         if event.get("subtype") not in ANSWERABLE_SUBTYPES or event.get("bot_id") or not intake.allowed(event["channel"]):
             return  # edits, deletions, joins, other bots, channels the bot is not enabled in
         if intake.should_answer(event) and intake.store.first_sighting(body["event_id"]):
