@@ -44,7 +44,7 @@ class ZipLimits:
 
 
 class Skip(Enum):
-    """Why a member is not classified; the value reads after a count ("3 links")."""
+    """Why a member is not classified; the value names the group ("links: 3")."""
 
     SYSTEM = "system files (__MACOSX, .DS_Store, Thumbs.db)"
     UNSAFE_PATH = "with a path outside the zip (.. or absolute)"
