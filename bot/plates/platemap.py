@@ -186,10 +186,13 @@ def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], heig
         items.append((UNREADABLE, f"unreadable {len(view.unreadable)}", False))
     if len({p.well for p in [*view.labels, *view.unreadable]}) < view.wells:
         items.append((None, "no image", False))
-    axes = figure.add_axes((0.02, 0.2 / height, 0.96, 0.55 / height))
+    axes = figure.add_axes((0, 0.2 / height, 1, 0.55 / height))
     axes.set_axis_off()
-    widths = [1.3 + 0.19 * len(text) for _, text, _ in items]
-    axes.set_xlim(-(sum(widths) * 0.5), sum(widths) * 0.5)  # centred under the grid
+    widths = [1.4 + 0.25 * len(text) for _, text, _ in items]
+    inch_per_unit = min(0.4, 0.96 * figure.get_figwidth() / sum(widths))  # the same size on every map that fits
+    half = figure.get_figwidth() / inch_per_unit / 2
+    font = 12 * inch_per_unit / 0.4
+    axes.set_xlim(-half, half)
     axes.set_ylim(0, 1)
     x = -sum(widths) * 0.5
     for (style, text, ring), item_width in zip(items, widths):
@@ -198,6 +201,6 @@ def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], heig
                                       edgecolor=NEW_RING if ring else ("#555555" if style else "none"),
                                       linewidth=3 if ring else 0.6, transform=axes.transData))
         if style:
-            axes.text(x + 0.4, 0.5, style.mark, ha="center", va="center", color=style.ink, fontsize=12, weight="bold")
-        axes.text(x + 0.95, 0.5, text, ha="left", va="center", fontsize=12)
+            axes.text(x + 0.4, 0.5, style.mark, ha="center", va="center", color=style.ink, fontsize=font, weight="bold")
+        axes.text(x + 0.95, 0.5, text, ha="left", va="center", fontsize=font)
         x += item_width
