@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from bot.plates.compare import Change, compare
 from bot.plates.wells import Position, parse_position
+from tests.plate_helpers import at
 
 
 def labels(**by_name: str) -> dict[Position, str]:
     """`A1="clear", B2_2="crystals"` -> {A1 drop 1: "clear", B2 drop 2: "crystals"}."""
     return {parse_position(name): label for name, label in by_name.items()}  # type: ignore[misc]
-
-
-def at(name: str) -> Position:
-    position = parse_position(name)
-    assert position is not None
-    return position
 
 
 def test_new_hits_lost_crystals_and_other_changes_in_plate_order() -> None:

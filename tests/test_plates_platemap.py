@@ -8,13 +8,7 @@ from PIL import Image
 
 from bot.plates.platemap import (NEW_RING, NO_IMAGE, SPARE_FILLS, STYLES, UNREADABLE, PlateView,
                                   plate_map_png)
-from bot.plates.wells import Position, parse_position
-
-
-def at(name: str) -> Position:
-    position = parse_position(name)
-    assert position is not None
-    return position
+from tests.plate_helpers import at
 
 
 def decode(png: bytes) -> np.ndarray:
