@@ -49,7 +49,7 @@ class Position:
 
 
 def parse_well(text: str) -> Well | None:
-    """`B4`, `b04`, `Well_B4`-style single token -> Well; anything else -> None."""
+    """One token (`B4`, `b04`, `WellB4`) -> Well; anything else -> None."""
     found = _ROW_FIRST.fullmatch(text)
     return _well(found[1], found[2]) if found else None
 
