@@ -43,6 +43,11 @@ NAME_TABLE = [
     ("RI1000-0042_E07_2_2026-11-26_09-30-00.jpg", at("E7", 2)),  # Minstrel-like
     ("P1234_D07_2.jpg", at("D7", 2)),
     ("plate_42_G3_10:30.jpg", at("G3")),
+    ("plate42_A01_Subwell_2_UV.png", at("A1", 2)),
+    # screen conditions and microscope words are no wells
+    ("NaCl_0.2M_C3.jpg", at("C3")),
+    ("H2O2_A1.jpg", at("A1")),
+    ("A1_10x.jpg", at("A1")),
     ("Barcode 998877 - H01 - drop 2.png", at("H1", 2)),
     ("H01_drop_3.png", at("H1", 3)),
     # column first, only zero-padded with an upper-case row
@@ -69,7 +74,10 @@ NAME_TABLE = [
     # two different wells: ambiguous
     ("A1_B2.jpg", None),
     ("P12_A01.jpg", None),  # P12 may be a plate id or a well
-    ("01A_B02.jpg", None),
+    ("01A_02B.jpg", None),
+    # a row-first well wins over a column-first look-alike
+    ("PEG_20K_A1.jpg", at("A1")),
+    ("01A_B02.jpg", at("B2")),
 ]
 
 

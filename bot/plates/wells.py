@@ -97,32 +97,29 @@ def wells_in_text(text: str) -> list[Well]:
 
 
 def _positions_in(tokens: list[str]) -> set[Position]:
-    """Every position the tokens name; a drop token after a well (`B12`, `d2`) belongs to that well."""
-    found: set[Position] = set()
+    """Every position the tokens name; a drop token after a well (`B12`, `d2`) belongs to that well.
+    Column-first wells (`01A`) count only where no row-first one is named: `PEG_20K_A1` is A1."""
+    row_first: set[Position] = set()
+    column_first: set[Position] = set()
     index = 0
     while index < len(tokens):
-        position, used = _token_position(tokens[index], tokens[index + 1:])
-        if position:
-            found.add(position)
-        index += used
-    return found
+        token, rest = tokens[index], tokens[index + 1:]
+        index += 1
+        if found := _ROW_FIRST_WITH_DROP.fullmatch(token):
+            row_first.add(Position(_well(found[1], found[2]), int(found[3])))
+            continue
+        well, bucket = parse_well(token), row_first
+        if well is None:
+            well, bucket = _column_first(token), column_first
+        if well:
+            bucket.add(Position(well, _leading_drop(rest)))
+            index += 1 if rest and _DROP.fullmatch(rest[0]) else 0
+    return row_first or column_first
 
 
-def _token_position(token: str, rest: list[str]) -> tuple[Position | None, int]:
-    """The position a token names and how many tokens that used (2 when the next one is its drop)."""
-    if found := _ROW_FIRST_WITH_DROP.fullmatch(token):
-        return Position(_well(found[1], found[2]), int(found[3])), 1
-    well = _token_well(token)
-    if well is None:
-        return None, 1
-    drop = _leading_drop(rest)
-    return Position(well, drop), 2 if rest and _DROP.fullmatch(rest[0]) else 1
-
-
-def _token_well(token: str) -> Well | None:
-    if found := _COLUMN_FIRST.fullmatch(token):
-        return Well(ROWS.index(found[2]), int(found[1]))
-    return parse_well(token)
+def _column_first(token: str) -> Well | None:
+    found = _COLUMN_FIRST.fullmatch(token)
+    return Well(ROWS.index(found[2]), int(found[1])) if found else None
 
 
 def _leading_drop(tokens: list[str]) -> int:
