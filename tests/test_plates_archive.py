@@ -148,9 +148,15 @@ def test_a_corrupt_zip_gets_a_message_that_says_so(tmp_path: Path, damage: str) 
 
 
 def test_too_many_members_are_refused_before_the_directory_is_read(tmp_path: Path) -> None:
-    path = write_zip(tmp_path / "p.zip", {f"notes{i}.txt": b"x" for i in range(12)})
+    path = write_zip(tmp_path / "p.zip", {f"A{i}.jpg": JPEG for i in range(1, 13)})
     with pytest.raises(ArchiveError, match="p.zip holds 12 files; the most I read in one zip is 10"):
         contents_of(path, ZipLimits(max_members=10))
+
+
+def test_a_zip_without_images_is_refused(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "p.zip", {"plate.xml": b"<plate/>", "../A1.jpg": JPEG})
+    with pytest.raises(ArchiveError, match=r"p.zip holds no images I can read \(JPEG, PNG, TIFF, BMP, WebP or GIF\)"):
+        contents_of(path)
 
 
 def test_too_many_images_are_refused(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_skipped_members_are_counted(categories) -> None:
                               skipped={Skip.NOT_IMAGE: 3, Skip.LINK: 1})
     context = message.blocks[-1]
     assert context["type"] == "context"
-    assert context["elements"][0]["text"] == "Skipped 4 files in the zip (not images: 3, links: 1)."
+    assert context["elements"][0]["text"] == "Skipped 4 files in the zip — not images: 3, links: 1."
     assert "*No crystal hits.*" in all_text(message)
 
 

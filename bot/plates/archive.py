@@ -46,7 +46,7 @@ class ZipLimits:
 class Skip(Enum):
     """Why a member is not classified; the value names the group ("links: 3")."""
 
-    SYSTEM = "system files (__MACOSX, .DS_Store, Thumbs.db)"
+    SYSTEM = "system files like .DS_Store"
     UNSAFE_PATH = "with a path outside the zip (.. or absolute)"
     LINK = "links"
     ENCRYPTED = "encrypted"
@@ -175,6 +175,9 @@ def _is_unsafe(name: str) -> bool:
 
 
 def _check_totals(images: list[Entry], zip_name: str, limits: ZipLimits) -> None:
+    if not images:
+        raise ArchiveError(f"{zip_name} holds no images I can read (JPEG, PNG, TIFF, BMP, WebP or GIF). "
+                           "Zip the plate's image files themselves and upload that.")
     if len(images) > limits.max_images:
         raise ArchiveError(f"{zip_name} holds {len(images):,} images; the most I classify from one zip is "
                            f"{limits.max_images:,}. Split the plate into several zips and upload them one by one.")

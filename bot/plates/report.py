@@ -156,7 +156,7 @@ def _without_well_text(images: Sequence[PlateImage]) -> str:
 def _skipped_text(skipped: Mapping[Skip, int]) -> str:
     total = sum(skipped.values())
     reasons = ", ".join(f"{reason.value}: {count}" for reason, count in skipped.items())
-    return f"Skipped {_count(total, 'file')} in the zip ({reasons})."
+    return f"Skipped {_count(total, 'file')} in the zip — {reasons}."
 
 
 def _notification(plate: str, images: int, hits: int, new: int) -> str:
