@@ -129,10 +129,12 @@ def test_duplicate_names_and_unreadable_methods_are_skipped(tmp_path: Path) -> N
     path = tmp_path / "p.zip"
     with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "w") as archive:
         archive.writestr("A1.jpg", JPEG)
-        archive.writestr("A1.jpg", JPEG + b"again")
+        archive.writestr("A1.jpg", bytes(20 * 1024 * 1024))  # a bomb behind a harmless name
         archive.writestr("A2.jpg", JPEG)
+        archive.writestr("A3.jpg", JPEG)
     patch(path, b"PK\x01\x02", 10, (9).to_bytes(2, "little"), occurrence=2)  # A2: Deflate64, as Windows writes
-    assert contents_of(path).skipped == (("A1.jpg", Skip.DUPLICATE), ("A2.jpg", Skip.UNREADABLE_METHOD))
+    assert contents_of(path).skipped == (("A1.jpg", Skip.DUPLICATE), ("A1.jpg", Skip.DUPLICATE),
+                                         ("A2.jpg", Skip.UNREADABLE_METHOD))
 
 
 @pytest.mark.parametrize("damage", ["not a zip", "cut short", "empty"])

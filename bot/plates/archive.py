@@ -52,7 +52,7 @@ class Skip(Enum):
     ENCRYPTED = "encrypted"
     NESTED_ARCHIVE = "archives inside the zip"
     NOT_IMAGE = "not images"
-    DUPLICATE = "with a name that appears twice"
+    DUPLICATE = "with a name that appears twice"  # both are skipped: which one is meant?
     UNREADABLE_METHOD = "compressed with a method I cannot read"
     TOO_LARGE = "over the size limit for one image"
     ZIP_BOMB = "compressed suspiciously well (possible zip bomb)"
@@ -111,12 +111,11 @@ def survey(archive: zipfile.ZipFile, zip_name: str, limits: ZipLimits) -> Conten
     """The images to classify and the members skipped, from the zip's directory alone."""
     images: list[Entry] = []
     skipped: list[tuple[str, Skip]] = []
-    seen: set[str] = set()
+    name_counts = Counter(info.filename for info in archive.infolist())
     for info in archive.infolist():
         if info.is_dir():
             continue
-        reason = _skip_reason(info, seen, limits)
-        seen.add(info.filename)
+        reason = _skip_reason(info, name_counts[info.filename] > 1, limits)
         if reason:
             skipped.append((info.filename, reason))
         else:
@@ -126,21 +125,22 @@ def survey(archive: zipfile.ZipFile, zip_name: str, limits: ZipLimits) -> Conten
 
 
 def read_image(archive: zipfile.ZipFile, entry: Entry, limits: ZipLimits) -> bytes:
-    """One image's bytes, decompressed in memory; a damaged member raises ArchiveError."""
+    """One image's bytes, decompressed in memory; a damaged member raises ArchiveError.
+
+    zipfile reads no further than the size the zip's directory declares, which survey checked (and
+    is checked again here, should the limits have changed since), and then checks the CRC.
+    """
     try:
-        info = archive.getinfo(entry.name)
+        info = archive.getinfo(entry.name)  # unique: survey skips every member of a name that appears twice
         if info.file_size > limits.max_member_bytes:
             raise ArchiveError(f"{entry.name} is over the size limit for one image")
         with archive.open(info) as member:
-            data = member.read(limits.max_member_bytes + 1)  # the reader stops at the declared size
+            return member.read()
     except ArchiveError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, RuntimeError, NotImplementedError,
             ValueError, struct.error) as exc:
         raise ArchiveError(f"{entry.name} is damaged inside the zip ({exc}); zip the images again") from exc
-    if len(data) > limits.max_member_bytes:
-        raise ArchiveError(f"{entry.name} is over the size limit for one image")
-    return data
 
 
 def iter_images(archive: zipfile.ZipFile, contents: Contents, limits: ZipLimits) -> Iterator[Member]:
@@ -152,7 +152,7 @@ def iter_images(archive: zipfile.ZipFile, contents: Contents, limits: ZipLimits)
             yield Member(entry, None, str(exc))
 
 
-def _skip_reason(info: zipfile.ZipInfo, seen: set[str], limits: ZipLimits) -> Skip | None:
+def _skip_reason(info: zipfile.ZipInfo, duplicate: bool, limits: ZipLimits) -> Skip | None:
     path = PurePosixPath(info.filename.replace("\\", "/"))
     checks = [
         (Skip.SYSTEM, any(part.casefold() in SYSTEM_FILES for part in path.parts) or path.name.startswith(".")),
@@ -161,7 +161,7 @@ def _skip_reason(info: zipfile.ZipInfo, seen: set[str], limits: ZipLimits) -> Sk
         (Skip.ENCRYPTED, bool(info.flag_bits & 0x1)),
         (Skip.NESTED_ARCHIVE, path.suffix.lower() in ARCHIVE_EXTENSIONS),
         (Skip.NOT_IMAGE, path.suffix.lower() not in IMAGE_EXTENSIONS),
-        (Skip.DUPLICATE, info.filename in seen),
+        (Skip.DUPLICATE, duplicate),
         (Skip.UNREADABLE_METHOD, info.compress_type not in READABLE_METHODS),
         (Skip.TOO_LARGE, info.file_size > limits.max_member_bytes),
         (Skip.ZIP_BOMB, info.file_size > limits.max_ratio * max(info.compress_size, 1)),
