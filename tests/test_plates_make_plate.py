@@ -9,8 +9,8 @@ from PIL import Image
 
 from benchmarks.make_plate import write_plate_zip
 from bot.plates.archive import Skip, ZipLimits, iter_images, open_zip, survey
-from bot.plates.naming import plate_name
-from bot.plates.wells import parse_position, plate_size
+from bot.plates.naming import plate_name, plate_positions
+from bot.plates.wells import plate_size
 
 
 def test_a_96_well_plate_reads_back_well_by_well(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_a_96_well_plate_reads_back_well_by_well(tmp_path: Path) -> None:
         contents = survey(archive, path.name, limits)
         names = [e.name for e in contents.images]
         plate = plate_name(path.name, names)
-        positions = [parse_position(name, plate_id=plate) for name in names]
+        positions = list(plate_positions(names, plate).values())
         digests = set()
         for member in iter_images(archive, contents, limits):
             assert member.data is not None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.plates.naming import plate_name, shared_plate_id
+from bot.plates.naming import plate_name, plate_positions, shared_plate_id
+from tests.plate_helpers import at
 
 WELLS = ["A01.jpg", "A02.jpg"]
 
@@ -53,3 +54,11 @@ def test_otherwise_the_id_the_images_share(zip_name: str | None, images: list[st
 ])
 def test_shared_plate_id(images: list[str], plate_id: str | None) -> None:
     assert shared_plate_id(images) == plate_id
+
+
+def test_positions_ignore_the_plate_name_and_the_shared_id() -> None:
+    images = ["P12_A01.jpg", "P12_A02_2.jpg", "P12_notes.jpg"]
+    assert plate_positions(images, "plate42") == {"P12_A01.jpg": at("A1"), "P12_A02_2.jpg": at("A2_2"),
+                                                  "P12_notes.jpg": None}
+    assert plate_positions(["plate42_A01.jpg"], "plate42") == {"plate42_A01.jpg": at("A1")}
+    assert plate_positions(["A01.jpg"], None) == {"A01.jpg": at("A1")}

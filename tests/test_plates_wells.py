@@ -87,9 +87,9 @@ def test_name_table(name: str, expected: Position | None) -> None:
 
 
 def test_a_plate_id_is_never_a_well() -> None:
-    assert parse_position("P12_A01.jpg", plate_id="P12") == at("A1")
-    assert parse_position("p12/A01.jpg", plate_id="P12") == at("A1")
-    assert parse_position("P12_A01.jpg", plate_id="P13") is None
+    assert parse_position("P12_A01.jpg", plate_ids=["P12"]) == at("A1")
+    assert parse_position("p12/A01.jpg", plate_ids=["plate42", "P12"]) == at("A1")
+    assert parse_position("P12_A01.jpg", plate_ids=["P13"]) is None
 
 
 def test_windows_paths_and_the_same_well_named_twice() -> None:

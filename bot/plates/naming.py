@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Sequence
 
 from bot.plates.stamps import remove_stamps
-from bot.plates.wells import parse_position
+from bot.plates.wells import Position, parse_position
 
 # Names that say nothing about which plate it is: what zip tools, browsers and imagers call things.
 GENERIC_WORDS = frozenset({
@@ -48,8 +48,15 @@ def shared_plate_id(image_paths: Sequence[str]) -> str | None:
     candidates = [t for t in token_lists[0] if t.casefold() in shared and _may_be_plate_id(t)]
     plain = [t for t in candidates if parse_position(t) is None]
     well_like = [t for t in candidates
-                 if parse_position(t) is not None and any(parse_position(p, plate_id=t) for p in image_paths)]
+                 if parse_position(t) is not None and any(parse_position(p, plate_ids=[t]) for p in image_paths)]
     return next(iter(plain + well_like), None)
+
+
+def plate_positions(image_paths: Sequence[str], plate: str | None) -> dict[str, Position | None]:
+    """Each image's well and drop (None: no well in its name), reading neither the plate's name nor the
+    id its images share as a well (`P12_A01.jpg` in `plate42.zip` is A1)."""
+    ids = [i for i in (plate, shared_plate_id(image_paths)) if i]
+    return {path: parse_position(path, plate_ids=ids) for path in image_paths}
 
 
 def _may_be_plate_id(token: str) -> bool:

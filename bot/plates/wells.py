@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Collection, Iterable
 
 from bot.plates.stamps import remove_stamps
 
@@ -54,16 +54,16 @@ def parse_well(text: str) -> Well | None:
     return _well(found[1], found[2]) if found else None
 
 
-def parse_position(path: str, plate_id: str | None = None) -> Position | None:
+def parse_position(path: str, plate_ids: Collection[str] = ()) -> Position | None:
     """The well and drop a file's path (inside a zip, or a loose file name) names, or None.
 
-    The file name is read first, then its folders from the innermost (`A01/drop2.jpg`). `plate_id` (a
-    plate's name or the id its images share) is never read as a well: `P12_A01.jpg` of plate P12 is A1.
+    The file name is read first, then its folders from the innermost (`A01/drop2.jpg`). `plate_ids`
+    (the plate's name, the id its images share) are never read as wells: `P12_A01.jpg` of plate P12 is A1.
     """
     *folders, file_name = path.replace("\\", "/").split("/")
-    ignored = (plate_id or "").casefold()
-    stem_tokens = [t for t in _tokens(_without_extension(file_name)) if t.casefold() != ignored]
-    for tokens in [stem_tokens, *([t for t in _tokens(f) if t.casefold() != ignored] for f in reversed(folders))]:
+    ignored = {plate_id.casefold() for plate_id in plate_ids}
+    stem_tokens = [t for t in _tokens(_without_extension(file_name)) if t.casefold() not in ignored]
+    for tokens in [stem_tokens, *([t for t in _tokens(f) if t.casefold() not in ignored] for f in reversed(folders))]:
         found = _positions_in(tokens)
         if len({p.well for p in found}) > 1:
             return None  # two different wells: better listed apart than put in the wrong well
