@@ -139,4 +139,4 @@ def test_the_plate_view_for_the_map(categories) -> None:
     assert view.unreadable == {parse_position("A2")}
     assert view.new_hits == {parse_position("A1")}
     assert view.categories == ("clear", "crystals", "precipitate", "other")
-    assert view.wells == 384
+    assert view.well_count == 384

@@ -56,7 +56,7 @@ class PlateView:
     size: int | None = None  # 96 or 384; None: from the wells
 
     @property
-    def wells(self) -> int:
+    def well_count(self) -> int:
         return self.size or plate_size([*self.labels, *self.unreadable])
 
     @property
@@ -82,7 +82,7 @@ def plate_map_png(view: PlateView) -> bytes:
 
 
 def _draw(view: PlateView) -> bytes:
-    rows, columns = PLATE_SHAPES[view.wells]
+    rows, columns = PLATE_SHAPES[view.well_count]
     geometry = _Geometry(rows, columns, view.drops)
     styles = _styles(view)
     width = columns * geometry.inch_per_well + 1.2
@@ -191,7 +191,7 @@ def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], heig
         items.append((STYLES[HIT], f"new hit {len(view.new_hits)}", True))
     if view.unreadable:
         items.append((UNREADABLE, f"unreadable {len(view.unreadable)}", False))
-    if len({p.well for p in [*view.labels, *view.unreadable]}) < view.wells:
+    if len({p.well for p in [*view.labels, *view.unreadable]}) < view.well_count:
         items.append((None, "no image", False))
     axes = figure.add_axes((0, 0.2 / height, 1, 0.55 / height))
     axes.set_axis_off()
