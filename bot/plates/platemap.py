@@ -1,0 +1,213 @@
+"""The plate map: a plate's calls drawn as its grid of wells, as PNG bytes. Pure (matplotlib's Agg
+canvas, no pyplot state).
+
+Read at a glance on a laptop and a phone: hits are the only saturated colour, with a star; new hits
+carry a ring as well; every category has a letter besides its colour (Okabe-Ito colours, safe for
+colour-blind readers); wells without an image are plain grey.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import FancyBboxPatch
+
+from bot.plates.compare import HIT
+from bot.plates.wells import PLATE_SHAPES, ROWS, Position, Well, plate_size
+
+
+@dataclass(frozen=True)
+class Style:
+    fill: str
+    mark: str  # drawn in the drop, so the map does not rely on colour alone
+    ink: str = "#1a1a1a"
+
+
+STYLES = {
+    "clear": Style("#c6e4f7", "C"),  # pale sky blue
+    HIT: Style("#d55e00", "★", "#ffffff"),  # vermillion: the one saturated colour
+    "precipitate": Style("#f2e79a", "P"),  # pale yellow
+    "other": Style("#e4c3d8", "?"),  # pale reddish purple
+}
+SPARE_FILLS = ("#8fd3bd", "#9cc3e6", "#e8c07d")  # categories added to categories.toml later
+UNREADABLE = Style("#ffffff", "!", "#b00000")
+NO_IMAGE = "#e4e4e4"
+NEW_RING = "#0072b2"  # blue
+DPI = 100
+_MATPLOTLIB = threading.Lock()  # matplotlib is not thread-safe; job workers may finish plates at once
+
+
+@dataclass(frozen=True)
+class PlateView:
+    """What the map shows: one inspection of a plate."""
+
+    name: str
+    taken: str  # when it was imaged (or uploaded), as shown
+    labels: Mapping[Position, str]  # category by (well, drop)
+    unreadable: frozenset[Position] = frozenset()
+    new_hits: frozenset[Position] = frozenset()
+    categories: Sequence[str] = ("clear", HIT, "precipitate", "other")  # legend order
+    size: int | None = None  # 96 or 384; None: from the wells
+
+    @property
+    def well_count(self) -> int:
+        return self.size or plate_size([*self.labels, *self.unreadable])
+
+    @property
+    def drops(self) -> int:
+        return max((p.drop for p in [*self.labels, *self.unreadable]), default=1)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    rows: int
+    columns: int
+    drops: int
+
+    @property
+    def inch_per_well(self) -> float:
+        return 0.78 if self.columns == 12 else 0.56  # 96 wells: 1,060 px wide; 384: 1,460 px
+
+
+def plate_map_png(view: PlateView) -> bytes:
+    """The map as PNG bytes (under 0.5 s for 96 wells, under 1 s for 384, on one core)."""
+    with _MATPLOTLIB:
+        return _draw(view)
+
+
+def _draw(view: PlateView) -> bytes:
+    rows, columns = PLATE_SHAPES[view.well_count]
+    geometry = _Geometry(rows, columns, view.drops)
+    styles = _styles(view)
+    width = columns * geometry.inch_per_well + 1.2
+    height = rows * geometry.inch_per_well + 2.4
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.6 / width, 1.15 / height, 1 - 1.0 / width, 1 - 2.0 / height))
+    _draw_grid(axes, view, geometry, styles)
+    _draw_titles(figure, view)
+    _draw_legend(figure, view, styles, height)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _styles(view: PlateView) -> dict[str, Style]:
+    extra = [c for c in dict.fromkeys([*view.categories, *view.labels.values()]) if c not in STYLES]
+    spare = {c: Style(SPARE_FILLS[i % len(SPARE_FILLS)], c[:1].upper() or "?") for i, c in enumerate(extra)}
+    return {**STYLES, **spare}
+
+
+def _draw_grid(axes, view: PlateView, geometry: _Geometry, styles: dict[str, Style]) -> None:
+    axes.set_xlim(0, geometry.columns)
+    axes.set_ylim(geometry.rows, 0)
+    axes.set_aspect("equal")
+    axes.set_axis_off()
+    label_size = 13 if geometry.columns == 12 else 10
+    for column in range(1, geometry.columns + 1):
+        axes.text(column - 0.5, -0.12, str(column), ha="center", va="bottom", fontsize=label_size, weight="bold")
+    for row in range(geometry.rows):
+        axes.text(-0.1, row + 0.5, ROWS[row], ha="right", va="center", fontsize=label_size, weight="bold")
+    cells = [cell for row in range(geometry.rows) for column in range(1, geometry.columns + 1)
+             for cell in _well_cells(view, Well(row, column), geometry, styles)]
+    axes.add_collection(PatchCollection(
+        [_box(c.x, c.y, c.width, c.height) for c in cells], match_original=False,
+        facecolors=[c.style.fill if c.style else NO_IMAGE for c in cells],
+        edgecolors=["#555555" if c.style else "none" for c in cells], linewidths=0.6))
+    rings = [c for c in cells if c.new_hit]
+    if rings:
+        axes.add_collection(PatchCollection([_box(c.x, c.y, c.width, c.height) for c in rings],
+                                            facecolors="none", edgecolors=NEW_RING, linewidths=3.2, zorder=3))
+    _draw_marks(axes, [c for c in cells if c.style], geometry)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    x: float
+    y: float
+    width: float
+    height: float
+    style: Style | None  # None: no image
+    new_hit: bool = False
+
+
+def _well_cells(view: PlateView, well: Well, geometry: _Geometry, styles: dict[str, Style]) -> list[_Cell]:
+    """One cell per drop side by side; a well without any image is one grey cell."""
+    left, top, inner, gap = well.column - 1 + 0.07, well.row + 0.07, 0.86, 0.04
+    drops = [_drop_style(view, Position(well, d), styles) for d in range(1, geometry.drops + 1)]
+    if not any(drops):
+        return [_Cell(left, top, inner, inner, None)]
+    width = (inner - gap * (geometry.drops - 1)) / geometry.drops
+    return [_Cell(left + i * (width + gap), top, width, inner, style, Position(well, i + 1) in view.new_hits)
+            for i, style in enumerate(drops)]
+
+
+def _draw_marks(axes, cells: list[_Cell], geometry: _Geometry) -> None:
+    """Each category's mark in its drops: one scatter per mark, which draws fast."""
+    drop_points = 72 * geometry.inch_per_well * 0.86 / max(geometry.drops, 1.5)
+    for style in {c.style for c in cells if c.style}:
+        mine = [c for c in cells if c.style == style]
+        star = style.mark == "★"
+        axes.scatter([c.x + c.width / 2 for c in mine], [c.y + c.height / 2 for c in mine],
+                     marker="*" if star else rf"$\mathbf{{{style.mark}}}$", s=(drop_points * (0.75 if star else 0.5)) ** 2,
+                     c=style.ink, linewidths=0, zorder=4)
+
+
+def _box(x: float, y: float, width: float, height: float) -> FancyBboxPatch:
+    return FancyBboxPatch((x, y), width, height, boxstyle=f"round,pad=0,rounding_size={min(width, height) * 0.15}")
+
+
+def _drop_style(view: PlateView, position: Position, styles: dict[str, Style]) -> Style | None:
+    if position in view.unreadable:
+        return UNREADABLE
+    label = view.labels.get(position)
+    return styles[label] if label is not None else None
+
+
+def _draw_titles(figure: Figure, view: PlateView) -> None:
+    counts = Counter(view.labels.values())
+    hits = counts.get(HIT, 0)
+    news = f" ({len(view.new_hits)} new)" if view.new_hits else ""
+    figure.text(0.5, 1 - 0.12 / figure.get_figheight(), f"Plate {view.name}  ·  {view.taken}",
+                ha="center", va="top", fontsize=18, weight="bold")
+    figure.text(0.5, 1 - 0.5 / figure.get_figheight(),
+                f"{hits} crystal hit{'s' if hits != 1 else ''}{news}  ·  {len(view.labels)} drops classified"
+                f"{f'  ·  {len(view.unreadable)} unreadable' if view.unreadable else ''}",
+                ha="center", va="top", fontsize=13, color="#d55e00" if hits else "#333333", weight="bold")
+
+
+def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], height: float) -> None:
+    """One row under the grid: each category's swatch with its mark and count, then the other keys."""
+    counts = Counter(view.labels.values())
+    items: list[tuple[Style | None, str, bool]] = [(styles[c], f"{c} {counts.get(c, 0)}", False)
+                                                   for c in view.categories]  # (swatch, text, ringed)
+    if view.new_hits:
+        items.append((STYLES[HIT], f"new hit {len(view.new_hits)}", True))
+    if view.unreadable:
+        items.append((UNREADABLE, f"unreadable {len(view.unreadable)}", False))
+    if len({p.well for p in [*view.labels, *view.unreadable]}) < view.well_count:
+        items.append((None, "no image", False))
+    axes = figure.add_axes((0, 0.2 / height, 1, 0.55 / height))
+    axes.set_axis_off()
+    widths = [1.4 + 0.25 * len(text) for _, text, _ in items]
+    inch_per_unit = min(0.4, 0.96 * figure.get_figwidth() / sum(widths))  # the same size on every map that fits
+    half = figure.get_figwidth() / inch_per_unit / 2
+    font = 12 * inch_per_unit / 0.4
+    axes.set_xlim(-half, half)
+    axes.set_ylim(0, 1)
+    x = -sum(widths) * 0.5
+    for (style, text, ring), item_width in zip(items, widths):
+        axes.add_patch(FancyBboxPatch((x, 0.1), 0.8, 0.8, boxstyle="round,pad=0,rounding_size=0.1",
+                                      facecolor=style.fill if style else NO_IMAGE,
+                                      edgecolor=NEW_RING if ring else ("#555555" if style else "none"),
+                                      linewidth=3 if ring else 0.6, transform=axes.transData))
+        if style:
+            axes.text(x + 0.4, 0.5, style.mark, ha="center", va="center", color=style.ink, fontsize=font, weight="bold")
+        axes.text(x + 0.95, 0.5, text, ha="left", va="center", fontsize=font)
+        x += item_width

@@ -1,0 +1,196 @@
+"""A plate inspection's messages and files: the progress line, the summary (Slack text and Block Kit
+blocks within Slack's limits), the CSV of every call, and the plate map's view. Pure.
+
+The summary leads with what a lab waits for: the counts, the changes since the last inspection (new
+hits first), then the crystal hits by well in plate order. The map and the CSV hold everything else.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from bot.models import Call
+from bot.plates.archive import Skip
+from bot.plates.compare import HIT, Change, Comparison
+from bot.plates.platemap import PlateView
+from bot.plates.wells import Position
+from bot.prompt import Category, find_category
+from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, percent
+
+MAX_HIT_LINES = 60  # more hits than this: the rest are in the map and the CSV
+MAX_LISTED = 40  # wells per change list, unreadable images, images without a well
+EXPLANATION_CHARS = 200
+CSV_COLUMNS = ("well", "drop", "file", "category", "confidence", "explanation", "model", "error")
+
+
+@dataclass(frozen=True)
+class PlateImage:
+    """One image of an inspection and what became of it: a call, or why there is none."""
+
+    file: str  # path inside the zip, or the uploaded file's name
+    position: Position | None  # None: no well in its name
+    call: Call | None = None
+    error: str | None = None
+
+
+def progress_text(plate: str, done: int, total: int, failed: int = 0) -> str:
+    """The one progress message, updated as images finish: "Plate plate42: 37 of 96 classified"."""
+    trouble = f" ({failed} could not be read)" if failed else ""
+    return f"Plate {escape(plate)}: {done} of {total} classified{trouble}"
+
+
+def labels_of(images: Iterable[PlateImage]) -> dict[Position, str]:
+    """Category by (well, drop), for the comparison and the map."""
+    return {image.position: image.call.label for image in images if image.position and image.call}
+
+
+def plate_view(plate: str, taken: str, images: Sequence[PlateImage], categories: Sequence[Category],
+               comparison: Comparison | None = None) -> PlateView:
+    """What the plate map shows of this inspection."""
+    return PlateView(
+        name=plate, taken=taken, labels=labels_of(images),
+        unreadable=frozenset(i.position for i in images if i.position and not i.call),
+        new_hits=frozenset(c.position for c in comparison.new_hits) if comparison else frozenset(),
+        categories=tuple(c.name for c in categories),
+    )
+
+
+def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequence[Category],
+                    comparison: Comparison | None = None, skipped: Mapping[Skip, int] | None = None) -> Message:
+    """The summary posted when every image is done. `comparison` is None for a plate's first inspection."""
+    one_drop = all(i.position is None or i.position.drop == 1 for i in images)
+    hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
+    new = {c.position for c in comparison.new_hits} if comparison else set()
+    parts = [_counts_text(plate, images, categories)]
+    if comparison is not None:
+        parts.append(_changes_text(comparison, one_drop))
+    parts += [_hits_text(hits, new, one_drop), _unreadable_text(images), _without_well_text(images)]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+                      for part in parts if part for chunk in _chunks(part)]
+    if skipped:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(_skipped_text(skipped), 2000)}]})
+    return Message(clip(_notification(plate, len(images), len(hits), len(new)), MESSAGE_LIMIT), blocks[:50])
+
+
+def calls_csv(images: Sequence[PlateImage]) -> bytes:
+    """Every image's call, one row each, wells in plate order: UTF-8 with a header row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for image in sorted(images, key=_plate_order):
+        call, position = image.call, image.position
+        writer.writerow([
+            str(position.well) if position else "", position.drop if position else "", image.file,
+            call.label if call else "", "" if not call or call.confidence is None else f"{call.confidence:.3f}",
+            call.explanation if call else "", call.model if call else "", image.error or "",
+        ])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _counts_text(plate: str, images: Sequence[PlateImage], categories: Sequence[Category]) -> str:
+    counts = Counter(i.call.label for i in images if i.call)
+    names = [c.name for c in categories] + sorted(set(counts) - {c.name for c in categories})
+    per_category = " · ".join(f"{find_category(categories, n).emoji} {counts.get(n, 0)} {n}" for n in names)
+    failed = sum(1 for i in images if not i.call)
+    trouble = f" · :warning: {failed} could not be read" if failed else ""
+    return f"*Plate {escape(plate)}*: {_count(len(images), 'image')}\n{per_category}{trouble}"
+
+
+def _changes_text(comparison: Comparison, one_drop: bool) -> str:
+    if not comparison:
+        return "*Since the last inspection:* no changes."
+    lines = ["*Since the last inspection:*"]
+    if comparison.new_hits:
+        lines.append(f":new: *{_count(len(comparison.new_hits), 'new hit')}:* "
+                     + _listed([f"*{_where(c.position, one_drop)}*{_was(c)}" for c in comparison.new_hits]))
+    if comparison.lost_hits:
+        lines.append(f"*Lost crystals ({len(comparison.lost_hits)}):* "
+                     + _listed([f"{_where(c.position, one_drop)} (now {c.after})" for c in comparison.lost_hits]))
+    if comparison.other_changes:
+        lines.append(f"*Other changes ({len(comparison.other_changes)}):* " + _listed(
+            [f"{_where(c.position, one_drop)} {c.before} → {c.after}" for c in comparison.other_changes]))
+    return "\n".join(lines)
+
+
+def _was(change: Change) -> str:
+    return " (not imaged before)" if change.before is None else f" (was {change.before})"
+
+
+def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool) -> str:
+    if not hits:
+        return "*No crystal hits.*"
+    lines = [f"*Crystal hits ({len(hits)}), by well:*"]
+    for image in hits[:MAX_HIT_LINES]:
+        assert image.call is not None
+        where = f"*{_where(image.position, one_drop)}*" if image.position else code(image.file)
+        flag = " :new:" if image.position in new else ""
+        explanation = clip(" ".join(escape(image.call.explanation).split()), EXPLANATION_CHARS)
+        lines.append(f"• {where}{flag} · {percent(image.call.confidence)} · {explanation}")
+    if len(hits) > MAX_HIT_LINES:
+        lines.append(f"…and {len(hits) - MAX_HIT_LINES} more: see the plate map and the CSV.")
+    return "\n".join(lines)
+
+
+def _unreadable_text(images: Sequence[PlateImage]) -> str:
+    failed = [i for i in images if not i.call]
+    if not failed:
+        return ""
+    lines = [f":warning: *Could not be read ({len(failed)}):*"]
+    lines += [f"• {code(i.file)}: {escape(clip(i.error or 'unknown error', EXPLANATION_CHARS))}" for i in failed[:MAX_LISTED]]
+    if len(failed) > MAX_LISTED:
+        lines.append(f"…and {len(failed) - MAX_LISTED} more: see the CSV.")
+    return "\n".join(lines)
+
+
+def _without_well_text(images: Sequence[PlateImage]) -> str:
+    loose = [i.file for i in images if i.position is None]
+    if not loose:
+        return ""
+    return (f"*No well in the name ({len(loose)}),* classified all the same and listed in the CSV: "
+            + _listed([code(name) for name in loose]))
+
+
+def _skipped_text(skipped: Mapping[Skip, int]) -> str:
+    total = sum(skipped.values())
+    reasons = ", ".join(f"{reason.value}: {count}" for reason, count in skipped.items())
+    return f"Skipped {_count(total, 'file')} in the zip — {reasons}."
+
+
+def _notification(plate: str, images: int, hits: int, new: int) -> str:
+    news = f" ({new} new)" if new else ""
+    return f"Plate {escape(plate)}: {_count(hits, 'crystal hit')}{news} in {_count(images, 'image')}"
+
+
+def _where(position: Position | None, one_drop: bool) -> str:
+    if position is None:
+        return "no well"
+    return str(position.well) if one_drop else str(position)
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _plate_order(image: PlateImage) -> tuple[bool, Position | None, str]:
+    """Wells in plate order (A1, A2, ... H12), then the images without a well by name."""
+    return image.position is None, image.position, image.file  # two Nones compare equal, then by name
+
+
+def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """`text` cut at line ends into pieces Slack takes as one section each."""
+    chunks: list[str] = []
+    for line in text.split("\n"):
+        line = clip(line, limit)
+        if chunks and len(chunks[-1]) + 1 + len(line) <= limit:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return chunks

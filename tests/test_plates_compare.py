@@ -1,0 +1,35 @@
+"""bot.plates.compare: new hits, lost crystals and other changes between two inspections."""
+from __future__ import annotations
+
+from bot.plates.compare import Change, compare
+from bot.plates.wells import Position, parse_position
+from tests.plate_helpers import at
+
+
+def labels(**by_name: str) -> dict[Position, str]:
+    """`A1="clear", B2_2="crystals"` -> {A1 drop 1: "clear", B2 drop 2: "crystals"}."""
+    return {parse_position(name): label for name, label in by_name.items()}  # type: ignore[misc]
+
+
+def test_new_hits_lost_crystals_and_other_changes_in_plate_order() -> None:
+    previous = labels(A1="clear", A2="crystals", B1="precipitate", B12_2="clear", C3="crystals", D4="clear")
+    current = labels(A1="crystals", A2="precipitate", B1="other", B12_2="crystals", C3="crystals", D4="clear",
+                     E5="crystals", F6="clear")
+    comparison = compare(previous, current)
+    assert comparison.new_hits == (Change(at("A1"), "clear", "crystals"), Change(at("B12_2"), "clear", "crystals"),
+                                   Change(at("E5"), None, "crystals"))
+    assert comparison.lost_hits == (Change(at("A2"), "crystals", "precipitate"),)
+    assert comparison.other_changes == (Change(at("B1"), "precipitate", "other"),)
+    assert comparison
+
+
+def test_a_drop_without_a_call_now_is_not_a_lost_crystal() -> None:
+    comparison = compare(labels(A1="crystals", A2="clear"), labels(A2="clear"))
+    assert not comparison
+    assert comparison.lost_hits == () and comparison.new_hits == () and comparison.other_changes == ()
+
+
+def test_drops_of_one_well_are_compared_apart() -> None:
+    comparison = compare(labels(A1_1="crystals", A1_2="clear"), labels(A1_1="clear", A1_2="crystals"))
+    assert [str(c.position) for c in comparison.new_hits] == ["A1 drop 2"]
+    assert [str(c.position) for c in comparison.lost_hits] == ["A1 drop 1"]

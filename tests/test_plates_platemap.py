@@ -1,0 +1,67 @@
+"""bot.plates.platemap: the plate map PNG (the pictures themselves were checked by eye)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from bot.plates.platemap import (NEW_RING, NO_IMAGE, SPARE_FILLS, STYLES, UNREADABLE, PlateView,
+                                  plate_map_png)
+from tests.plate_helpers import at
+
+
+def decode(png: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB"))
+
+
+def pixels_of(picture: np.ndarray, colour: str) -> int:
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int(np.all(picture == rgb, axis=-1).sum())
+
+
+def view(labels: dict[str, str], **options) -> PlateView:
+    return PlateView("plate42", "2026-11-26 09:30 UTC", {at(n): label for n, label in labels.items()}, **options)
+
+
+def test_each_category_and_the_empty_wells_are_drawn_in_their_colours() -> None:
+    picture = decode(plate_map_png(view({"A1": "crystals", "B2": "clear", "H12": "precipitate", "C3": "other"})))
+    for name in ("crystals", "clear", "precipitate", "other"):
+        assert pixels_of(picture, STYLES[name].fill) > 1000, name
+    assert pixels_of(picture, NO_IMAGE) > 20 * pixels_of(picture, STYLES["clear"].fill)  # 92 wells without images
+    assert pixels_of(picture, NEW_RING) == 0
+
+
+def test_hits_take_more_room_as_there_are_more_of_them_and_new_hits_get_a_ring() -> None:
+    one = decode(plate_map_png(view({"A1": "crystals", "A2": "clear"})))
+    two = decode(plate_map_png(view({"A1": "crystals", "A2": "crystals"}, new_hits=frozenset({at("A2")}))))
+    hit = STYLES["crystals"].fill
+    assert pixels_of(two, hit) > 1.5 * pixels_of(one, hit)
+    assert pixels_of(two, NEW_RING) > 200
+
+
+def test_a_well_beyond_h12_makes_a_384_well_map_and_drops_split_their_well() -> None:
+    small = decode(plate_map_png(view({"A1": "clear"})))
+    large = decode(plate_map_png(view({"P24": "clear"})))
+    assert large.shape[1] > 1.3 * small.shape[1] and large.shape[0] > 1.3 * small.shape[0]
+    one_drop = pixels_of(small, STYLES["clear"].fill)
+    two_drops = pixels_of(decode(plate_map_png(view({"A1_1": "clear", "A1_2": "precipitate"}))), STYLES["clear"].fill)
+    assert 0.3 * one_drop < two_drops < 0.7 * one_drop
+
+
+def test_new_categories_and_unreadable_drops_are_drawn_too() -> None:
+    plain = decode(plate_map_png(view({"A1": "clear"})))
+    picture = decode(plate_map_png(view({"A1": "skin"}, categories=("clear", "crystals", "precipitate", "other", "skin"),
+                                        unreadable=frozenset({at("A2")}))))
+    assert pixels_of(picture, SPARE_FILLS[0]) > 1000
+    assert pixels_of(picture, UNREADABLE.ink) > pixels_of(plain, UNREADABLE.ink) + 20
+
+
+def test_the_map_is_small_enough_for_a_phone() -> None:
+    labels = {f"{row}{column}_{drop}": "clear" if (column + drop) % 3 else "precipitate"
+              for row in "ABCDEFGHIJKLMNOP" for column in range(1, 25) for drop in (1, 2, 3)}
+    png = plate_map_png(view(labels))
+    assert len(png) < 400_000
+    assert decode(png).shape[1] <= 1600

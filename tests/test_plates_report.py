@@ -1,0 +1,142 @@
+"""bot.plates.report: the progress line, the summary within Slack's limits, and the CSV of every call."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.models import Call
+from bot.plates.archive import Skip
+from bot.plates.compare import compare
+from bot.plates.report import (
+    CSV_COLUMNS,
+    MAX_HIT_LINES,
+    PlateImage,
+    calls_csv,
+    labels_of,
+    plate_view,
+    progress_text,
+    summary_message,
+)
+from bot.plates.wells import ROWS, parse_position
+from bot.prompt import Category, load_categories
+
+PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+
+
+@pytest.fixture(scope="module")
+def categories() -> tuple[Category, ...]:
+    return load_categories(PROMPTS)
+
+
+def call(label: str, confidence: float | None = 0.9, explanation: str = "Sharp edges.") -> Call:
+    return Call(label=label, confidence=confidence, confidence_source="logprobs", observations="",
+                explanation=explanation, model="gpt-4.1")
+
+
+def image(name: str, label: str | None, **options) -> PlateImage:
+    error = None if label else "plate42/" + name + " is truncated or corrupt"
+    return PlateImage(f"plate42/{name}", parse_position(name), call(label, **options) if label else None, error)
+
+
+def section_texts(message) -> list[str]:
+    return [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+
+
+def all_text(message) -> str:
+    return "\n".join(section_texts(message))
+
+
+def test_progress_line() -> None:
+    assert progress_text("plate42", 37, 96) == "Plate plate42: 37 of 96 classified"
+    assert progress_text("<plate>", 96, 96, failed=2) == "Plate &lt;plate&gt;: 96 of 96 classified (2 could not be read)"
+
+
+def test_counts_and_hits_by_well_in_plate_order(categories) -> None:
+    images = [image("H12.jpg", "crystals", confidence=0.61, explanation="Needles\nat the rim."),
+              image("A10.jpg", "crystals", confidence=0.9), image("A2.jpg", "crystals", confidence=None),
+              image("A1.jpg", "clear"), image("B1.jpg", "precipitate"), image("B2.jpg", "other"),
+              image("B3.jpg", None), image("scan7.jpg", "crystals", explanation="<!channel> rods")]
+    message = summary_message("plate42", images, categories)
+    text = all_text(message)
+    assert text.startswith("*Plate plate42*: 8 images\n:droplet: 1 clear · :gem: 4 crystals · "
+                           ":hourglass: 1 precipitate · :grey_question: 1 other · :warning: 1 could not be read")
+    hits = re.findall(r"^• (.*)$", text.split("*Crystal hits (4), by well:*")[1], re.MULTILINE)
+    assert hits[:4] == ["*A2* · unknown · Sharp edges.", "*A10* · 90% · Sharp edges.", "*H12* · 61% · Needles at the rim.",
+                        "`plate42/scan7.jpg` · 90% · &lt;!channel&gt; rods"]
+    assert "• `plate42/B3.jpg`: plate42/B3.jpg is truncated or corrupt" in text
+    assert "*No well in the name (1),* classified all the same and listed in the CSV: `plate42/scan7.jpg`" in text
+    assert "Since the last inspection" not in text
+    assert message.text == "Plate plate42: 4 crystal hits in 8 images"
+
+
+def test_changes_since_the_last_inspection_come_before_the_hits(categories) -> None:
+    before = [image("A1_1.jpg", "clear"), image("A1_2.jpg", "crystals"), image("A2_1.jpg", "precipitate"),
+              image("B5_1.jpg", "crystals")]
+    now = [image("A1_1.jpg", "crystals"), image("A1_2.jpg", "precipitate"), image("A2_1.jpg", "other"),
+           image("B5_1.jpg", "crystals"), image("C7_2.jpg", "crystals")]
+    comparison = compare(labels_of(before), labels_of(now))
+    message = summary_message("plate42", now, categories, comparison)
+    text = all_text(message)
+    assert ("*Since the last inspection:*\n"
+            ":new: *2 new hits:* *A1 drop 1* (was clear), *C7 drop 2* (not imaged before)\n"
+            "*Lost crystals (1):* A1 drop 2 (now precipitate)\n"
+            "*Other changes (1):* A2 drop 1 precipitate → other") in text
+    assert text.index("Since the last inspection") < text.index("Crystal hits")
+    assert "• *A1 drop 1* :new: · 90%" in text and "• *B5 drop 1* · 90%" in text
+    assert message.text == "Plate plate42: 3 crystal hits (2 new) in 5 images"
+    unchanged = summary_message("plate42", now, categories, compare(labels_of(now), labels_of(now)))
+    assert "*Since the last inspection:* no changes." in all_text(unchanged)
+
+
+def test_skipped_members_are_counted(categories) -> None:
+    message = summary_message("plate42", [image("A1.jpg", "clear")], categories,
+                              skipped={Skip.NOT_IMAGE: 3, Skip.LINK: 1})
+    context = message.blocks[-1]
+    assert context["type"] == "context"
+    assert context["elements"][0]["text"] == "Skipped 4 files in the zip — not images: 3, links: 1."
+    assert "*No crystal hits.*" in all_text(message)
+
+
+def test_a_full_384_well_plate_of_hits_stays_within_slacks_limits(categories) -> None:
+    long = "A long explanation of faceted objects. " * 20
+    images = [image(f"{row}{column}_{drop}.jpg", "crystals", explanation=long)
+              for row in ROWS for column in range(1, 25) for drop in (1, 2, 3)]
+    images += [image(f"x{i}.jpg", None) for i in range(100)]
+    previous = {p: "clear" for p in labels_of(images)}
+    message = summary_message("plate42", images, categories, compare(previous, labels_of(images)),
+                              skipped={Skip.NOT_IMAGE: 5})
+    assert len(message.blocks) <= 50
+    assert all(len(text) <= 3000 for text in section_texts(message))
+    assert len(message.text) <= 3900
+    text = all_text(message)
+    assert text.count("\n• *") == MAX_HIT_LINES
+    assert f"…and {1152 - MAX_HIT_LINES} more: see the plate map and the CSV." in text
+    assert ":new: *1152 new hits:*" in text and "and 1112 more" in text
+
+
+def test_the_csv_has_every_call_in_plate_order(categories) -> None:
+    images = [image("B1.jpg", "precipitate"), image("A1_2.jpg", "crystals", explanation='Rods, "sharp"'),
+              image("A1_1.jpg", "clear", confidence=None), image("loose.jpg", "other"), image("A3.jpg", None)]
+    rows = list(csv.DictReader(io.StringIO(calls_csv(images).decode("utf-8"))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [(r["well"], r["drop"], r["category"]) for r in rows] == [
+        ("A1", "1", "clear"), ("A1", "2", "crystals"), ("A3", "1", ""), ("B1", "1", "precipitate"), ("", "", "other")]
+    assert rows[1] == {"well": "A1", "drop": "2", "file": "plate42/A1_2.jpg", "category": "crystals",
+                       "confidence": "0.900", "explanation": 'Rods, "sharp"', "model": "gpt-4.1", "error": ""}
+    assert rows[0]["confidence"] == ""
+    assert rows[2]["error"] == "plate42/A3.jpg is truncated or corrupt"
+
+
+def test_the_plate_view_for_the_map(categories) -> None:
+    images = [image("A1.jpg", "crystals"), image("A2.jpg", None), image("P24.jpg", "clear"), image("x.jpg", "clear")]
+    comparison = compare({}, labels_of(images))
+    view = plate_view("plate42", "2026-11-26", images, categories, comparison)
+    assert view.labels == {parse_position("A1"): "crystals", parse_position("P24"): "clear"}
+    assert view.unreadable == {parse_position("A2")}
+    assert view.new_hits == {parse_position("A1")}
+    assert view.categories == ("clear", "crystals", "precipitate", "other")
+    assert view.well_count == 384
