@@ -1,15 +1,16 @@
-"""Benchmark of the Slack bot against the test fakes (everything on 127.0.0.1, nothing outside).
+"""Figures for the Slack bot against the test fakes (everything on 127.0.0.1, nothing outside).
 
-    .venv/bin/python benchmarks/bench_slack.py [--latency-runs N] [--burst N] [--model-delay S]
+    bash -c 'source scripts/postgres.sh && .venv/bin/python benchmarks/bench_slack.py [--burst N]'
 
-The bot runs as `python -m bot` in its own process, configured by environment variables, as in
-production; the fake Slack and the fake OpenAI run in this process.
-1. Latency: the median time from pushing an upload event over Socket Mode to the fake Slack
-   receiving the threaded reply, with a model that answers at once (one upload at a time).
-2. Burst: N uploads (distinct images) pushed at once, each model call taking --model-delay seconds;
-   the time until every reply has arrived, checking that none is lost or doubled. Run with the
-   default settings and with Bolt's default pool size (5 workers) for comparison.
-Needs the test requirements (requirements-dev.txt).
+The bot runs as `python -m bot` processes configured by environment variables, as in production;
+the fake Slack and the fake OpenAI run in this process. PostgreSQL figures need TEST_DATABASE_URL
+(scripts/postgres.sh starts a throwaway server and sets it).
+1. Latency: upload event -> threaded reply, instant model (median and p95), uploads 1.1 s apart.
+2. Burst: N uploads at once (distinct images), each model call 0.5 s: time until all are answered;
+   answered, duplicated and lost; the bot's peak resident memory. Then the same against a Slack
+   that answers 429 past one message a second per channel.
+3. kill -9 while jobs are in flight, then a new process: recovered and duplicated, SQLite and PostgreSQL.
+4. Two processes sharing PostgreSQL take one burst: each image answered once; time against one process.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +30,6 @@ from typing import Any, Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.store import Store  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.fakes.slack_server import FakeSlack  # noqa: E402
 from tests.helpers import image_bytes  # noqa: E402
@@ -38,109 +38,166 @@ from tests.slack_harness import CHANNEL, slack_environ  # noqa: E402
 IMAGE = image_bytes("crystals", 10)
 
 
-class ReplyClock:
-    """Records when the fake Slack receives each threaded reply, keyed by thread."""
-
-    def __init__(self, slack: FakeSlack) -> None:
-        self.arrived: dict[str, float] = {}
-        self.count: dict[str, int] = {}
-        self.lock = threading.Lock()
-        original = slack._handlers["chat.postMessage"]
-
-        def record(params: dict[str, Any]) -> dict[str, Any]:
-            with self.lock:
-                thread = params.get("thread_ts", "")
-                self.arrived.setdefault(thread, time.perf_counter())
-                self.count[thread] = self.count.get(thread, 0) + 1
-            return original(params)
-
-        slack.set_handler("chat.postMessage", record)
-
-    def wait(self, threads: list[str], timeout: float = 60) -> float:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            with self.lock:
-                if all(t in self.arrived for t in threads):
-                    return max(self.arrived[t] for t in threads)
-            time.sleep(0.0005)
-        raise TimeoutError(f"{sum(t in self.arrived for t in threads)} of {len(threads)} replies arrived")
-
-
 def distinct_image(number: int) -> bytes:
     """The same picture with a different sha256, so the cache cannot answer it."""
     return IMAGE + number.to_bytes(4, "big")
 
 
-@contextmanager
-def running_bot(slack: FakeSlack, openai: FakeOpenAI, folder: str, **overrides: str) -> Iterator[Path]:
-    """`python -m bot` in Socket Mode against the fakes; yields its database path."""
-    database = Path(folder) / f"bench-{time.monotonic_ns()}.db"
+def start_bot(slack: FakeSlack, openai: FakeOpenAI, folder: str, database_url: str, **overrides: str) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if "PROXY" not in key.upper()}
     env.update({"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": openai.base_url, **slack_environ(slack),
-                "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
-                **overrides})
-    process = subprocess.Popen([sys.executable, "-m", "bot"], env=env, cwd=folder)
-    try:
-        slack.wait_connected(timeout=60)
-        yield database
-    finally:
+                "DATABASE_URL": database_url, "LOG_LEVEL": "ERROR", "PYTHONPATH": str(ROOT), **overrides})
+    return subprocess.Popen([sys.executable, "-m", "bot"], env=env, cwd=folder)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        process.wait(timeout=120)
 
 
-def upload(slack: FakeSlack, name: str, data: bytes) -> dict[str, Any]:
-    return slack.add_message(CHANNEL, "", files=[slack.add_file(name, data)])
+def peak_rss_mb(process: subprocess.Popen) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def latency(slack: FakeSlack, clock: ReplyClock, runs: int) -> list[float]:
-    times = []
-    for number in range(runs):
-        event = upload(slack, f"drop{number}.jpeg", distinct_image(10_000 + number))
-        started = time.perf_counter()
-        slack.push_event(event)
-        times.append((clock.wait([event["ts"]]) - started) * 1000)
-    return times
+def replies(slack: FakeSlack, thread_ts: str) -> int:
+    return sum(1 for m in slack.messages(CHANNEL) if m.get("thread_ts") == thread_ts and m.get("user") == slack.bot_user_id)
 
 
-def burst(slack: FakeSlack, clock: ReplyClock, database: Path, count: int) -> tuple[float, int, int]:
-    events = [upload(slack, f"b{n}.jpeg", distinct_image(n)) for n in range(count)]
+def uploads(slack: FakeSlack, count: int, offset: int = 0) -> list[dict[str, Any]]:
+    return [slack.add_message(CHANNEL, "", files=[slack.add_file(f"b{n}.jpeg", distinct_image(offset + n))])
+            for n in range(count)]
+
+
+def wait_answered(slack: FakeSlack, events: list[dict[str, Any]], timeout: float) -> float:
+    """Seconds until every upload has its reply and outcome reaction."""
     started = time.perf_counter()
-    for event in events:
-        slack.push_event(event)
-    finished = clock.wait([e["ts"] for e in events])
-    time.sleep(0.5)  # room for a duplicate reply to show up
-    replies = sum(clock.count.get(e["ts"], 0) for e in events)
-    store = Store(database)
-    replied = sum(job.state == "replied" for e in events for job in store.jobs_of_message(CHANNEL, e["ts"]))
-    store.close()
-    return finished - started, replies, replied
+    while time.perf_counter() - started < timeout:
+        if all(replies(slack, e["ts"]) and "eyes" not in slack.reactions(CHANNEL, e["ts"]) for e in events):
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    return float("nan")
 
 
-def run(label: str, args: argparse.Namespace, **overrides: str) -> None:
-    with FakeSlack() as slack, FakeOpenAI() as openai, tempfile.TemporaryDirectory() as folder:
-        clock = ReplyClock(slack)
-        with running_bot(slack, openai, folder, **overrides) as database:
-            latency(slack, clock, 1)  # warm-up: the first model call builds the SDK's response types
-            if args.latency_runs:
-                times = latency(slack, clock, args.latency_runs)
-                print(f"[{label}] upload event -> threaded reply, instant model, {len(times)} runs: "
-                      f"median {statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})")
-            openai.delay = args.model_delay
-            seconds, replies, replied = burst(slack, clock, database, args.burst)
-            print(f"[{label}] {args.burst} uploads at once, model call {args.model_delay} s each: all answered in "
-                  f"{seconds:.2f} s; {replies} replies, {replied} jobs replied, max {openai.max_in_flight} "
-                  f"model calls in flight")
+def tally(slack: FakeSlack, events: list[dict[str, Any]]) -> str:
+    counts = [replies(slack, e["ts"]) for e in events]
+    return (f"answered {sum(c >= 1 for c in counts)}, duplicated {sum(c > 1 for c in counts)}, "
+            f"lost {sum(c == 0 for c in counts)}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield None
+        return
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def latency_and_burst(args: argparse.Namespace, folder: str, *, rate_limited: bool) -> None:
+    with FakeSlack() as slack, FakeOpenAI() as openai:
+        bot = start_bot(slack, openai, folder, f"sqlite:///{folder}/{uuid.uuid4().hex}.db")
+        slack.wait_connected(timeout=60)
+        label = "Slack 429 past 1 msg/s per channel" if rate_limited else "plain Slack"
+        if rate_limited:
+            slack.limit_posts_per_channel(per_second=1.0, burst=3)
+        else:
+            times = []
+            for number in range(args.latency_runs + 1):
+                (event,) = uploads(slack, 1, 100_000 + number)
+                started = time.perf_counter()
+                slack.push_event(event)
+                slack.wait_for(lambda: replies(slack, event["ts"]), 30)
+                times.append((time.perf_counter() - started) * 1000)
+                time.sleep(1.1)  # uploads a person apart: back to back, Slack's 1 message/s per channel would set the pace
+            times = times[1:]  # the first builds the SDK's response types
+            print(f"[latency] upload event -> threaded reply, instant model, {len(times)} runs: median "
+                  f"{statistics.median(times):.0f} ms, p95 {statistics.quantiles(times, n=20)[-1]:.0f} ms")
+        openai.delay = 0.5
+        events = uploads(slack, args.burst)
+        for event in events:
+            slack.push_event(event)
+        seconds = wait_answered(slack, events, timeout=args.burst * 3 + 60)
+        time.sleep(1)  # room for a late duplicate to show up
+        rejected = sum(call.status == 429 for call in slack.calls_to("chat.postMessage"))
+        print(f"[burst, {label}] {args.burst} uploads at once, model 0.5 s: all done in {seconds:.1f} s; "
+              f"{tally(slack, events)}; {rejected} posts answered 429; bot peak RSS {peak_rss_mb(bot):.0f} MB")
+        stop(bot)
+
+
+def kill_and_recover(args: argparse.Namespace, folder: str, database_url: str, label: str) -> None:
+    with FakeSlack() as slack, FakeOpenAI() as openai:
+        lease = {"JOB_LEASE_SECONDS": "5"}
+        first = start_bot(slack, openai, folder, database_url, **lease)
+        slack.wait_connected(timeout=60)
+        openai.delay = 3.0
+        events = uploads(slack, args.kill_jobs)
+        for event in events:
+            slack.push_event(event)
+        deadline = time.monotonic() + 60
+        while len(openai.responses_requests()) < args.kill_jobs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        in_flight = sum(replies(slack, e["ts"]) == 0 for e in events)
+        first.kill()
+        first.wait()
+        openai.delay = 0.0
+        second = start_bot(slack, openai, folder, database_url, **lease)
+        seconds = wait_answered(slack, events, timeout=120)
+        time.sleep(1)
+        print(f"[kill -9, {label}] {in_flight} jobs in flight when killed; the next process finished them "
+              f"{seconds:.1f} s after it was started (lease 5 s); {tally(slack, events)}")
+        stop(second)
+
+
+def two_processes(args: argparse.Namespace, folder: str, database_url: str, processes: int) -> None:
+    with FakeSlack() as slack, FakeOpenAI() as openai:
+        bots = [start_bot(slack, openai, folder, database_url, JOB_WORKERS="16") for _ in range(processes)]
+        slack.wait_for(lambda: len(slack._open_sockets()) == processes, 60)
+        slack.round_robin = True
+        openai.delay = 0.5
+        events = uploads(slack, args.burst)
+        for number, event in enumerate(events):
+            slack.push_event(event, event_id=f"EvB{number}")
+            slack.push_event(event, event_id=f"EvB{number}", retry_attempt=1)  # a retry reaches another process
+        seconds = wait_answered(slack, events, timeout=args.burst * 3 + 60)
+        time.sleep(1)
+        print(f"[PostgreSQL, {processes} process(es) x 16 job workers] {args.burst} uploads, each event delivered "
+              f"twice: done in {seconds:.1f} s; {tally(slack, events)}")
+        for bot in bots:
+            stop(bot)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-runs", type=int, default=20)
-    parser.add_argument("--burst", type=int, default=50)
-    parser.add_argument("--model-delay", type=float, default=0.5)
+    parser.add_argument("--latency-runs", type=int, default=40)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--kill-jobs", type=int, default=20)
     args = parser.parse_args()
-    run("default settings", args)
-    run("Bolt's default pool: 5 listener + 5 job workers", argparse.Namespace(**{**vars(args), "latency_runs": 0}),
-        SLACK_LISTENER_WORKERS="5", JOB_WORKERS="5", MODEL_CONCURRENCY="5")
+    with tempfile.TemporaryDirectory() as folder:
+        latency_and_burst(args, folder, rate_limited=False)
+        latency_and_burst(args, folder, rate_limited=True)
+        kill_and_recover(args, folder, f"sqlite:///{folder}/kill.db", "SQLite")
+        with postgres_database() as url:
+            if url is None:
+                print("PostgreSQL figures skipped: TEST_DATABASE_URL is not set (source scripts/postgres.sh)")
+                return
+            kill_and_recover(args, folder, url, "PostgreSQL")
+        for processes in (1, 2):
+            with postgres_database() as url:
+                two_processes(args, folder, url, processes)
 
 
 if __name__ == "__main__":
