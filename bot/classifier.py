@@ -3,22 +3,31 @@
 Retries of 429, 5xx, timeouts and dropped connections (with exponential backoff that honours
 Retry-After) are the openai SDK's own; `max_retries` and `timeout` come from the settings. Every
 failure reaches callers as a ModelError whose message a lab member can act on.
+
+The gateway speaks the Responses API or Chat Completions (OPENAI_API; `auto` falls back from a
+server without /responses to Chat Completions and stays there). When a model refuses a parameter
+(temperature, log-probabilities, reasoning effort, structured output) with a 400, the gateway logs
+it once, remembers it for that model and sends the request again without it: no job fails for it.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import openai
 
-from bot.answer import AnswerError, TokenLogprob, parse_answer
+from bot import wire
+from bot.answer import AnswerError, parse_answer
 from bot.config import Settings
+from bot.images import Normalisation
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable
-from bot.prompt import ModelOptions, PromptSet, classification_request, fingerprint
+from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
+                        follow_up_request)
 from bot.store import Store
+from bot.wire import ModelReply
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +45,13 @@ class ModelError(Exception):
 
 
 @dataclass(frozen=True)
-class ModelReply:
-    """The parts of a Responses API answer the bot uses."""
+class FollowUpAnswer:
+    """A follow-up answer in a thread, with what it cost."""
 
     text: str
-    logprobs: tuple[TokenLogprob, ...]
-    usage: Usage
     model: str
+    usage: Usage
+    cost_usd: float | None
 
 
 def make_openai_client(settings: Settings) -> openai.OpenAI:
@@ -54,40 +63,113 @@ def make_openai_client(settings: Settings) -> openai.OpenAI:
     )
 
 
-def model_options(settings: Settings) -> ModelOptions:
-    return ModelOptions(settings.openai_model, settings.openai_temperature, settings.openai_image_detail,
-                        settings.openai_logprobs)
+def model_options(settings: Settings, model: str | None = None) -> ModelOptions:
+    return ModelOptions(model or settings.openai_model, settings.openai_temperature, settings.openai_image_detail,
+                        settings.openai_logprobs, settings.openai_api, settings.openai_reasoning_effort)
+
+
+class ModelGateway:
+    """Sends requests to the model API: the API kind, what each model refuses, the concurrency bound."""
+
+    def __init__(self, client: openai.OpenAI, *, api: str, concurrency: int) -> None:
+        self.client = client
+        self.api_setting = api
+        self.api = wire.RESPONSES if api == "auto" else api
+        self._refused: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def refused(self, model: str) -> frozenset[str]:
+        with self._lock:
+            return self._refused.get(model, wire.initial_refusals(model))
+
+    def wire_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request as it would be sent now: for the current API, without what the model refuses."""
+        return wire.for_api(wire.without(request, self.refused(request["model"])), self.api)
+
+    def endpoint(self) -> str:
+        return wire.ENDPOINTS[self.api]
+
+    def respond(self, request: dict[str, Any]) -> ModelReply:
+        """One answer to a Responses-shaped request, bounded by the concurrency limit; errors become
+        ModelError. A refused parameter or a missing /responses (with `auto`) is learned, not failed."""
+        with self._slots:
+            while True:
+                api = self.api
+                sent = wire.without(request, self.refused(request["model"]))
+                body = wire.for_api(sent, api)
+                try:
+                    raw = (self.client.chat.completions.create(**body) if api == wire.CHAT
+                           else self.client.responses.create(**body))
+                except openai.APIStatusError as error:
+                    if self._learn(api, sent, error):
+                        continue
+                    log.error("model call failed: %r", error)
+                    raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
+                except openai.APIError as error:
+                    log.error("model call failed: %r", error)
+                    raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
+                try:
+                    return wire.read_reply(api, raw)
+                except wire.ReplyError as error:
+                    raise ModelError(str(error), retryable=error.retryable) from error
+
+    def _learn(self, api: str, sent: dict[str, Any], error: openai.APIStatusError) -> bool:
+        """Remember what this error teaches (True: send again), or False when it is a real failure."""
+        model = sent["model"]
+        if (self.api_setting == "auto" and api == wire.RESPONSES and error.status_code in {404, 405}
+                and error.code != "model_not_found"):
+            with self._lock:
+                if self.api == wire.RESPONSES:
+                    log.warning("%s has no Responses API (HTTP %s); using Chat Completions from now on",
+                                self.client.base_url, error.status_code)
+                self.api = wire.CHAT
+            return True
+        if error.status_code != 400:
+            return False
+        feature = wire.refused_feature(error.param, error.message, sent)
+        if feature is None:
+            return False
+        with self._lock:
+            known = self._refused.get(model, wire.initial_refusals(model))
+            if feature not in known:
+                log.warning("model %s refuses %s (%s); leaving it out from now on", model, feature, error.message)
+                self._refused[model] = known | {feature}
+        return True
 
 
 class Classifier:
-    """Classifies images with the prompt set, caching every call in the store."""
+    """Classifies images with a prompt set and a model, caching every call in the store."""
 
-    def __init__(self, client: openai.OpenAI, prompt_set: PromptSet, options: ModelOptions, *, store: Store,
-                 prices: PriceTable, max_side: int, concurrency: int) -> None:
-        self.client = client
+    def __init__(self, gateway: ModelGateway, prompt_set: PromptSet, options: ModelOptions, *, store: Store,
+                 prices: PriceTable, normalisation: Normalisation) -> None:
+        self.gateway = gateway
         self.prompt_set = prompt_set
         self.options = options
         self.store = store
         self.prices = prices
-        self.fingerprint = fingerprint(prompt_set, options, max_side)
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self.fingerprint = fingerprint(prompt_set, options, normalisation)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, prompt_set: PromptSet, store: Store, prices: PriceTable) -> Classifier:
-        return cls(make_openai_client(settings), prompt_set, model_options(settings), store=store, prices=prices,
-                   max_side=settings.max_image_side, concurrency=settings.model_concurrency)
+    @property
+    def client(self) -> openai.OpenAI:
+        return self.gateway.client
 
     def cached(self, image: Image) -> Call | None:
         return self.store.find_call(image.sha256, self.fingerprint, self.options.model)
+
+    def request(self, image: Image) -> dict[str, Any]:
+        """The Responses-shaped classification request for this image."""
+        return classification_request(self.prompt_set, image, self.options)
 
     def classify(self, image: Image) -> Call:
         """The stored call for this image, prompt and model, or a new one from the model."""
         cached = self.cached(image)
         if cached:
             return cached
-        reply = self.respond(classification_request(self.prompt_set, image, self.options))
+        reply = self.respond(self.request(image))
         try:
-            answer = parse_answer(reply.text, self.prompt_set.labels, logprobs=reply.logprobs)
+            answer = parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
+                                  logprobs=reply.logprobs)
         except AnswerError as error:
             log.error("model answer for %s broke the schema: %s; answer was %r", image.name, error, reply.text)
             raise ModelError("The model's answer did not follow the expected format, so no category is given. "
@@ -95,40 +177,14 @@ class Classifier:
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, self.fingerprint)
 
+    def follow_up(self, images: Sequence[ThreadImage], transcript: Sequence[str], question: str) -> FollowUpAnswer:
+        """An answer to a question in a thread, with its usage and estimated cost."""
+        reply = self.respond(follow_up_request(self.prompt_set, self.options, images, transcript, question))
+        return FollowUpAnswer(reply.text, self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
+
     def respond(self, request: dict[str, Any]) -> ModelReply:
-        """One Responses API call, bounded by the concurrency limit; errors become ModelError."""
-        with self._slots:
-            try:
-                response = self.client.responses.create(**request)
-            except openai.APIError as error:
-                log.error("model call failed: %r", error)
-                raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
-        return read_reply(response)
-
-
-def read_reply(response: Any) -> ModelReply:
-    """Text, label-token logprobs and usage out of a Responses API response object."""
-    parts = [part for item in response.output if item.type == "message" for part in item.content]
-    refusals = [part.refusal for part in parts if part.type == "refusal"]
-    if refusals:
-        raise ModelError(f"The model declined to answer: {refusals[0]}", retryable=False)
-    texts = [part for part in parts if part.type == "output_text"]
-    if not texts:
-        raise ModelError(f"The model returned no answer (status {response.status}). Try again.", retryable=True)
-    logprobs = tuple(
-        TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
-    )
-    usage = response.usage
-    return ModelReply(
-        text="".join(part.text for part in texts),
-        logprobs=logprobs,
-        usage=Usage(
-            input_tokens=usage.input_tokens if usage else 0,
-            cached_tokens=usage.input_tokens_details.cached_tokens if usage and usage.input_tokens_details else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-        ),
-        model=response.model,
-    )
+        """One model answer to a Responses-shaped request (see ModelGateway.respond)."""
+        return self.gateway.respond(request)
 
 
 def is_transient(error: openai.APIError) -> bool:

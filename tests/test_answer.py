@@ -98,7 +98,7 @@ def test_escaped_label_text_in_observations_does_not_confuse_label_probability()
     "text, expected",
     [
         ("Sorry, I cannot classify this image.", "not JSON"),
-        ('{"observations": "x", "label": "crystals"', "not JSON"),
+        ('{"observations": "x", "label": "crystals"', "'confidence' is a required property"),  # repaired
         (answer_text(label="crystal"), "'crystal' is not one of"),
         (json.dumps({"observations": "x", "label": "clear", "explanation": "y"}), "'confidence' is a required property"),
         (answer_text(colour="blue"), "'colour' was unexpected"),
