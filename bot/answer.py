@@ -47,6 +47,7 @@ class TokenLogprob:
 
 
 ANSWER_FIELDS = ("observations", "label", "confidence", "explanation")
+TYPICAL_OUTPUT_TOKENS = {"observations": 60, "label": 6, "confidence": 6, "explanation": 40}  # for estimates
 
 
 def answer_schema(labels: Sequence[str], fields: Sequence[str] = ANSWER_FIELDS) -> dict[str, Any]:

@@ -66,6 +66,12 @@ class PromptSet:
     follow_up: str
     answer_fields: tuple[str, ...] = ANSWER_FIELDS
     temperature: float | None = None  # the variant's own, else OPENAI_TEMPERATURE
+    folder: Path = Path("prompts")  # where it was read from
+
+    @property
+    def name(self) -> str:
+        """The variant's name in reports: its folder's name."""
+        return self.folder.name
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -111,6 +117,7 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, normalisation: Normal
         follow_up=_read_text(prompts_dir / "follow_up.md"),
         answer_fields=fields,
         temperature=temperature,
+        folder=prompts_dir,
     )
 
 

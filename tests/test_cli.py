@@ -31,6 +31,7 @@ def run_bot(*args: str, environ: dict[str, str], cwd: Path) -> subprocess.Comple
            not key.startswith(("OPENAI_", "SLACK_"))}
     env.update(environ, PYTHONPATH=str(PROJECT_ROOT))
     return subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL,
                           timeout=120)
 
 
@@ -76,7 +77,7 @@ def test_a_missing_api_key_is_named(bot) -> None:
 
 
 def test_eval_writes_report_confusion_matrix_and_csv(bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    result = bot("eval", str(MARCO), "--out", "results")
+    result = bot("eval", str(MARCO), "--out", "results", "--yes")
     assert result.returncode == 0, result.stderr
     assert "precision    recall  f1-score   support" in result.stdout
     rows = list(csv.DictReader((tmp_path / "results/results.csv").open()))
@@ -103,7 +104,7 @@ def test_eval_reproduces_the_published_seed_scores(bot, tmp_path: Path) -> None:
 
 def test_eval_batch_submits_then_collects(bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.batches_complete = False
-    submitted = bot("eval", str(MARCO), "--batch")
+    submitted = bot("eval", str(MARCO), "--batch", "--yes")
     assert submitted.returncode == 0, submitted.stderr
     batch_id = submitted.stdout.split("Submitted batch ")[1].split()[0]
     assert fake_openai.responses_requests() == []
