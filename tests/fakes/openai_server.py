@@ -26,7 +26,7 @@ Usage::
 How a /v1/responses answer is made:
 
 - The query image is the LAST `input_image` of the request; the sha256 of its base64-decoded
-  bytes is looked up in `fake.labels` (else `fake.default_label`).
+  bytes is looked up in `fake.labels` (else `fake.model_labels[model]`, else `fake.default_label`).
 - With `text.format.type == "json_schema"` the answer fills the schema's properties in order: the
   label property (the first with an `enum`, else one named "label"; local `$ref`s such as
   pydantic's `#/$defs/...` are followed) gets the label (enum[0] if the label is not in the enum),
@@ -404,6 +404,7 @@ class FakeOpenAI:
         # answer settings: plain attributes, change them at any time
         self.labels: dict[str, str] = {}  # sha256 hex of the decoded query image -> label
         self.default_label = "clear"
+        self.model_labels: dict[str, str] = {}  # model -> its default label instead of default_label
         self.confidence = 0.8
         self.follow_up_text = "Fake answer: the drop shows small needle-shaped crystals near the edge."
         self.logprobs_enabled = True
@@ -725,7 +726,8 @@ class FakeOpenAI:
         label_key = _label_property(properties)
         enum = list(properties[label_key].get("enum") or []) if label_key else []
         sha = query_image_sha256(body)
-        label = self.labels.get(sha, self.default_label) if sha else self.default_label
+        default = self.model_labels.get(body.get("model", ""), self.default_label)
+        label = self.labels.get(sha, default) if sha else default
         if enum and label not in enum:
             label = enum[0]
         if malformed == "bad_label":
