@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from bot.config import Settings
+from bot.config import PROJECT_ROOT, SETTINGS, Settings
 from bot.prompt import ThreadImage
 from bot.services import Services
 from tests.fakes.openai_server import FakeOpenAI
@@ -145,3 +145,9 @@ def test_the_slack_bot_classifies_and_answers_follow_ups_over_chat_completions(c
     classification, follow_up = chat_bot.openai.chat_requests()
     assert classification["response_format"]["type"] == "json_schema"
     assert follow_up["messages"][1]["content"][1]["type"] == "image_url"
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in SETTINGS if f"| `{name}` |" not in readme]
+    assert not missing, f"add to the README settings table: {missing}"
