@@ -263,3 +263,54 @@ def test_bounded_transcript_keeps_the_latest_lines_within_the_limit():
     assert bounded_transcript(lines, 85) == lines[-2:]  # 3 lines joined are 86 characters
     assert bounded_transcript(lines, 10_000) == lines
     assert bounded_transcript(["y" * 200], 100) == []
+
+
+SEED_TEXT = ("You are helping with tagging Protein Crystallization images. You will be given an image and a list of "
+             "labels with definitions. Choose the most appropriate single label from the list according to the "
+             "definition. Add a short explanation of your choice at the end in free text.\n\n**List:**\n"
+             "[clear, crystals, precipitate, other]\n\n**Definitions:**\n"
+             "clear: Transparent solution without any particulate matter observed within a droplet or in the field "
+             "of view.\ncrystals: Crystals observed within a droplet or in the field of view.\n"
+             "precipitate: Precipitate observed within a droplet or in the field of view.\n"
+             "other: Unexpected observations which are not clear solution, crystals, or precipitate.\n\n"
+             "Below are some examples:")
+
+
+def test_the_seed_variant_is_the_proof_of_concepts_measured_request(drop):
+    """As in its batch_request_test.jsonl (minus the trailing newline after "examples:")."""
+    seed = load(ROOT / "prompts-seed")
+    request = classification_request(seed, drop, replace(OPTIONS, temperature=0.7))
+    assert request["input"][0]["content"][0]["text"] == SEED_TEXT
+    assert request["temperature"] == 0  # the variant's own, whatever OPENAI_TEMPERATURE says
+    assert request["text"]["format"]["schema"] == {
+        "type": "object", "additionalProperties": False, "required": ["label", "explanation"],
+        "properties": {"label": {"type": "string", "enum": ["clear", "crystals", "precipitate", "other"]},
+                       "explanation": {"type": "string", "description": seed.schema["properties"]["explanation"]
+                                       ["description"]}}}
+    assert seed.name == "prompts-seed" and [e.explanation for e in seed.examples] == [e[2] for e in POC_EXAMPLES]
+
+
+def test_a_variant_may_bring_its_own_examples(copies, tmp_path):
+    prompts, examples = copies
+    shutil.copytree(examples, prompts / "examples")
+    manifest = prompts / "examples" / "manifest.toml"
+    manifest.write_text(manifest.read_text().replace("Distinct crystal structures", "Needles"))
+    assert load(prompts, tmp_path / "nowhere").examples[0].explanation.startswith("Needles")
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('answer_fields = ["explanation"]', "must include label"),
+    ("temperature = 3", "temperature must be a number from 0 to 2"),
+    ("temperature = ", "variant.toml"),
+])
+def test_a_bad_variant_file_names_the_file_and_the_problem(copies, content, problem):
+    prompts, examples = copies
+    (prompts / "variant.toml").write_text(content)
+    with pytest.raises(PromptError, match=problem):
+        load(prompts, examples)
+
+
+@pytest.mark.parametrize("change", [{"resampling": "lanczos"}, {"jpeg_quality": 60}, {"max_side": 512}])
+def test_each_normalisation_setting_changes_the_bytes_sent(change):
+    data = (DATA / "crystals" / "10.jpeg").read_bytes()
+    assert replace(NORMALISATION, **change).apply(data, "10.jpeg").jpeg != NORMALISATION.apply(data, "10.jpeg").jpeg
