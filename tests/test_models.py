@@ -115,12 +115,6 @@ def test_a_server_without_structured_output_gets_the_schema_in_words_and_sloppy_
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def chat_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
              make_settings: Callable[..., Settings]) -> Iterator[RunningBot]:
     settings = make_settings(**slack_environ(fake_slack), OPENAI_API="chat")
