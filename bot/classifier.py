@@ -85,7 +85,13 @@ class ModelGateway:
 
     def wire_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """The request as it would be sent now: for the current API, without what the model refuses."""
-        return wire.for_api(wire.without(request, self.refused(request["model"])), self.api)
+        return self._shaped(request)[2]
+
+    def _shaped(self, request: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(API, the Responses-shaped request minus refused features, the body for that API)."""
+        api = self.api
+        sent = wire.without(request, self.refused(request["model"]))
+        return api, sent, wire.for_api(sent, api)
 
     def endpoint(self) -> str:
         return wire.ENDPOINTS[self.api]
@@ -95,18 +101,13 @@ class ModelGateway:
         ModelError. A refused parameter or a missing /responses (with `auto`) is learned, not failed."""
         with self._slots:
             while True:
-                api = self.api
-                sent = wire.without(request, self.refused(request["model"]))
-                body = wire.for_api(sent, api)
+                api, sent, body = self._shaped(request)
                 try:
                     raw = (self.client.chat.completions.create(**body) if api == wire.CHAT
                            else self.client.responses.create(**body))
-                except openai.APIStatusError as error:
-                    if self._learn(api, sent, error):
-                        continue
-                    log.error("model call failed: %r", error)
-                    raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
                 except openai.APIError as error:
+                    if isinstance(error, openai.APIStatusError) and self._learn(api, sent, error):
+                        continue
                     log.error("model call failed: %r", error)
                     raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
                 try:

@@ -180,15 +180,20 @@ def test_eval_shows_the_cost_and_does_not_start_without_an_answer(bot, fake_open
     assert fake_openai.responses_requests() == []
 
 
-def test_eval_batch_compares_two_variants(project_bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("api", "endpoint"), [("responses", "/v1/responses"), ("chat", "/v1/chat/completions")])
+def test_eval_batch_compares_two_variants(project_bot, fake_openai: FakeOpenAI, tmp_path: Path, api: str,
+                                          endpoint: str) -> None:
     submitted = project_bot("eval", str(MARCO), "--variant", "prompts", "--variant", "prompts-seed", "--batch",
-                            "--yes", "--out", str(tmp_path / "b"))
+                            "--yes", "--out", str(tmp_path / "b"), OPENAI_API=api)
     assert submitted.returncode == 0, submitted.stderr
+    batches = [r.json for r in fake_openai.requests if r.path == "/v1/batches"]
+    assert [b["endpoint"] for b in batches] == [endpoint, endpoint]
+    assert [Path(b["metadata"]["variant"]).name for b in batches] == ["prompts", "prompts-seed"]
     assert "(Batch API price)" in submitted.stderr
     command = submitted.stdout.splitlines()[-1].split("python -m bot ")[1].split()
     assert command.count("--collect") == 2
 
-    collected = project_bot(*command, "--out", str(tmp_path / "b"))
+    collected = project_bot(*command, "--out", str(tmp_path / "b"), OPENAI_API=api)
     assert collected.returncode == 0, collected.stderr
     assert "prompts-seed · gpt-4.1" in collected.stdout and "batch" in collected.stdout
     assert "All combinations gave the same answer on every image." in collected.stdout
