@@ -205,6 +205,10 @@ def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
         return "The model service refused the API key (401): an admin should check OPENAI_API_KEY."
     if isinstance(error, openai.RateLimitError):
         return f"The model service is rate-limiting us (429) {retries}. Try again in a few minutes."
+    if isinstance(error, openai.NotFoundError) and error.code != "model_not_found" \
+            and error.request.url.path.endswith("/responses"):
+        return ("The model service has no Responses API (HTTP 404): an admin should set OPENAI_API=chat "
+                "(or auto) for this server.")
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
         return f"The model service failed (HTTP {error.status_code}) {retries}. Try again later."
     if isinstance(error, openai.APIStatusError):

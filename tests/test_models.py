@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 import pytest
 
 from bot.config import PROJECT_ROOT, SETTINGS, Settings
+from bot.classifier import ModelError
 from bot.prompt import ThreadImage
 from bot.services import Services
 from tests.fakes.openai_server import FakeOpenAI
@@ -63,6 +64,13 @@ def test_auto_falls_back_to_chat_completions_once_and_remembers(make_services, f
     paths = [r.path for r in fake_openai.requests]
     assert paths == ["/v1/responses", "/v1/chat/completions", "/v1/chat/completions"]
     assert caplog.text.count("has no Responses API (HTTP 404); using Chat Completions") == 1
+
+
+def test_a_server_without_responses_says_which_setting_to_change(make_services, fake_openai: FakeOpenAI) -> None:
+    fake_openai.responses_api = False
+    with pytest.raises(ModelError, match="set OPENAI_API=chat") as raised:
+        classify(make_services(), "clear", 236)
+    assert raised.value.retryable is False
 
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
