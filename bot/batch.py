@@ -17,8 +17,8 @@ import openai
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
-from bot import wire
 from bot.answer import AnswerError, parse_answer
+from bot.classifier import ModelError, read_chat, read_responses
 from bot.models import Call
 from bot.pricing import PriceTable
 
@@ -76,10 +76,10 @@ def _read_line(line: dict[str, Any], labels: Sequence[str], prices: PriceTable,
         return BatchResult(custom_id, truth, None, error)
     schema = (body.get("text") or {}).get("format", {}).get("schema") or fallback_schema
     try:  # construct(): lenient, older files lack fields the SDK now has
-        reply = wire.read_chat(ChatCompletion.construct(**body)) if body.get("object") == "chat.completion" \
-            else wire.read_responses(Response.construct(**body))
+        reply = read_chat(ChatCompletion.construct(**body)) if body.get("object") == "chat.completion" \
+            else read_responses(Response.construct(**body))
         answer = parse_answer(reply.text, labels, schema=schema, logprobs=reply.logprobs)
-    except (wire.ReplyError, AnswerError) as error:
+    except (ModelError, AnswerError) as error:
         return BatchResult(custom_id, truth, None, str(error))
     call = answer.call(reply.model, reply.usage, prices.cost(reply.model, reply.usage, batch=True))
     return BatchResult(custom_id, truth, call, None)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import openai
 
 from bot import wire
-from bot.answer import AnswerError, parse_answer
+from bot.answer import AnswerError, TokenLogprob, parse_answer
 from bot.config import Settings
 from bot.images import Normalisation
 from bot.models import Call, Image, Usage
@@ -27,7 +27,6 @@ from bot.pricing import PriceTable
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
                         follow_up_request)
 from bot.store import Store
-from bot.wire import ModelReply
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,16 @@ class ModelError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """The parts of an answer the bot uses, from either API."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+    usage: Usage
+    model: str
 
 
 @dataclass(frozen=True)
@@ -110,10 +119,7 @@ class ModelGateway:
                         continue
                     log.error("model call failed: %r", error)
                     raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
-                try:
-                    return wire.read_reply(api, raw)
-                except wire.ReplyError as error:
-                    raise ModelError(str(error), retryable=error.retryable) from error
+                return read_reply(api, raw)
 
     def _learn(self, api: str, sent: dict[str, Any], error: openai.APIStatusError) -> bool:
         """Remember what this error teaches (True: send again), or False when it is a real failure."""
@@ -186,6 +192,59 @@ class Classifier:
     def respond(self, request: dict[str, Any]) -> ModelReply:
         """One model answer to a Responses-shaped request (see ModelGateway.respond)."""
         return self.gateway.respond(request)
+
+
+def read_responses(response: Any) -> ModelReply:
+    """Text, label-token logprobs and usage out of a Responses API response object."""
+    parts = [part for item in response.output if item.type == "message" for part in item.content]
+    refusals = [part.refusal for part in parts if part.type == "refusal"]
+    if refusals:
+        raise ModelError(f"The model declined to answer: {refusals[0]}", retryable=False)
+    texts = [part for part in parts if part.type == "output_text"]
+    if not texts:
+        raise ModelError(f"The model returned no answer (status {response.status}). Try again.", retryable=True)
+    logprobs = tuple(
+        TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
+    )
+    usage = response.usage
+    details = usage.input_tokens_details if usage else None
+    return ModelReply(
+        text="".join(part.text for part in texts),
+        logprobs=logprobs,
+        usage=Usage(input_tokens=usage.input_tokens if usage else 0,
+                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    output_tokens=usage.output_tokens if usage else 0),
+        model=response.model,
+    )
+
+
+def read_chat(completion: Any) -> ModelReply:
+    """Text, logprobs and usage out of a Chat Completions response object."""
+    if not completion.choices:
+        raise ModelError("The model returned no answer. Try again.", retryable=True)
+    choice = completion.choices[0]
+    if choice.message.refusal:
+        raise ModelError(f"The model declined to answer: {choice.message.refusal}", retryable=False)
+    if not choice.message.content:
+        raise ModelError(f"The model returned no answer (finish reason {choice.finish_reason}). Try again.",
+                         retryable=True)
+    tokens = (choice.logprobs.content or []) if choice.logprobs else []
+    logprobs = tuple(TokenLogprob(bytes(t.bytes) if t.bytes is not None else t.token.encode(), t.logprob)
+                     for t in tokens)
+    usage = completion.usage
+    details = usage.prompt_tokens_details if usage else None
+    return ModelReply(
+        text=choice.message.content,
+        logprobs=logprobs,
+        usage=Usage(input_tokens=usage.prompt_tokens if usage else 0,
+                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    output_tokens=usage.completion_tokens if usage else 0),
+        model=completion.model,
+    )
+
+
+def read_reply(api: str, raw: Any) -> ModelReply:
+    return read_chat(raw) if api == wire.CHAT else read_responses(raw)
 
 
 def is_transient(error: openai.APIError) -> bool:

@@ -5,18 +5,14 @@ bot/prompt.py builds every request in the Responses API's shape. Here it is
   effort, structured output. A small table of model families seeds what is known
   (`initial_refusals`); the rest is learned from the API's own 400 error (`refused_feature`);
 - translated to Chat Completions when the server speaks only that (`to_chat`): images as data URLs
-  in `image_url` parts, the JSON schema as `response_format`, `instructions` as a system message;
-- read back, from either API, into one `ModelReply` (`read_responses`, `read_chat`).
+  in `image_url` parts, the JSON schema as `response_format`, `instructions` as a system message.
+Replies from either API are read in bot/classifier.py.
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
-
-from bot.answer import TokenLogprob
-from bot.models import Usage
 
 RESPONSES, CHAT = "responses", "chat"
 ENDPOINTS = {RESPONSES: "/v1/responses", CHAT: "/v1/chat/completions"}
@@ -36,24 +32,6 @@ _PARAMETER_FEATURES = {
     "response_format": SCHEMA, "text.format": SCHEMA, "text": SCHEMA,
 }
 _QUOTED = re.compile(r"'([\w.]+)'")
-
-
-class ReplyError(Exception):
-    """A reply without a usable answer; `retryable` as for ModelError."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class ModelReply:
-    """The parts of an answer the bot uses, from either API."""
-
-    text: str
-    logprobs: tuple[TokenLogprob, ...]
-    usage: Usage
-    model: str
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -136,56 +114,3 @@ def _chat_part(item: dict[str, Any]) -> dict[str, Any]:
 def for_api(request: dict[str, Any], api: str) -> dict[str, Any]:
     """The request body for `api` (the Responses shape as it is, or translated)."""
     return to_chat(request) if api == CHAT else request
-
-
-def read_responses(response: Any) -> ModelReply:
-    """Text, label-token logprobs and usage out of a Responses API response object."""
-    parts = [part for item in response.output if item.type == "message" for part in item.content]
-    refusals = [part.refusal for part in parts if part.type == "refusal"]
-    if refusals:
-        raise ReplyError(f"The model declined to answer: {refusals[0]}", retryable=False)
-    texts = [part for part in parts if part.type == "output_text"]
-    if not texts:
-        raise ReplyError(f"The model returned no answer (status {response.status}). Try again.", retryable=True)
-    logprobs = tuple(
-        TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
-    )
-    usage = response.usage
-    details = usage.input_tokens_details if usage else None
-    return ModelReply(
-        text="".join(part.text for part in texts),
-        logprobs=logprobs,
-        usage=Usage(input_tokens=usage.input_tokens if usage else 0,
-                    cached_tokens=(details.cached_tokens or 0) if details else 0,
-                    output_tokens=usage.output_tokens if usage else 0),
-        model=response.model,
-    )
-
-
-def read_chat(completion: Any) -> ModelReply:
-    """Text, logprobs and usage out of a Chat Completions response object."""
-    if not completion.choices:
-        raise ReplyError("The model returned no answer. Try again.", retryable=True)
-    choice = completion.choices[0]
-    if choice.message.refusal:
-        raise ReplyError(f"The model declined to answer: {choice.message.refusal}", retryable=False)
-    if not choice.message.content:
-        raise ReplyError(f"The model returned no answer (finish reason {choice.finish_reason}). Try again.",
-                         retryable=True)
-    tokens = (choice.logprobs.content or []) if choice.logprobs else []
-    logprobs = tuple(TokenLogprob(bytes(t.bytes) if t.bytes is not None else t.token.encode(), t.logprob)
-                     for t in tokens)
-    usage = completion.usage
-    details = usage.prompt_tokens_details if usage else None
-    return ModelReply(
-        text=choice.message.content,
-        logprobs=logprobs,
-        usage=Usage(input_tokens=usage.prompt_tokens if usage else 0,
-                    cached_tokens=(details.cached_tokens or 0) if details else 0,
-                    output_tokens=usage.completion_tokens if usage else 0),
-        model=completion.model,
-    )
-
-
-def read_reply(api: str, raw: Any) -> ModelReply:
-    return read_chat(raw) if api == CHAT else read_responses(raw)
