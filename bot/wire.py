@@ -19,7 +19,6 @@ ENDPOINTS = {RESPONSES: "/v1/responses", CHAT: "/v1/chat/completions"}
 
 # features a request may carry that some models or servers refuse
 TEMPERATURE, LOGPROBS, REASONING, SCHEMA = "temperature", "logprobs", "reasoning", "schema"
-LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 # reasoning models (gpt-5 family, o-series): no temperature, no log-probabilities, a reasoning effort
 _REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o[134])(?:$|[-.])")
