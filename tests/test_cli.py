@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from bot.config import PROJECT_ROOT
 from tests.fakes.openai_server import FakeOpenAI
-from tests.helpers import API_KEY, MARCO, SEED_BATCH_OUTPUT
+from tests.helpers import MARCO, SEED_BATCH_OUTPUT
 
 PUBLISHED = {  # shared/data/README.md: the proof of concept's scores
     "clear": "0.79      0.95      0.86        20",
