@@ -152,7 +152,7 @@ def eval_command(services: Services, args: argparse.Namespace) -> int:
         return submit_eval_batches(services, classifiers, images, args.directory)
     runs = [run_classifier(services, classifier, items, images) for classifier in classifiers]
     if len(runs) == 1:
-        write_results(list(runs[0].outcomes), labels, args.out, f"{runs[0].model} on {args.directory.name}")
+        write_results(list(runs[0].outcomes), labels, args.out, f"{runs[0].name} on {args.directory.name}")
     else:
         write_comparison(runs, labels, args.out)
     return 0
