@@ -5,13 +5,11 @@
 Times, per image, the steps the bot does itself (read the file, normalise it, build the request,
 store the call) on the 12 MARCO test images, against a temporary database; no model is called.
 Then estimates the input tokens of one classification with the default settings: images by
-OpenAI's published tile rule for gpt-4.1 (scale to fit 2048x2048, short side to 768, 170 tokens per
-512-px tile + 85; 85 flat at detail "low"), text at about 4 characters per token.
+OpenAI's published tile rule (bot/pricing.py's image_tokens), text at about 4 characters per token.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -22,28 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_settings  # noqa: E402
 from bot.models import Call, Usage  # noqa: E402
+from bot.pricing import image_tokens, items_tokens  # noqa: E402
 from bot.prompt import classification_request  # noqa: E402
 from bot.services import build_services  # noqa: E402
 
 IMAGES = sorted((Path(__file__).resolve().parent.parent / "tests/data/marco-gsk").rglob("*.jpeg"))
-
-
-def image_tokens(width: int, height: int, detail: str) -> int:
-    if detail == "low":
-        return 85
-    scale = min(1.0, 2048 / max(width, height))
-    width, height = width * scale, height * scale
-    scale = min(1.0, 768 / min(width, height))
-    width, height = width * scale, height * scale
-    return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
-
-
-def request_tokens(request: dict) -> tuple[int, int]:
-    """(image tokens, estimated text tokens) of a Responses API request."""
-    items = request["input"][0]["content"]
-    images = [item for item in items if item["type"] == "input_image"]
-    text = sum(len(item["text"]) for item in items if item["type"] == "input_text")
-    return len(images), math.ceil(text / 4)
 
 
 def main() -> None:
@@ -79,10 +60,12 @@ def main() -> None:
 
         query = services.normalise(IMAGES[0].read_bytes(), IMAGES[0].name)
         request = classification_request(services.prompt_set, query, services.classifier.options)
-        images, text = request_tokens(request)
+        items = request["input"][0]["content"]
+        images = sum(item["type"] == "input_image" for item in items)
         per_image = image_tokens(query.width, query.height, settings.openai_image_detail)
-        total = images * per_image + text
-        prefix = total - per_image
+        total = items_tokens(items)
+        text = total - images * per_image
+        prefix = items_tokens(items[:-1])
         print(f"\ninput tokens of one 1280x960 image with the defaults (model {settings.openai_model}, detail "
               f"{settings.openai_image_detail}, long side {settings.max_image_side} -> sent as {query.width}x{query.height}):")
         print(f"  {images} images x {per_image} + about {text} text tokens = about {total:,} tokens")

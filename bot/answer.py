@@ -1,7 +1,10 @@
 """The model's answer: the schema it must follow, and parsing its JSON into an `Answer`.
 
 The schema puts observations before the label, so the label follows from the evidence rather than
-being justified after it. An answer outside the schema raises AnswerError: it is never guessed at.
+being justified after it. Servers without structured output may wrap the JSON in a Markdown fence,
+leave a trailing comma or write the label as " Crystals": such slips are repaired (json_repair,
+label matched ignoring case, spaces and separators). An answer that still breaks the schema raises
+AnswerError: a label is never guessed at.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import json_repair
 from jsonschema import Draft202012Validator
 
 from bot.models import Call, Usage
@@ -42,19 +46,25 @@ class TokenLogprob:
     logprob: float
 
 
-def answer_schema(labels: Sequence[str]) -> dict[str, Any]:
-    """The JSON schema sent as strict structured output (field order matters: evidence first)."""
-    return {
-        "type": "object",
-        "properties": {
-            "observations": {"type": "string", "description": "What is visible in the drop, before deciding."},
-            "label": {"type": "string", "enum": list(labels)},
-            "confidence": {"type": "number", "description": "Probability from 0 to 1 that the label is right."},
-            "explanation": {"type": "string", "description": "One or two sentences a scientist can check."},
-        },
-        "required": ["observations", "label", "confidence", "explanation"],
-        "additionalProperties": False,
+ANSWER_FIELDS = ("observations", "label", "confidence", "explanation")
+TYPICAL_OUTPUT_TOKENS = {"observations": 60, "label": 6, "confidence": 6, "explanation": 40}  # for estimates
+
+
+def answer_schema(labels: Sequence[str], fields: Sequence[str] = ANSWER_FIELDS) -> dict[str, Any]:
+    """The JSON schema sent as strict structured output, with `fields` of ANSWER_FIELDS in their order
+    (field order matters: evidence first)."""
+    properties = {
+        "observations": {"type": "string", "description": "What is visible in the drop, before deciding."},
+        "label": {"type": "string", "enum": list(labels)},
+        "confidence": {"type": "number", "description": "Probability from 0 to 1 that the label is right."},
+        "explanation": {"type": "string", "description": "One or two sentences a scientist can check."},
     }
+    unknown = [name for name in fields if name not in properties]
+    if unknown or "label" not in fields:
+        raise ValueError(f"answer fields must include label and come from {', '.join(ANSWER_FIELDS)}: {unknown}")
+    chosen = [name for name in ANSWER_FIELDS if name in fields]
+    return {"type": "object", "properties": {name: properties[name] for name in chosen}, "required": chosen,
+            "additionalProperties": False}
 
 
 def parse_answer(
@@ -69,10 +79,9 @@ def parse_answer(
     The confidence comes from the label's token log-probabilities when given, else from the model's
     own estimate, else it is None (an answer whose schema had no confidence).
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise AnswerError(f"the answer is not JSON ({error.msg}): {text[:80]!r}") from None
+    data = read_json(text)
+    if isinstance(data, dict) and isinstance(data.get("label"), str):
+        data["label"] = matching_label(data["label"], labels)
     problems = sorted(Draft202012Validator(schema or answer_schema(labels)).iter_errors(data), key=str)
     if problems:
         raise AnswerError(f"the answer breaks the schema: {problems[0].message}")
@@ -95,6 +104,27 @@ def parse_answer(
         observations=data.get("observations", ""),
         explanation=data.get("explanation", ""),
     )
+
+
+def read_json(text: str) -> Any:
+    """The JSON in `text`: strict JSON first, else the object in it repaired (fences, trailing
+    commas, quotes, a missing closing brace)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        repaired = json_repair.loads(text) if "{" in text else None
+        if not isinstance(repaired, dict):
+            raise AnswerError(f"the answer is not JSON ({error.msg}): {text[:80]!r}") from None
+        return repaired
+
+
+def _label_key(value: str) -> str:
+    return re.sub(r"[\s_\-]+", "", value).casefold()
+
+
+def matching_label(value: str, labels: Sequence[str]) -> str:
+    """The category `value` names ignoring case, spaces and separators ("Crystals " -> "crystals"), else value."""
+    return next((label for label in labels if _label_key(label) == _label_key(value)), value)
 
 
 _LABEL_VALUE = re.compile(r'(?<!\\)"label"\s*:\s*"([^"\\]*)"')

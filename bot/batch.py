@@ -1,7 +1,9 @@
 """The OpenAI Batch API: half the price, results within 24 h.
 
 `custom_id` is the image's path relative to the evaluation folder (`<true label>/<file>`), so an
-output file can be scored on its own, as the proof of concept's was.
+output file can be scored on its own, as the proof of concept's was. A batch goes to the endpoint
+of the API the gateway speaks (/v1/responses or /v1/chat/completions); its metadata names the
+prompt variant, so a comparison can be collected and scored later.
 """
 from __future__ import annotations
 
@@ -12,14 +14,13 @@ from pathlib import PurePosixPath
 from typing import Any, Sequence
 
 import openai
+from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 from bot.answer import AnswerError, parse_answer
-from bot.classifier import ModelError, read_reply
+from bot.classifier import ModelError, read_chat, read_responses
 from bot.models import Call
 from bot.pricing import PriceTable
-
-ENDPOINT = "/v1/responses"
 
 
 @dataclass(frozen=True)
@@ -30,31 +31,42 @@ class BatchResult:
     error: str | None  # why there is no call
 
 
-def batch_line(custom_id: str, request: dict[str, Any]) -> str:
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": request})
+@dataclass(frozen=True)
+class BatchOutput:
+    status: str
+    text: str | None  # the output file, once the batch has completed
+    variant: str  # the prompt variant named in the batch's metadata ("" if none)
 
 
-def submit_batch(client: openai.OpenAI, lines: Sequence[str]) -> str:
+def batch_line(custom_id: str, body: dict[str, Any], endpoint: str) -> str:
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": endpoint, "body": body})
+
+
+def submit_batch(client: openai.OpenAI, lines: Sequence[str], endpoint: str, variant: str) -> str:
     """Upload the requests and start the batch; returns its id."""
     upload = client.files.create(file=("requests.jsonl", io.BytesIO("\n".join(lines).encode())), purpose="batch")
-    batch = client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h")
+    batch = client.batches.create(input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+                                  metadata={"variant": variant})
     return batch.id
 
 
-def fetch_batch_output(client: openai.OpenAI, batch_id: str) -> tuple[str, str | None]:
-    """(status, output file text): the text only once the batch has completed."""
+def fetch_batch_output(client: openai.OpenAI, batch_id: str) -> BatchOutput:
     batch = client.batches.retrieve(batch_id)
+    variant = (batch.metadata or {}).get("variant", "")
     if batch.status != "completed" or not batch.output_file_id:
-        return batch.status, None
-    return batch.status, client.files.content(batch.output_file_id).text
+        return BatchOutput(batch.status, None, variant)
+    return BatchOutput(batch.status, client.files.content(batch.output_file_id).text, variant)
 
 
-def read_batch_output(text: str, labels: Sequence[str], prices: PriceTable) -> list[BatchResult]:
-    """Every line of a Batch API output file, parsed against the schema the request used."""
-    return [_read_line(json.loads(line), labels, prices) for line in text.splitlines() if line.strip()]
+def read_batch_output(text: str, labels: Sequence[str], prices: PriceTable,
+                      schema: dict[str, Any] | None = None) -> list[BatchResult]:
+    """Every line of a Batch API output file, parsed against the schema the request used: the one a
+    Responses body echoes, else `schema` (Chat Completions bodies do not echo it)."""
+    return [_read_line(json.loads(line), labels, prices, schema) for line in text.splitlines() if line.strip()]
 
 
-def _read_line(line: dict[str, Any], labels: Sequence[str], prices: PriceTable) -> BatchResult:
+def _read_line(line: dict[str, Any], labels: Sequence[str], prices: PriceTable,
+               fallback_schema: dict[str, Any] | None) -> BatchResult:
     custom_id = line["custom_id"]
     truth = PurePosixPath(custom_id).parent.name
     response = line.get("response") or {}
@@ -62,9 +74,10 @@ def _read_line(line: dict[str, Any], labels: Sequence[str], prices: PriceTable) 
     if line.get("error") or response.get("status_code") != 200:
         error = (line.get("error") or body.get("error") or {}).get("message", f"HTTP {response.get('status_code')}")
         return BatchResult(custom_id, truth, None, error)
-    schema = body.get("text", {}).get("format", {}).get("schema")
-    try:
-        reply = read_reply(Response.construct(**body))  # lenient: older files lack fields the SDK now has
+    schema = (body.get("text") or {}).get("format", {}).get("schema") or fallback_schema
+    try:  # construct(): lenient, older files lack fields the SDK now has
+        reply = read_chat(ChatCompletion.construct(**body)) if body.get("object") == "chat.completion" \
+            else read_responses(Response.construct(**body))
         answer = parse_answer(reply.text, labels, schema=schema, logprobs=reply.logprobs)
     except (ModelError, AnswerError) as error:
         return BatchResult(custom_id, truth, None, str(error))

@@ -3,21 +3,29 @@
 Retries of 429, 5xx, timeouts and dropped connections (with exponential backoff that honours
 Retry-After) are the openai SDK's own; `max_retries` and `timeout` come from the settings. Every
 failure reaches callers as a ModelError whose message a lab member can act on.
+
+The gateway speaks the Responses API or Chat Completions (OPENAI_API; `auto` falls back from a
+server without /responses to Chat Completions and stays there). When a model refuses a parameter
+(temperature, log-probabilities, reasoning effort, structured output) with a 400, the gateway logs
+it once, remembers it for that model and sends the request again without it: no job fails for it.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import openai
 
+from bot import wire
 from bot.answer import AnswerError, TokenLogprob, parse_answer
 from bot.config import Settings
+from bot.images import Normalisation
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable
-from bot.prompt import ModelOptions, PromptSet, classification_request, fingerprint
+from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
+                        follow_up_request)
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,12 +45,22 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ModelReply:
-    """The parts of a Responses API answer the bot uses."""
+    """The parts of an answer the bot uses, from either API."""
 
     text: str
     logprobs: tuple[TokenLogprob, ...]
     usage: Usage
     model: str
+
+
+@dataclass(frozen=True)
+class FollowUpAnswer:
+    """A follow-up answer in a thread, with what it cost."""
+
+    text: str
+    model: str
+    usage: Usage
+    cost_usd: float | None
 
 
 def make_openai_client(settings: Settings) -> openai.OpenAI:
@@ -54,40 +72,111 @@ def make_openai_client(settings: Settings) -> openai.OpenAI:
     )
 
 
-def model_options(settings: Settings) -> ModelOptions:
-    return ModelOptions(settings.openai_model, settings.openai_temperature, settings.openai_image_detail,
-                        settings.openai_logprobs)
+def model_options(settings: Settings, model: str | None = None) -> ModelOptions:
+    return ModelOptions(model or settings.openai_model, settings.openai_temperature, settings.openai_image_detail,
+                        settings.openai_logprobs, settings.openai_api, settings.openai_reasoning_effort)
+
+
+class ModelGateway:
+    """Sends requests to the model API: the API kind, what each model refuses, the concurrency bound."""
+
+    def __init__(self, client: openai.OpenAI, *, api: str, concurrency: int) -> None:
+        self.client = client
+        self.api_setting = api
+        self.api = wire.RESPONSES if api == "auto" else api
+        self._refused: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def refused(self, model: str) -> frozenset[str]:
+        with self._lock:
+            return self._refused.get(model, wire.initial_refusals(model))
+
+    def wire_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request as it would be sent now: for the current API, without what the model refuses."""
+        return self._shaped(request)[2]
+
+    def _shaped(self, request: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(API, the Responses-shaped request minus refused features, the body for that API)."""
+        api = self.api
+        sent = wire.without(request, self.refused(request["model"]))
+        return api, sent, wire.for_api(sent, api)
+
+    def endpoint(self) -> str:
+        return wire.ENDPOINTS[self.api]
+
+    def respond(self, request: dict[str, Any]) -> ModelReply:
+        """One answer to a Responses-shaped request, bounded by the concurrency limit; errors become
+        ModelError. A refused parameter or a missing /responses (with `auto`) is learned, not failed."""
+        with self._slots:
+            while True:
+                api, sent, body = self._shaped(request)
+                try:
+                    raw = (self.client.chat.completions.create(**body) if api == wire.CHAT
+                           else self.client.responses.create(**body))
+                except openai.APIError as error:
+                    if isinstance(error, openai.APIStatusError) and self._learn(api, sent, error):
+                        continue
+                    log.error("model call failed: %r", error)
+                    raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
+                return read_reply(api, raw)
+
+    def _learn(self, api: str, sent: dict[str, Any], error: openai.APIStatusError) -> bool:
+        """Remember what this error teaches (True: send again), or False when it is a real failure."""
+        model = sent["model"]
+        if (self.api_setting == "auto" and api == wire.RESPONSES and error.status_code in {404, 405}
+                and error.code != "model_not_found"):
+            with self._lock:
+                if self.api == wire.RESPONSES:
+                    log.warning("%s has no Responses API (HTTP %s); using Chat Completions from now on",
+                                self.client.base_url, error.status_code)
+                self.api = wire.CHAT
+            return True
+        if error.status_code != 400:
+            return False
+        feature = wire.refused_feature(error.param, error.message, sent)
+        if feature is None:
+            return False
+        with self._lock:
+            known = self._refused.get(model, wire.initial_refusals(model))
+            if feature not in known:
+                log.warning("model %s refuses %s (%s); leaving it out from now on", model, feature, error.message)
+                self._refused[model] = known | {feature}
+        return True
 
 
 class Classifier:
-    """Classifies images with the prompt set, caching every call in the store."""
+    """Classifies images with a prompt set and a model, caching every call in the store."""
 
-    def __init__(self, client: openai.OpenAI, prompt_set: PromptSet, options: ModelOptions, *, store: Store,
-                 prices: PriceTable, max_side: int, concurrency: int) -> None:
-        self.client = client
+    def __init__(self, gateway: ModelGateway, prompt_set: PromptSet, options: ModelOptions, *, store: Store,
+                 prices: PriceTable, normalisation: Normalisation) -> None:
+        self.gateway = gateway
         self.prompt_set = prompt_set
         self.options = options
         self.store = store
         self.prices = prices
-        self.fingerprint = fingerprint(prompt_set, options, max_side)
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self.fingerprint = fingerprint(prompt_set, options, normalisation)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, prompt_set: PromptSet, store: Store, prices: PriceTable) -> Classifier:
-        return cls(make_openai_client(settings), prompt_set, model_options(settings), store=store, prices=prices,
-                   max_side=settings.max_image_side, concurrency=settings.model_concurrency)
+    @property
+    def client(self) -> openai.OpenAI:
+        return self.gateway.client
 
     def cached(self, image: Image) -> Call | None:
         return self.store.find_call(image.sha256, self.fingerprint, self.options.model)
+
+    def request(self, image: Image) -> dict[str, Any]:
+        """The Responses-shaped classification request for this image."""
+        return classification_request(self.prompt_set, image, self.options)
 
     def classify(self, image: Image) -> Call:
         """The stored call for this image, prompt and model, or a new one from the model."""
         cached = self.cached(image)
         if cached:
             return cached
-        reply = self.respond(classification_request(self.prompt_set, image, self.options))
+        reply = self.respond(self.request(image))
         try:
-            answer = parse_answer(reply.text, self.prompt_set.labels, logprobs=reply.logprobs)
+            answer = parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
+                                  logprobs=reply.logprobs)
         except AnswerError as error:
             log.error("model answer for %s broke the schema: %s; answer was %r", image.name, error, reply.text)
             raise ModelError("The model's answer did not follow the expected format, so no category is given. "
@@ -95,18 +184,17 @@ class Classifier:
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, self.fingerprint)
 
+    def follow_up(self, images: Sequence[ThreadImage], transcript: Sequence[str], question: str) -> FollowUpAnswer:
+        """An answer to a question in a thread, with its usage and estimated cost."""
+        reply = self.respond(follow_up_request(self.prompt_set, self.options, images, transcript, question))
+        return FollowUpAnswer(reply.text, self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
+
     def respond(self, request: dict[str, Any]) -> ModelReply:
-        """One Responses API call, bounded by the concurrency limit; errors become ModelError."""
-        with self._slots:
-            try:
-                response = self.client.responses.create(**request)
-            except openai.APIError as error:
-                log.error("model call failed: %r", error)
-                raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
-        return read_reply(response)
+        """One model answer to a Responses-shaped request (see ModelGateway.respond)."""
+        return self.gateway.respond(request)
 
 
-def read_reply(response: Any) -> ModelReply:
+def read_responses(response: Any) -> ModelReply:
     """Text, label-token logprobs and usage out of a Responses API response object."""
     parts = [part for item in response.output if item.type == "message" for part in item.content]
     refusals = [part.refusal for part in parts if part.type == "refusal"]
@@ -119,16 +207,44 @@ def read_reply(response: Any) -> ModelReply:
         TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
     )
     usage = response.usage
+    details = usage.input_tokens_details if usage else None
     return ModelReply(
         text="".join(part.text for part in texts),
         logprobs=logprobs,
-        usage=Usage(
-            input_tokens=usage.input_tokens if usage else 0,
-            cached_tokens=usage.input_tokens_details.cached_tokens if usage and usage.input_tokens_details else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-        ),
+        usage=Usage(input_tokens=usage.input_tokens if usage else 0,
+                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    output_tokens=usage.output_tokens if usage else 0),
         model=response.model,
     )
+
+
+def read_chat(completion: Any) -> ModelReply:
+    """Text, logprobs and usage out of a Chat Completions response object."""
+    if not completion.choices:
+        raise ModelError("The model returned no answer. Try again.", retryable=True)
+    choice = completion.choices[0]
+    if choice.message.refusal:
+        raise ModelError(f"The model declined to answer: {choice.message.refusal}", retryable=False)
+    if not choice.message.content:
+        raise ModelError(f"The model returned no answer (finish reason {choice.finish_reason}). Try again.",
+                         retryable=True)
+    tokens = (choice.logprobs.content or []) if choice.logprobs else []
+    logprobs = tuple(TokenLogprob(bytes(t.bytes) if t.bytes is not None else t.token.encode(), t.logprob)
+                     for t in tokens)
+    usage = completion.usage
+    details = usage.prompt_tokens_details if usage else None
+    return ModelReply(
+        text=choice.message.content,
+        logprobs=logprobs,
+        usage=Usage(input_tokens=usage.prompt_tokens if usage else 0,
+                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    output_tokens=usage.completion_tokens if usage else 0),
+        model=completion.model,
+    )
+
+
+def read_reply(api: str, raw: Any) -> ModelReply:
+    return read_chat(raw) if api == wire.CHAT else read_responses(raw)
 
 
 def is_transient(error: openai.APIError) -> bool:
@@ -148,6 +264,10 @@ def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
         return "The model service refused the API key (401): an admin should check OPENAI_API_KEY."
     if isinstance(error, openai.RateLimitError):
         return f"The model service is rate-limiting us (429) {retries}. Try again in a few minutes."
+    if isinstance(error, openai.NotFoundError) and error.code != "model_not_found" \
+            and error.request.url.path.endswith("/responses"):
+        return ("The model service has no Responses API (HTTP 404): an admin should set OPENAI_API=chat "
+                "(or auto) for this server.")
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
         return f"The model service failed (HTTP {error.status_code}) {retries}. Try again later."
     if isinstance(error, openai.APIStatusError):

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -12,13 +13,16 @@ from typing import Iterator, Sequence
 import openai
 from tqdm import tqdm
 
+from bot.answer import TYPICAL_OUTPUT_TOKENS
 from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
-from bot.classifier import ModelError, describe_api_error
+from bot.classifier import Classifier, ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
-from bot.evaluation import Outcome, call_fields, labelled_images, outcomes_from_batch, with_model, write_results
+from bot.evaluation import (Outcome, Run, call_fields, labelled_images, outcomes_from_batch, with_model,
+                            write_comparison, write_results)
 from bot.images import ImageError
-from bot.pricing import load_price_table
-from bot.prompt import PromptError, classification_request, load_categories
+from bot.models import Image
+from bot.pricing import estimated_usage, load_price_table
+from bot.prompt import PromptError, load_categories
 from bot.services import Services, build_services
 from bot.redact import without_credentials
 from bot.store import StoreError, copy_database, open_store
@@ -39,11 +43,17 @@ def parser() -> argparse.ArgumentParser:
     classify = commands.add_parser("classify", help="classify image files and print the calls")
     classify.add_argument("images", nargs="+", type=Path)
     classify.add_argument("--json", action="store_true", help="print one JSON object per image")
-    evaluate = commands.add_parser("eval", help="score the bot on a folder of images sorted into <label>/ folders")
+    evaluate = commands.add_parser("eval", help="score the bot on a folder of images sorted into <label>/ folders; "
+                                   "several --variant and --model options are compared side by side")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("directory", nargs="?", type=Path, help="folder with clear/, crystals/, ... subfolders")
-    source.add_argument("--collect", metavar="BATCH_ID", help="collect and score a batch submitted with --batch")
+    source.add_argument("--collect", metavar="BATCH_ID", action="append",
+                        help="collect and score batches submitted with --batch (repeat to compare several)")
     source.add_argument("--batch-output", metavar="FILE", type=Path, help="score an existing Batch API output file")
+    evaluate.add_argument("--variant", metavar="PROMPTS_DIR", type=Path, action="append",
+                          help="a prompts folder to score (repeatable; default PROMPTS_DIR)")
+    evaluate.add_argument("--model", action="append", help="a model to score (repeatable; default OPENAI_MODEL)")
+    evaluate.add_argument("--yes", action="store_true", help="start without asking about the estimated cost")
     evaluate.add_argument("--batch", action="store_true", help="submit through the Batch API (half price, <24 h)")
     evaluate.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for the results (eval-out)")
     return top
@@ -155,18 +165,99 @@ def outcome_text(outcome: Outcome) -> str:
 
 
 def eval_command(services: Services, args: argparse.Namespace) -> int:
-    settings, labels = services.settings, services.prompt_set.labels
+    settings = services.settings
+    try:
+        classifiers = [services.classifier_for(variant, model)
+                       for variant in args.variant or [settings.prompts_dir]
+                       for model in args.model or [settings.openai_model]]
+    except PromptError as error:
+        print(f"Prompt files problem: {error}", file=sys.stderr)
+        return 2
     if args.collect:
-        return collect_batch(services, args.collect, args.out)
+        return collect_batches(services, args.collect, args.out)
+    labels = classifiers[0].prompt_set.labels
     items = labelled_images(args.directory, labels)
     if not items:
         print(f"No images found under {args.directory}/<label>/ for labels {', '.join(labels)}", file=sys.stderr)
         return 2
+    images = normalised_images(services, items)
+    if not confirm_cost(services, classifiers, images, batch=args.batch, assume_yes=args.yes):
+        print("Not started.", file=sys.stderr)
+        return 1
     if args.batch:
-        return submit_eval_batch(services, items, args.directory)
-    outcomes = list(classify_all(services, items))
-    write_results(outcomes, labels, args.out, f"{settings.openai_model} on {args.directory.name}")
+        return submit_eval_batches(services, classifiers, images, args.directory)
+    runs = [run_classifier(services, classifier, items, images) for classifier in classifiers]
+    if len(runs) == 1:
+        write_results(list(runs[0].outcomes), labels, args.out, f"{runs[0].name} on {args.directory.name}")
+    else:
+        write_comparison(runs, labels, args.out)
     return 0
+
+
+def normalised_images(services: Services, items: Sequence[tuple[Path, str]]) -> dict[Path, Image | str]:
+    """Each image normalised once for every combination, or why it cannot be used."""
+    images: dict[Path, Image | str] = {}
+    for path, _ in items:
+        try:
+            images[path] = services.normalise(path.read_bytes(), path.name)
+        except ImageError as error:
+            images[path] = str(error)
+        except OSError as error:
+            images[path] = f"{path} cannot be read: {error.strerror}"
+    return images
+
+
+def confirm_cost(services: Services, classifiers: Sequence[Classifier], images: dict[Path, Image | str], *,
+                 batch: bool, assume_yes: bool) -> bool:
+    """Print the estimated cost of every combination; True to go on (asked unless --yes; no answer is no)."""
+    usable = [image for image in images.values() if isinstance(image, Image)]
+    total, unknown, new_calls = 0.0, False, 0
+    for classifier in classifiers:
+        uncached = [image for image in usable if not classifier.cached(image)]
+        new_calls += len(uncached)
+        line = f"{classifier.prompt_set.name} · {classifier.options.model}: {len(uncached)} images to classify"
+        if len(uncached) < len(usable):
+            line += f" ({len(usable) - len(uncached)} answered from the cache)"
+        if uncached:
+            output = sum(TYPICAL_OUTPUT_TOKENS[field] for field in classifier.prompt_set.answer_fields)
+            usage = estimated_usage(classifier.request(uncached[0]), len(uncached), output)
+            cost = services.prices.cost(classifier.options.model, usage, batch=batch)
+            unknown |= cost is None
+            total += cost or 0.0
+            line += f", about {usage.input_tokens:,} input tokens ({usage.cached_tokens:,} cached), " + (
+                "price unknown (not in the price table)" if cost is None else f"estimated ${cost:.2f}")
+        print(line, file=sys.stderr)
+    if not new_calls:
+        return True
+    print(f"Estimated cost{' (Batch API price)' if batch else ''}: ${total:.2f}"
+          + (" plus the models without a price" if unknown else "") + " (reasoning tokens not included)",
+          file=sys.stderr)
+    if assume_yes:
+        return True
+    print("Go on? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline() if sys.stdin else ""
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def run_classifier(services: Services, classifier: Classifier, items: Sequence[tuple[Path, str]],
+                   images: dict[Path, Image | str]) -> Run:
+    """One combination over the images, concurrently, timed."""
+    def outcome(item: tuple[Path, str]) -> Outcome:
+        path, truth = item
+        image = images[path]
+        if isinstance(image, str):
+            return Outcome(str(path), truth, None, image)
+        try:
+            return Outcome(str(path), truth, classifier.classify(image))
+        except ModelError as error:
+            return Outcome(str(path), truth, None, str(error))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(services.settings.model_concurrency) as pool:
+        outcomes = tuple(tqdm(pool.map(outcome, items), total=len(items), unit="image", file=sys.stderr,
+                              disable=len(items) < 3 or None, desc=f"{classifier.prompt_set.name} · "
+                              f"{classifier.options.model}"))
+    return Run(classifier.prompt_set.name, classifier.options.model, outcomes, time.monotonic() - started)
 
 
 def score_batch_output(settings: Settings, path: Path, out_dir: Path) -> int:
@@ -177,48 +268,68 @@ def score_batch_output(settings: Settings, path: Path, out_dir: Path) -> int:
     return 0
 
 
-def submit_eval_batch(services: Services, items: Sequence[tuple[Path, str]], directory: Path) -> int:
-    lines, entries = [], {}
-    for path, _ in items:
-        custom_id = path.relative_to(directory).as_posix()
+def submit_eval_batches(services: Services, classifiers: Sequence[Classifier], images: dict[Path, Image | str],
+                        directory: Path) -> int:
+    """One batch per combination (a batch holds one model); the variant goes into its metadata."""
+    gateway = services.classifier.gateway
+    batch_ids = []
+    for classifier in classifiers:
+        lines, entries = [], {}
+        for path, image in images.items():
+            if isinstance(image, str):
+                print(f"skipped: {image}", file=sys.stderr)
+                continue
+            custom_id = path.relative_to(directory).as_posix()
+            lines.append(batch_line(custom_id, gateway.wire_request(classifier.request(image)), gateway.endpoint()))
+            entries[custom_id] = image.sha256
+            services.store.save_image(image)
         try:
-            image = services.normalise(path.read_bytes(), path.name)
-        except ImageError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            continue
-        request = classification_request(services.prompt_set, image, services.classifier.options)
-        lines.append(batch_line(custom_id, request))
-        entries[custom_id] = image.sha256
-        services.store.save_image(image)
-    try:
-        batch_id = submit_batch(services.classifier.client, lines)
-    except openai.APIError as error:
-        print(f"Could not submit the batch: {describe_api_error(error, services.classifier.client)}", file=sys.stderr)
-        return 1
-    services.store.save_batch(batch_id, services.classifier.options.model, services.classifier.fingerprint, entries)
-    print(f"Submitted batch {batch_id} with {len(lines)} images (results within 24 h).\n"
-          f"Collect and score it with: python -m bot eval --collect {batch_id}")
+            batch_id = submit_batch(gateway.client, lines, gateway.endpoint(), str(classifier.prompt_set.folder.resolve()))
+        except openai.APIError as error:
+            print(f"Could not submit the batch: {describe_api_error(error, gateway.client)}", file=sys.stderr)
+            return 1
+        services.store.save_batch(batch_id, classifier.options.model, classifier.fingerprint, entries)
+        batch_ids.append(batch_id)
+        print(f"Submitted batch {batch_id} ({classifier.prompt_set.name} · {classifier.options.model}) "
+              f"with {len(lines)} images (results within 24 h).")
+    print("Collect and score with: python -m bot eval " + " ".join(f"--collect {b}" for b in batch_ids))
     return 0
 
 
-def collect_batch(services: Services, batch_id: str, out_dir: Path) -> int:
+def collect_batches(services: Services, batch_ids: Sequence[str], out_dir: Path) -> int:
+    """Fetch every batch; once all have completed, store their calls and score them (side by side)."""
+    client = services.classifier.client
+    runs = []
+    for batch_id in batch_ids:
+        try:
+            output = fetch_batch_output(client, batch_id)
+        except openai.APIError as error:
+            print(f"Could not fetch batch {batch_id}: {describe_api_error(error, client)}", file=sys.stderr)
+            return 1
+        if output.text is None:
+            print(f"Batch {batch_id} is {output.status}; try again later.")
+            return 0 if output.status in {"validating", "in_progress", "finalizing"} else 1
+        runs.append(collected_run(services, batch_id, output.variant, output.text))
+    labels = services.prompt_set.labels
+    if len(runs) == 1:
+        write_results(list(runs[0].outcomes), labels, out_dir, f"batch {batch_ids[0]}")
+    else:
+        write_comparison(runs, labels, out_dir)
+    return 0
+
+
+def collected_run(services: Services, batch_id: str, variant: str, text: str) -> Run:
+    """A completed batch as a run, its calls stored in the cache when this database submitted it."""
     known = services.store.batch(batch_id)
-    try:
-        status, text = fetch_batch_output(services.classifier.client, batch_id)
-    except openai.APIError as error:
-        print(f"Could not fetch batch {batch_id}: {describe_api_error(error, services.classifier.client)}",
-              file=sys.stderr)
-        return 1
-    if text is None:
-        print(f"Batch {batch_id} is {status}; try again later.")
-        return 0 if status in {"validating", "in_progress", "finalizing"} else 1
-    outcomes = outcomes_from_batch(read_batch_output(text, services.prompt_set.labels, services.prices))
+    model = known[0] if known else services.settings.openai_model
+    classifier = services.classifier_for(Path(variant) if variant else services.settings.prompts_dir, model)
+    outcomes = outcomes_from_batch(read_batch_output(text, classifier.prompt_set.labels, services.prices,
+                                                     schema=classifier.prompt_set.schema))
     if known:
-        model, fingerprint, entries = known
+        _, fingerprint, entries = known
         outcomes = with_model(outcomes, model)
         for outcome in outcomes:
             image = services.store.image(entries.get(outcome.file, ""))
             if outcome.call and image:
                 services.store.save_call(image, outcome.call, fingerprint)
-    write_results(outcomes, services.prompt_set.labels, out_dir, f"batch {batch_id}")
-    return 0
+    return Run(classifier.prompt_set.name, model, tuple(outcomes))

@@ -32,9 +32,13 @@ class Settings:
     openai_timeout: float
     openai_max_retries: int
     openai_logprobs: bool
+    openai_api: str
+    openai_reasoning_effort: str
     model_concurrency: int
     max_image_side: int
     max_image_pixels: int
+    image_resampling: str
+    jpeg_quality: int
     max_download_mb: int
     database_url: str
     prompts_dir: Path
@@ -98,6 +102,13 @@ def _boolean(value: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _jpeg_quality(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 95:
+        raise ValueError("must be a whole number from 1 to 95")
+    return number
+
+
 def _one_of(*choices: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in choices:
@@ -148,9 +159,15 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "OPENAI_TIMEOUT": ("60", _positive_float, "seconds to wait for one model answer"),
     "OPENAI_MAX_RETRIES": ("3", _whole_number, "retries of 429/5xx/timeouts"),
     "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
+    "OPENAI_API": ("responses", _one_of("responses", "chat", "auto"),
+                   "which API to speak: responses, chat (Chat Completions) or auto (responses, else chat)"),
+    "OPENAI_REASONING_EFFORT": ("low", _one_of("default", "none", "minimal", "low", "medium", "high"),
+                                "reasoning effort sent to reasoning models (gpt-5*, o1/o3/o4*)"),
     "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
     "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "IMAGE_RESAMPLING": ("bilinear", _one_of("bilinear", "bicubic", "lanczos"), "filter used to scale images down"),
+    "JPEG_QUALITY": ("90", _jpeg_quality, "JPEG quality, 1 to 95, of the images sent to the model"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url,
                      "sqlite:///file.db or postgresql://user:password@host:5432/db for calls, jobs and feedback"),

@@ -2,15 +2,19 @@
 
 A labelled folder holds images under `<true label>/`; folders that are not categories are skipped.
 Results: the classification report (printed and report.txt), confusion_matrix.png, results.csv.
+Several runs (prompt variant x model) on the same images are compared side by side: one table
+(comparison.txt, comparison.csv) and the images on which their answers differ (disagreements.csv).
 """
 from __future__ import annotations
 
+import csv
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from bot.batch import BatchResult
-from bot.metrics import ERROR, Evaluation, report_text, write_confusion_png, write_rows_csv
+from bot.metrics import ERROR, Evaluation, report_dict, report_text, write_confusion_png, write_rows_csv
 from bot.models import Call
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
@@ -80,3 +84,103 @@ def write_results(outcomes: list[Outcome], labels: tuple[str, ...], out_dir: Pat
     echo(f"estimated cost: ${sum(costs):.4f} for {len(outcomes)} images")
     echo(f"wrote {out_dir / 'report.txt'}, {out_dir / 'confusion_matrix.png'}, {out_dir / 'results.csv'}")
     return evaluation
+
+
+@dataclass(frozen=True)
+class Run:
+    """One combination of an evaluation: a prompt variant and a model, scored on the images."""
+
+    variant: str
+    model: str
+    outcomes: tuple[Outcome, ...]
+    seconds: float | None = None  # wall time; None for a batch
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant} · {self.model}"
+
+    @property
+    def folder(self) -> str:
+        return re.sub(r"[^\w.-]+", "_", f"{self.variant}--{self.model}")
+
+
+def summary(run: Run, labels: tuple[str, ...]) -> dict[str, object]:
+    """One comparison row: scores, per-category precision and recall, tokens, cost and time."""
+    outcomes = run.outcomes
+    report = report_dict(Evaluation(labels, tuple(o.truth for o in outcomes), tuple(o.prediction for o in outcomes)))
+    calls = [o.call for o in outcomes if o.call]
+    costs = [call.cost_usd for call in calls if call.cost_usd is not None and not call.from_cache]
+    row: dict[str, object] = {"variant": run.variant, "model": run.model, "images": len(outcomes),
+                              "accuracy": report["accuracy"], "macro_f1": report["macro avg"]["f1-score"]}
+    for label in labels:
+        row[f"{label}_precision"] = report[label]["precision"]
+        row[f"{label}_recall"] = report[label]["recall"]
+    row.update(input_tokens=sum(c.usage.input_tokens for c in calls),
+               cached_tokens=sum(c.usage.cached_tokens for c in calls),
+               cost_usd=sum(costs) if len(costs) == len([c for c in calls if not c.from_cache]) else None,
+               from_cache=sum(c.from_cache for c in calls), errors=len(outcomes) - len(calls), seconds=run.seconds)
+    return row
+
+
+def comparison_text(runs: Sequence[Run], labels: tuple[str, ...]) -> str:
+    """The runs side by side, one line each; precision/recall per category as P/R."""
+    name_width = max(len(run.name) for run in runs)
+    head = (f"{'variant · model':<{name_width}}  accuracy  macro F1  "
+            + "  ".join(f"{label + ' P/R':>15}" for label in labels)
+            + "    input tok   cached tok      cost     time")
+    lines = [head]
+    for run in runs:
+        row = summary(run, labels)
+        cost = "unknown" if row["cost_usd"] is None else f"${row['cost_usd']:.4f}"
+        seconds = "batch" if run.seconds is None else f"{run.seconds:.1f} s"
+        lines.append(f"{run.name:<{name_width}}  {row['accuracy']:>8.2f}  {row['macro_f1']:>8.2f}  "
+                     + "  ".join(f"{row[f'{l}_precision']:>7.2f}/{row[f'{l}_recall']:<7.2f}" for l in labels)
+                     + f"  {row['input_tokens']:>11,}  {row['cached_tokens']:>11,}  {cost:>8}  {seconds:>7}")
+    notes = [f"{run.name}: {row['from_cache']} answers from the cache (no cost), {row['errors']} not classified"
+             for run in runs if (row := summary(run, labels))["from_cache"] or row["errors"]]
+    return "\n".join(lines + notes)
+
+
+def disagreements(runs: Sequence[Run]) -> list[tuple[str, str, list[Outcome]]]:
+    """(file, truth, each run's outcome) for every image the runs do not all answer alike."""
+    found = []
+    for per_image in zip(*(run.outcomes for run in runs)):
+        if len({outcome.prediction for outcome in per_image}) > 1:
+            found.append((per_image[0].file, per_image[0].truth, list(per_image)))
+    return found
+
+
+def disagreement_text(runs: Sequence[Run]) -> str:
+    differing = disagreements(runs)
+    if not differing:
+        return "All combinations gave the same answer on every image."
+    lines = [f"{len(differing)} images where the combinations disagree:"]
+    for file, truth, outcomes in differing:
+        lines.append(f"  {file} (truth: {truth})")
+        lines += [f"    {run.name}: {outcome.prediction}"
+                  + (f" — {outcome.call.explanation}" if outcome.call else f" — {outcome.error}")
+                  for run, outcome in zip(runs, outcomes)]
+    return "\n".join(lines)
+
+
+def write_comparison(runs: Sequence[Run], labels: tuple[str, ...], out_dir: Path,
+                     echo: Callable[[str], None] = print) -> None:
+    """Each run's results in its own folder, then the table and the disagreements (printed and written)."""
+    for run in runs:
+        write_results(list(run.outcomes), labels, out_dir / run.folder, run.name, echo=lambda _: None)
+    table, differing = comparison_text(runs, labels), disagreement_text(runs)
+    (out_dir / "comparison.txt").write_text(f"{table}\n\n{differing}\n", encoding="utf-8")
+    rows = [summary(run, labels) for run in runs]
+    with open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(out_dir / "disagreements.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "truth", *(run.name for run in runs)])
+        writer.writerows([file, truth, *(o.prediction for o in outcomes)] for file, truth, outcomes in disagreements(runs))
+    echo(table)
+    echo("")
+    echo(differing)
+    echo(f"\nwrote {out_dir / 'comparison.txt'}, comparison.csv, disagreements.csv and, per combination, "
+         f"report.txt, confusion_matrix.png and results.csv in {', '.join(run.folder for run in runs)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image as PILImage
@@ -16,6 +17,11 @@ from PIL import ImageOps
 from bot.models import Image
 
 JPEG_QUALITY = 90
+RESAMPLING = {  # name (the IMAGE_RESAMPLING setting) -> Pillow filter used when scaling down
+    "bilinear": PILImage.Resampling.BILINEAR,  # antialiased when shrinking, about 2x faster than lanczos
+    "bicubic": PILImage.Resampling.BICUBIC,
+    "lanczos": PILImage.Resampling.LANCZOS,
+}
 _MAGIC = [
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -31,6 +37,25 @@ _HIGH_BIT_DEPTH = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _SUPPORTED = "JPEG, PNG, TIFF, BMP, WebP or GIF"
 
 
+@dataclass(frozen=True)
+class Normalisation:
+    """How every image is prepared for the model; all but max_pixels shape what the model sees."""
+
+    max_side: int
+    max_pixels: int
+    resampling: str = "bilinear"
+    jpeg_quality: int = JPEG_QUALITY
+
+    def shaping(self) -> dict[str, object]:
+        """The settings that change the bytes sent (for the cache fingerprint)."""
+        return {"max_side": self.max_side, "resampling": self.resampling, "jpeg_quality": self.jpeg_quality}
+
+    def apply(self, data: bytes, name: str) -> Image:
+        """normalise() with these settings."""
+        return normalise(data, name, max_side=self.max_side, max_pixels=self.max_pixels,
+                         resampling=self.resampling, jpeg_quality=self.jpeg_quality)
+
+
 class ImageError(ValueError):
     """An upload we cannot use; str() is a short message for the person who sent it."""
 
@@ -42,15 +67,16 @@ def sniff_format(data: bytes) -> str | None:
     return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
-def normalise(data: bytes, name: str, *, max_side: int, max_pixels: int) -> Image:
+def normalise(data: bytes, name: str, *, max_side: int, max_pixels: int, resampling: str = "bilinear",
+              jpeg_quality: int = JPEG_QUALITY) -> Image:
     """Decode `data`, check it, and re-encode it as a deterministic JPEG no larger than `max_side`."""
     fmt = _check_is_image(data, name)
     im, source_format = _decode(data, name, fmt, max_side=max_side, max_pixels=max_pixels)
-    im.thumbnail((max_side, max_side), PILImage.Resampling.BILINEAR)  # only shrinks; antialiased, ~2x faster than LANCZOS
+    im.thumbnail((max_side, max_side), RESAMPLING[resampling])  # only shrinks
     return Image(
         name=name,
         sha256=hashlib.sha256(data).hexdigest(),
-        jpeg=_encode(im),
+        jpeg=_encode(im, jpeg_quality),
         width=im.width,
         height=im.height,
         source_format=source_format,
@@ -132,8 +158,8 @@ def _stretch(im: PILImage.Image) -> PILImage.Image:
     return PILImage.fromarray(grey).convert("RGB")
 
 
-def _encode(im: PILImage.Image) -> bytes:
+def _encode(im: PILImage.Image, quality: int) -> bytes:
     """JPEG at a fixed quality with no metadata, so the same input always gives the same bytes."""
     buffer = io.BytesIO()
-    im.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    im.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

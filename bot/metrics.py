@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
 ERROR = "error"
@@ -134,9 +135,14 @@ def write_confusion_png(ev: Evaluation, path: str | PathLike[str], title: str) -
 
 
 def _annotate(ax: Any, counts: np.ndarray, shares: np.ndarray) -> None:
+    """Counts and row shares in every cell; the diagonal (right answers) outlined in green."""
     for (row, col), count in np.ndenumerate(counts):
         colour = "white" if shares[row, col] > 0.5 else "black"
-        ax.text(col, row, f"{count}\n{shares[row, col]:.0%}", ha="center", va="center", color=colour)
+        weight = "bold" if row == col else "normal"
+        ax.text(col, row, f"{count}\n{shares[row, col]:.0%}", ha="center", va="center", color=colour,
+                fontweight=weight)
+        if row == col:
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="#2ca02c", linewidth=2.5, clip_on=False))
 
 
 def _label_axes(ax: Any, ev: Evaluation, title: str) -> None:

@@ -5,6 +5,11 @@ The input is one user message: instructions and category definitions, then the f
 byte-identical from call to call, so the provider's prompt caching applies. The fingerprint covers
 everything that shapes the answer; it is part of the cache key, so editing a prompt file or an
 example makes new calls.
+
+A prompts folder is a variant: instructions.md, categories.toml, follow_up.md and, optionally,
+variant.toml (the answer fields and a temperature of its own) and examples/manifest.toml (its own
+few-shot examples instead of EXAMPLES_DIR). Requests are built in the Responses API's shape;
+bot/wire.py turns them into Chat Completions requests where needed.
 """
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from bot.answer import SCHEMA_NAME, answer_schema
-from bot.images import normalise
+from bot.answer import ANSWER_FIELDS, SCHEMA_NAME, answer_schema
+from bot.images import Normalisation
 from bot.models import Image
+
+VARIANT_FILE = "variant.toml"
 
 
 class PromptError(Exception):
@@ -47,6 +54,8 @@ class ModelOptions:
     temperature: float
     detail: str
     logprobs: bool
+    api: str = "responses"  # the OPENAI_API setting: responses, chat or auto
+    reasoning_effort: str = "default"  # "default": none sent
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,22 @@ class PromptSet:
     categories: tuple[Category, ...]
     examples: tuple[Example, ...]
     follow_up: str
+    answer_fields: tuple[str, ...] = ANSWER_FIELDS
+    temperature: float | None = None  # the variant's own, else OPENAI_TEMPERATURE
+    folder: Path = Path("prompts")  # where it was read from
+
+    @property
+    def name(self) -> str:
+        """The variant's name in reports: its folder's name."""
+        return self.folder.name
 
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(category.name for category in self.categories)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return answer_schema(self.labels, self.answer_fields)
 
     def category(self, name: str) -> Category:
         return find_category(self.categories, name)
@@ -69,8 +90,13 @@ def find_category(categories: Sequence[Category], name: str) -> Category:
     return next((c for c in categories if c.name == name), Category(name, "", ":grey_question:", "grey_question"))
 
 
-def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max_pixels: int) -> PromptSet:
-    """Read the prompt files and the example images (normalised like any query image)."""
+def load_prompt_set(prompts_dir: Path, examples_dir: Path, normalisation: Normalisation) -> PromptSet:
+    """Read the prompt files and the example images (normalised like any query image).
+
+    The variant's own examples/ folder, when it has one, replaces `examples_dir`.
+    """
+    if (prompts_dir / "examples" / "manifest.toml").is_file():
+        examples_dir = prompts_dir / "examples"
     categories = load_categories(prompts_dir)
     names = {category.name for category in categories}
     examples = []
@@ -81,14 +107,35 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, *, max_side: int, max
         path = examples_dir / entry["file"]
         if not path.is_file():
             raise PromptError(f"{examples_dir / 'manifest.toml'}: example image {path} does not exist")
-        image = normalise(path.read_bytes(), path.name, max_side=max_side, max_pixels=max_pixels)
+        image = normalisation.apply(path.read_bytes(), path.name)
         examples.append(Example(image, entry["label"], entry["explanation"].strip()))
+    fields, temperature = load_variant_options(prompts_dir)
     return PromptSet(
         instructions=_read_text(prompts_dir / "instructions.md"),
         categories=categories,
         examples=tuple(examples),
         follow_up=_read_text(prompts_dir / "follow_up.md"),
+        answer_fields=fields,
+        temperature=temperature,
+        folder=prompts_dir,
     )
+
+
+def load_variant_options(prompts_dir: Path) -> tuple[tuple[str, ...], float | None]:
+    """(answer fields, temperature) from the optional variant.toml; defaults: every field, no temperature."""
+    path = prompts_dir / VARIANT_FILE
+    if not path.is_file():
+        return ANSWER_FIELDS, None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        fields = tuple(data.get("answer_fields", ANSWER_FIELDS))
+        answer_schema(("label",), fields)  # checks the names
+        temperature = data.get("temperature")
+        if temperature is not None and not (isinstance(temperature, (int, float)) and 0 <= temperature <= 2):
+            raise ValueError(f"temperature must be a number from 0 to 2, not {temperature!r}")
+    except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+        raise PromptError(f"{path}: {error}") from None
+    return fields, None if temperature is None else float(temperature)
 
 
 def load_categories(prompts_dir: Path) -> tuple[Category, ...]:
@@ -155,27 +202,42 @@ def classification_request(prompt_set: PromptSet, image: Image, options: ModelOp
     request: dict[str, Any] = {
         "model": options.model,
         "input": classification_input(prompt_set, image, options.detail),
-        "temperature": options.temperature,
-        "text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "strict": True,
-                            "schema": answer_schema(prompt_set.labels)}},
+        "temperature": temperature(prompt_set, options),
+        "text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "strict": True, "schema": prompt_set.schema}},
     }
     if options.logprobs:
         request["include"] = ["message.output_text.logprobs"]
         request["top_logprobs"] = 1
-    return request
+    return with_reasoning(request, options)
 
 
-def fingerprint(prompt_set: PromptSet, options: ModelOptions, max_side: int) -> str:
-    """A short hash of everything but the model name that shapes an answer."""
+def temperature(prompt_set: PromptSet, options: ModelOptions) -> float:
+    """The variant's own temperature, else the setting's."""
+    return options.temperature if prompt_set.temperature is None else prompt_set.temperature
+
+
+def with_reasoning(request: dict[str, Any], options: ModelOptions) -> dict[str, Any]:
+    """The request asking for OPENAI_REASONING_EFFORT (bot/wire.py sends it to reasoning models only)."""
+    if options.reasoning_effort == "default":
+        return request
+    return {**request, "reasoning": {"effort": options.reasoning_effort}}
+
+
+def fingerprint(prompt_set: PromptSet, options: ModelOptions, normalisation: Normalisation) -> str:
+    """A short hash of everything but the model name that shapes a request and so an answer:
+    the prompt, examples and schema, how the model is asked (API, temperature, detail, logprobs,
+    reasoning effort) and how every image is normalised (size, resampling, JPEG quality)."""
     shaping = {
         "instructions": prompt_set.instructions,
         "categories": [[c.name, c.definition] for c in prompt_set.categories],
         "examples": [[e.image.sha256, e.label, e.explanation] for e in prompt_set.examples],
-        "schema": answer_schema(prompt_set.labels),
-        "temperature": options.temperature,
+        "schema": prompt_set.schema,
+        "temperature": temperature(prompt_set, options),
         "detail": options.detail,
         "logprobs": options.logprobs,
-        "max_side": max_side,
+        "api": options.api,
+        "reasoning_effort": options.reasoning_effort,
+        "images": normalisation.shaping(),
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -211,9 +273,9 @@ def follow_up_request(prompt_set: PromptSet, options: ModelOptions, images: Sequ
         {"type": "input_text", "text": f"The thread so far:\n{history}"},
         {"type": "input_text", "text": f"The question to answer now:\n{question}"},
     ]
-    return {
+    return with_reasoning({
         "model": options.model,
         "instructions": f"{prompt_set.follow_up}\n\n{definitions_text(prompt_set)}",
         "input": [{"role": "user", "content": content}],
-        "temperature": options.temperature,
-    }
+        "temperature": temperature(prompt_set, options),
+    }, options)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.classifier import Classifier
+from pathlib import Path
+
+from bot.classifier import Classifier, ModelGateway, make_openai_client, model_options
 from bot.config import Settings
-from bot.images import normalise
+from bot.images import Normalisation
 from bot.models import Call, Image
 from bot.pricing import PriceTable, load_price_table
 from bot.prompt import PromptSet, load_prompt_set
@@ -22,7 +24,14 @@ class Services:
 
     def normalise(self, data: bytes, name: str) -> Image:
         """Raises ImageError with a message for the person who sent the file."""
-        return normalise(data, name, max_side=self.settings.max_image_side, max_pixels=self.settings.max_image_pixels)
+        return normalisation(self.settings).apply(data, name)
+
+    def classifier_for(self, prompts_dir: Path, model: str) -> Classifier:
+        """Another prompt variant and model on the same gateway, store and prices (for comparisons).
+        Raises PromptError."""
+        prompt_set = load_prompt_set(prompts_dir, self.settings.examples_dir, normalisation(self.settings))
+        return Classifier(self.classifier.gateway, prompt_set, model_options(self.settings, model), store=self.store,
+                          prices=self.prices, normalisation=normalisation(self.settings))
 
     def classify_bytes(self, data: bytes, name: str) -> tuple[Image, Call]:
         """Raises ImageError or ModelError."""
@@ -33,9 +42,17 @@ class Services:
         self.store.close()
 
 
+def normalisation(settings: Settings) -> Normalisation:
+    return Normalisation(settings.max_image_side, settings.max_image_pixels, settings.image_resampling,
+                         settings.jpeg_quality)
+
+
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     prices = load_price_table(settings.prices_file)
-    prompt_set = load_prompt_set(settings.prompts_dir, settings.examples_dir,
-                                 max_side=settings.max_image_side, max_pixels=settings.max_image_pixels)
-    return Services(settings, store, prices, prompt_set, Classifier.from_settings(settings, prompt_set, store, prices))
+    prompt_set = load_prompt_set(settings.prompts_dir, settings.examples_dir, normalisation(settings))
+    gateway = ModelGateway(make_openai_client(settings), api=settings.openai_api,
+                           concurrency=settings.model_concurrency)
+    classifier = Classifier(gateway, prompt_set, model_options(settings), store=store, prices=prices,
+                            normalisation=normalisation(settings))
+    return Services(settings, store, prices, prompt_set, classifier)

@@ -33,6 +33,12 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
 def test_environ(tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
     """The environment a test process of the bot gets: everything points at the fakes."""
     return {

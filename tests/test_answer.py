@@ -98,7 +98,7 @@ def test_escaped_label_text_in_observations_does_not_confuse_label_probability()
     "text, expected",
     [
         ("Sorry, I cannot classify this image.", "not JSON"),
-        ('{"observations": "x", "label": "crystals"', "not JSON"),
+        ('{"observations": "x", "label": "crystals"', "'confidence' is a required property"),  # repaired
         (answer_text(label="crystal"), "'crystal' is not one of"),
         (json.dumps({"observations": "x", "label": "clear", "explanation": "y"}), "'confidence' is a required property"),
         (answer_text(colour="blue"), "'colour' was unexpected"),
@@ -146,3 +146,30 @@ def test_schema_lists_evidence_before_the_label_and_allows_only_the_categories()
     assert schema["properties"]["label"]["enum"] == list(LABELS)
     assert sorted(schema["required"]) == sorted(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("text", [
+    '```json\n{"label": "crystals", "explanation": "Needles."}\n```',
+    'Here is my answer:\n```json\n{\n  "label": " Crystals ",\n  "explanation": "Needles.",\n}\n```',
+    '{"label": "CRYSTALS", "explanation": "Needles."',
+    "{'label': 'crystals', 'explanation': 'Needles.'}",
+])
+def test_slightly_broken_json_from_servers_without_structured_output_is_repaired(text):
+    answer = parse_answer(text, LABELS, schema=answer_schema(LABELS, ("label", "explanation")))
+    assert (answer.label, answer.explanation, answer.confidence_source) == ("crystals", "Needles.", "none")
+
+
+def test_a_label_with_other_separators_is_matched_but_never_guessed():
+    labels = ("clear", "phase separation")
+    schema = answer_schema(labels, ("label",))
+    assert parse_answer('{"label": "Phase_Separation"}', labels, schema=schema).label == "phase separation"
+    with pytest.raises(AnswerError, match="is not one of"):
+        parse_answer('{"label": "crystal"}', labels, schema=schema)
+
+
+def test_answer_fields_are_chosen_in_evidence_first_order():
+    assert list(answer_schema(LABELS, ("explanation", "label"))["properties"]) == ["label", "explanation"]
+    with pytest.raises(ValueError):
+        answer_schema(LABELS, ("explanation",))
+    with pytest.raises(ValueError):
+        answer_schema(LABELS, ("label", "colour"))

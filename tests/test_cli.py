@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from bot.config import PROJECT_ROOT
 from tests.fakes.openai_server import FakeOpenAI
-from tests.helpers import API_KEY, MARCO, SEED_BATCH_OUTPUT
+from tests.helpers import MARCO, SEED_BATCH_OUTPUT
 
 PUBLISHED = {  # shared/data/README.md: the proof of concept's scores
     "clear": "0.79      0.95      0.86        20",
@@ -31,6 +31,7 @@ def run_bot(*args: str, environ: dict[str, str], cwd: Path) -> subprocess.Comple
            not key.startswith(("OPENAI_", "SLACK_"))}
     env.update(environ, PYTHONPATH=str(PROJECT_ROOT))
     return subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL,
                           timeout=120)
 
 
@@ -76,7 +77,7 @@ def test_a_missing_api_key_is_named(bot) -> None:
 
 
 def test_eval_writes_report_confusion_matrix_and_csv(bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    result = bot("eval", str(MARCO), "--out", "results")
+    result = bot("eval", str(MARCO), "--out", "results", "--yes")
     assert result.returncode == 0, result.stderr
     assert "precision    recall  f1-score   support" in result.stdout
     rows = list(csv.DictReader((tmp_path / "results/results.csv").open()))
@@ -103,7 +104,7 @@ def test_eval_reproduces_the_published_seed_scores(bot, tmp_path: Path) -> None:
 
 def test_eval_batch_submits_then_collects(bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.batches_complete = False
-    submitted = bot("eval", str(MARCO), "--batch")
+    submitted = bot("eval", str(MARCO), "--batch", "--yes")
     assert submitted.returncode == 0, submitted.stderr
     batch_id = submitted.stdout.split("Submitted batch ")[1].split()[0]
     assert fake_openai.responses_requests() == []
@@ -130,3 +131,70 @@ def test_collecting_an_unknown_batch_says_so(bot) -> None:
     assert result.returncode == 1
     assert "Could not fetch batch batch_nope: The model service rejected the request (HTTP 404)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+COMBINATIONS = ["--variant", "prompts", "--variant", "prompts-seed", "--model", "gpt-4.1", "--model", "gpt-4.1-mini"]
+
+
+@pytest.fixture
+def project_bot(test_environ: dict[str, str]):
+    """The bot run from the project folder, where prompts/ and prompts-seed/ are."""
+    return lambda *args, **extra: run_bot(*args, environ={**test_environ, **extra}, cwd=PROJECT_ROOT)
+
+
+def test_eval_compares_variants_and_models_side_by_side(project_bot, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.model_labels["gpt-4.1-mini"] = "precipitate"
+    out = tmp_path / "compare"
+
+    result = project_bot("eval", str(MARCO), *COMBINATIONS, "--yes", "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    assert "Estimated cost: $" in result.stderr and "Go on" not in result.stderr
+    for combination in ("prompts · gpt-4.1", "prompts · gpt-4.1-mini", "prompts-seed · gpt-4.1",
+                        "prompts-seed · gpt-4.1-mini"):
+        assert combination in result.stderr  # the estimate, before anything is sent
+    table = result.stdout.split("\n\n")[0].splitlines()
+    assert table[0].split()[:7] == ["variant", "·", "model", "accuracy", "macro", "F1", "clear"]
+    rows = {line.split("  ")[0].strip(): line.split() for line in table[1:5]}
+    assert rows["prompts · gpt-4.1"][3:6] == ["0.18", "0.08", "0.18/1.00"]  # all "clear": 2 of 11
+    assert rows["prompts-seed · gpt-4.1-mini"][3] == "0.27"  # all "precipitate": 3 of 11
+    assert "11 images where the combinations disagree:" in result.stdout
+    assert "prompts-seed · gpt-4.1-mini: precipitate" in result.stdout
+    pictures = sorted(out.glob("*/confusion_matrix.png"))
+    assert [p.parent.name for p in pictures] == ["prompts--gpt-4.1", "prompts--gpt-4.1-mini",
+                                                 "prompts-seed--gpt-4.1", "prompts-seed--gpt-4.1-mini"]
+    disagreements = list(csv.DictReader((out / "disagreements.csv").open()))
+    assert len(disagreements) == 11 and disagreements[0]["prompts · gpt-4.1"] == "clear"
+    bodies = fake_openai.responses_requests()
+    assert len(bodies) == 44
+    seed = [b for b in bodies if list(b["text"]["format"]["schema"]["properties"]) == ["label", "explanation"]]
+    assert len(seed) == 22 and all(b["temperature"] == 0 for b in seed)
+    assert "Add a short explanation of your choice at the end in free text." in seed[0]["input"][0]["content"][0]["text"]
+
+
+def test_eval_shows_the_cost_and_does_not_start_without_an_answer(bot, fake_openai: FakeOpenAI) -> None:
+    result = bot("eval", str(MARCO))
+    assert result.returncode == 1
+    assert "Estimated cost: $0.0" in result.stderr and "Go on? [y/N]" in result.stderr
+    assert "Not started." in result.stderr
+    assert fake_openai.responses_requests() == []
+
+
+@pytest.mark.parametrize(("api", "endpoint"), [("responses", "/v1/responses"), ("chat", "/v1/chat/completions")])
+def test_eval_batch_compares_two_variants(project_bot, fake_openai: FakeOpenAI, tmp_path: Path, api: str,
+                                          endpoint: str) -> None:
+    submitted = project_bot("eval", str(MARCO), "--variant", "prompts", "--variant", "prompts-seed", "--batch",
+                            "--yes", "--out", str(tmp_path / "b"), OPENAI_API=api)
+    assert submitted.returncode == 0, submitted.stderr
+    batches = [r.json for r in fake_openai.requests if r.path == "/v1/batches"]
+    assert [b["endpoint"] for b in batches] == [endpoint, endpoint]
+    assert [Path(b["metadata"]["variant"]).name for b in batches] == ["prompts", "prompts-seed"]
+    assert "(Batch API price)" in submitted.stderr
+    command = submitted.stdout.splitlines()[-1].split("python -m bot ")[1].split()
+    assert command.count("--collect") == 2
+
+    collected = project_bot(*command, "--out", str(tmp_path / "b"), OPENAI_API=api)
+    assert collected.returncode == 0, collected.stderr
+    assert "prompts-seed · gpt-4.1" in collected.stdout and "batch" in collected.stdout
+    assert "All combinations gave the same answer on every image." in collected.stdout
+    assert len(list((tmp_path / "b").glob("*/confusion_matrix.png"))) == 2

@@ -177,7 +177,7 @@ def test_delay_beyond_the_timeout_raises(fake: FakeOpenAI) -> None:
 
 
 def test_delay_serves_concurrent_requests(fake: FakeOpenAI) -> None:
-    fake.delay = 0.3
+    fake.delay = 1.0  # long enough for 60 client threads to start on a busy machine
     api = client(fake)
     body = classify_body(image("clear/220.jpeg"))
     with ThreadPoolExecutor(max_workers=60) as pool:

@@ -1,12 +1,15 @@
 """bot.pricing: the cost of a call from its tokens and the price table (bot/prices.toml)."""
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 
 from bot.models import Usage
-from bot.pricing import Price, load_price_table
+from bot.pricing import Price, estimated_usage, image_tokens, load_price_table
 
 PRICES = Path(__file__).resolve().parent.parent / "bot" / "prices.toml"
 SEED_USAGE = Usage(input_tokens=4119, cached_tokens=1752, output_tokens=44)
@@ -60,3 +63,24 @@ def test_custom_table_without_discount_defaults_to_half(tmp_path):
     path.write_text('[models.m]\ninput = 4.0\ncached_input = 1.0\noutput = 8.0\n')
     table = load_price_table(path)
     assert table.cost("m", Usage(1_000_000, 0, 0), batch=True) == pytest.approx(2.0)
+
+
+def test_image_tokens_follow_the_published_tile_rule():
+    assert image_tokens(1024, 768, "high") == 765
+    assert image_tokens(1280, 960, "high") == 765
+    assert image_tokens(4000, 4000, "high") == 765  # 2048 -> 768x768: 4 tiles
+    assert image_tokens(1280, 960, "low") == 85
+
+
+def test_estimated_usage_caches_the_prefix_after_the_first_call():
+    picture = io.BytesIO()
+    PILImage.new("RGB", (1024, 768)).save(picture, format="JPEG")
+    image = {"type": "input_image", "image_url": "data:image/jpeg;base64," + base64.b64encode(picture.getvalue()).decode(),
+             "detail": "high"}
+    request = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "x" * 400}, image, image]}]}
+    usage = estimated_usage(request, calls=3, output_tokens=50)
+    prefix = 100 + 765
+    assert usage == Usage(input_tokens=3 * (prefix + 765), cached_tokens=0, output_tokens=150)  # prefix < 1024
+    request["input"][0]["content"].insert(0, image)
+    cached = (100 + 2 * 765) // 128 * 128
+    assert estimated_usage(request, calls=3, output_tokens=50).cached_tokens == 2 * cached

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.images import normalise
+from bot.images import Normalisation, normalise
 from bot.prompt import (
     ModelOptions,
     PromptError,
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPTS, EXAMPLES = ROOT / "prompts", ROOT / "examples"
 DATA = Path(__file__).parent / "data" / "marco-gsk"
 SIZES = {"max_side": 1024, "max_pixels": 60_000_000}
+NORMALISATION = Normalisation(**SIZES)
 OPTIONS = ModelOptions(model="gpt-4.1", temperature=0.0, detail="high", logprobs=True)
 POC_EXAMPLES = [
     ("crystals-6488.jpeg", "crystals", "Distinct crystal structures can be seen forming in the droplet."),
@@ -38,7 +39,7 @@ POC_EXAMPLES = [
 
 
 def load(prompts: Path = PROMPTS, examples: Path = EXAMPLES):
-    return load_prompt_set(prompts, examples, **SIZES)
+    return load_prompt_set(prompts, examples, NORMALISATION)
 
 
 def query(path: Path):
@@ -134,25 +135,40 @@ def test_logprobs_are_requested_only_when_enabled(prompt_set, drop):
 # --- fingerprint -----------------------------------------------------------------------------------
 
 def test_fingerprint_is_stable_across_loads(prompt_set):
-    assert fingerprint(load(), OPTIONS, 1024) == fingerprint(prompt_set, OPTIONS, 1024)
+    assert fingerprint(load(), OPTIONS, NORMALISATION) == fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
 def test_fingerprint_ignores_the_model_name(prompt_set):
-    assert fingerprint(prompt_set, replace(OPTIONS, model="gpt-4.1-mini"), 1024) == fingerprint(prompt_set, OPTIONS, 1024)
+    other_model = replace(OPTIONS, model="gpt-4.1-mini")
+    assert fingerprint(prompt_set, other_model, NORMALISATION) == fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
-def test_fingerprint_changes_with_detail_temperature_and_max_side(prompt_set):
-    base = fingerprint(prompt_set, OPTIONS, 1024)
-    assert fingerprint(prompt_set, replace(OPTIONS, detail="low"), 1024) != base
-    assert fingerprint(prompt_set, replace(OPTIONS, temperature=0.5), 1024) != base
-    assert fingerprint(prompt_set, OPTIONS, 512) != base
+@pytest.mark.parametrize("change", [
+    {"detail": "low"}, {"temperature": 0.5}, {"logprobs": False}, {"api": "chat"}, {"api": "auto"},
+    {"reasoning_effort": "high"},
+])
+def test_fingerprint_changes_with_each_model_option(prompt_set, change):
+    assert fingerprint(prompt_set, replace(OPTIONS, **change), NORMALISATION) != \
+        fingerprint(prompt_set, OPTIONS, NORMALISATION)
+
+
+@pytest.mark.parametrize("change", [{"max_side": 512}, {"resampling": "lanczos"}, {"jpeg_quality": 75}])
+def test_fingerprint_changes_with_each_normalisation_setting(prompt_set, change):
+    assert fingerprint(prompt_set, OPTIONS, replace(NORMALISATION, **change)) != \
+        fingerprint(prompt_set, OPTIONS, NORMALISATION)
+
+
+def test_the_image_limit_alone_does_not_change_the_fingerprint(prompt_set):
+    """MAX_IMAGE_PIXELS refuses images; it never changes the bytes of one that is sent."""
+    bigger = replace(NORMALISATION, max_pixels=NORMALISATION.max_pixels * 2)
+    assert fingerprint(prompt_set, OPTIONS, bigger) == fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
 def test_fingerprint_changes_when_an_instruction_changes(prompt_set, copies):
     prompts, examples = copies
     path = prompts / "instructions.md"
     path.write_text(path.read_text().replace("even a small one", "even a tiny one"))
-    assert fingerprint(load(prompts, examples), OPTIONS, 1024) != fingerprint(prompt_set, OPTIONS, 1024)
+    assert fingerprint(load(prompts, examples), OPTIONS, NORMALISATION) != fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
 def test_fingerprint_changes_when_an_example_explanation_changes(prompt_set, copies):
@@ -161,13 +177,13 @@ def test_fingerprint_changes_when_an_example_explanation_changes(prompt_set, cop
     path.write_text(path.read_text().replace("Distinct crystal structures", "Clear crystal structures"))
     edited = load(prompts, examples)
     assert edited.examples[0].explanation == "Clear crystal structures can be seen forming in the droplet."
-    assert fingerprint(edited, OPTIONS, 1024) != fingerprint(prompt_set, OPTIONS, 1024)
+    assert fingerprint(edited, OPTIONS, NORMALISATION) != fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
 def test_fingerprint_changes_when_an_example_image_changes(prompt_set, copies):
     prompts, examples = copies
     shutil.copyfile(DATA / "crystals" / "10.jpeg", examples / "crystals-6488.jpeg")
-    assert fingerprint(load(prompts, examples), OPTIONS, 1024) != fingerprint(prompt_set, OPTIONS, 1024)
+    assert fingerprint(load(prompts, examples), OPTIONS, NORMALISATION) != fingerprint(prompt_set, OPTIONS, NORMALISATION)
 
 
 # --- errors name the file to fix ---------------------------------------------------------------
@@ -247,3 +263,54 @@ def test_bounded_transcript_keeps_the_latest_lines_within_the_limit():
     assert bounded_transcript(lines, 85) == lines[-2:]  # 3 lines joined are 86 characters
     assert bounded_transcript(lines, 10_000) == lines
     assert bounded_transcript(["y" * 200], 100) == []
+
+
+SEED_TEXT = ("You are helping with tagging Protein Crystallization images. You will be given an image and a list of "
+             "labels with definitions. Choose the most appropriate single label from the list according to the "
+             "definition. Add a short explanation of your choice at the end in free text.\n\n**List:**\n"
+             "[clear, crystals, precipitate, other]\n\n**Definitions:**\n"
+             "clear: Transparent solution without any particulate matter observed within a droplet or in the field "
+             "of view.\ncrystals: Crystals observed within a droplet or in the field of view.\n"
+             "precipitate: Precipitate observed within a droplet or in the field of view.\n"
+             "other: Unexpected observations which are not clear solution, crystals, or precipitate.\n\n"
+             "Below are some examples:")
+
+
+def test_the_seed_variant_is_the_proof_of_concepts_measured_request(drop):
+    """As in its batch_request_test.jsonl (minus the trailing newline after "examples:")."""
+    seed = load(ROOT / "prompts-seed")
+    request = classification_request(seed, drop, replace(OPTIONS, temperature=0.7))
+    assert request["input"][0]["content"][0]["text"] == SEED_TEXT
+    assert request["temperature"] == 0  # the variant's own, whatever OPENAI_TEMPERATURE says
+    assert request["text"]["format"]["schema"] == {
+        "type": "object", "additionalProperties": False, "required": ["label", "explanation"],
+        "properties": {"label": {"type": "string", "enum": ["clear", "crystals", "precipitate", "other"]},
+                       "explanation": {"type": "string", "description": seed.schema["properties"]["explanation"]
+                                       ["description"]}}}
+    assert seed.name == "prompts-seed" and [e.explanation for e in seed.examples] == [e[2] for e in POC_EXAMPLES]
+
+
+def test_a_variant_may_bring_its_own_examples(copies, tmp_path):
+    prompts, examples = copies
+    shutil.copytree(examples, prompts / "examples")
+    manifest = prompts / "examples" / "manifest.toml"
+    manifest.write_text(manifest.read_text().replace("Distinct crystal structures", "Needles"))
+    assert load(prompts, tmp_path / "nowhere").examples[0].explanation.startswith("Needles")
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('answer_fields = ["explanation"]', "must include label"),
+    ("temperature = 3", "temperature must be a number from 0 to 2"),
+    ("temperature = ", "variant.toml"),
+])
+def test_a_bad_variant_file_names_the_file_and_the_problem(copies, content, problem):
+    prompts, examples = copies
+    (prompts / "variant.toml").write_text(content)
+    with pytest.raises(PromptError, match=problem):
+        load(prompts, examples)
+
+
+@pytest.mark.parametrize("change", [{"resampling": "lanczos"}, {"jpeg_quality": 60}, {"max_side": 512}])
+def test_each_normalisation_setting_changes_the_bytes_sent(change):
+    data = (DATA / "crystals" / "10.jpeg").read_bytes()
+    assert replace(NORMALISATION, **change).apply(data, "10.jpeg").jpeg != NORMALISATION.apply(data, "10.jpeg").jpeg

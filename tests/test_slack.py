@@ -177,6 +177,9 @@ def test_a_question_in_the_thread_is_answered_with_the_image_and_the_call(bot: R
     assert "<@U1>: why not precipitate?" in items[-1]["text"]
     assert "you (the bot): crystals (93%) for 10.jpeg" in items[-2]["text"]
     assert "text" not in request or request["text"].get("format", {}).get("type") != "json_schema"
+    bot.drain()
+    ((cost,),) = bot.services.store.dump("follow_ups")  # the answer's tokens and cost are kept like a call's
+    assert cost["model"] == "gpt-4.1" and cost["input_tokens"] > 765 and cost["cost_usd"] > 0
 
 
 def test_the_bot_ignores_threads_it_has_no_part_in_and_itself(bot: RunningBot) -> None:

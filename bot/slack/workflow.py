@@ -18,7 +18,7 @@ from typing import Any
 from bot.classifier import ModelError
 from bot.images import ImageError
 from bot.models import Call, Job
-from bot.prompt import ThreadImage, bounded_transcript, follow_up_request
+from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
 from bot.render import (Message, answer_message, call_message, clip, failure_message, percent,
                         unanswered_message)
@@ -142,18 +142,16 @@ class Questions:
     def run(self, job: Job) -> None:
         services = self.flow.services
         try:
-            request = follow_up_request(services.prompt_set, services.classifier.options,
-                                        self._thread_images(job), self._transcript(job),
-                                        speaker_text(job.payload, self.flow.poster.bot_user_id,
-                                                     services.settings.max_question_chars))
-            reply = services.classifier.respond(request)
+            answer = services.classifier.follow_up(self._thread_images(job), self._transcript(job),
+                                                   speaker_text(job.payload, self.flow.poster.bot_user_id,
+                                                                services.settings.max_question_chars))
         except ModelError as error:
             if error.retryable:
                 raise RetryLater(str(error)) from error
             self.give_up(job, str(error))
             return
-        self.flow.store.record_follow_up(job.id, reply.model, reply.usage, services.prices.cost(reply.model, reply.usage))
-        self.flow.poster.reply(job, answer_message(reply.text))
+        self.flow.store.record_follow_up(job.id, answer.model, answer.usage, answer.cost_usd)
+        self.flow.poster.reply(job, answer_message(answer.text))
         self.flow.store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:

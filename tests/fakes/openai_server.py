@@ -3,6 +3,8 @@
 It serves the parts of the API the bot uses, answering like the real API does:
 
 - POST /v1/responses            (Responses API: structured JSON answers or plain text)
+- POST /v1/chat/completions     (Chat Completions: the same answers in that wire format, with
+                                 `response_format` json_schema, image data URLs and logprobs)
 - POST /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content
 - POST /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
 
@@ -24,7 +26,7 @@ Usage::
 How a /v1/responses answer is made:
 
 - The query image is the LAST `input_image` of the request; the sha256 of its base64-decoded
-  bytes is looked up in `fake.labels` (else `fake.default_label`).
+  bytes is looked up in `fake.labels` (else `fake.model_labels[model]`, else `fake.default_label`).
 - With `text.format.type == "json_schema"` the answer fills the schema's properties in order: the
   label property (the first with an `enum`, else one named "label"; local `$ref`s such as
   pydantic's `#/$defs/...` are followed) gets the label (enum[0] if the label is not in the enum),
@@ -38,6 +40,20 @@ How a /v1/responses answer is made:
   `cached_tokens` is non-zero when an earlier answered request had the same prefix (all input but
   the last content item of the last message, plus `instructions`): the prefix's estimate rounded
   down to a multiple of 128 (and 0 below `fake.cache_min_tokens`, default 0; the real API's is 1024).
+
+Chat Completions requests are answered like the equivalent Responses request (system messages as
+`instructions`, `text`/`image_url` parts as input items, `response_format` as `text.format`), in the
+chat.completion shape: `choices[0].message.content`, `choices[0].logprobs.content` when `logprobs`
+is true, usage as prompt/completion tokens with `prompt_tokens_details.cached_tokens`.
+
+Switches for other servers and models:
+
+    fake.responses_api = False          # /v1/responses answers 404, like a server without it
+    fake.schema_support = False         # chat: `response_format` json_schema is refused (400); a request
+                                        # whose system message carries a JSON schema gets sloppy JSON
+                                        # back (fenced, trailing comma, label as " Crystals ")
+    fake.refuse("o-fake", "temperature", "logprobs")  # that model answers 400 like the real API
+                                        # ("Unsupported parameter: 'temperature' ...", param set)
 
 Switches for failure tests (thread-safe; `fail_next`/`malformed_next` queue up one entry per
 call and are used in order by the next /v1/responses calls, batch lines do not use them):
@@ -129,14 +145,15 @@ def _new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 
 
-def error_body(status: int, message: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(status: int, message: str | None = None, code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
     """An OpenAI-style error body for `status`."""
     error_type, default_code, default_message = _ERRORS.get(status, ("server_error", None, "Error."))
     return {
         "error": {
             "message": message or default_message,
             "type": error_type,
-            "param": None,
+            "param": param,
             "code": code or default_code,
         }
     }
@@ -148,12 +165,12 @@ def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | No
 
 
 def _error_response(status: int, message: str | None = None, *, code: str | None = None,
-                    retry_after: float | None = None) -> web.Response:
+                    param: str | None = None, retry_after: float | None = None) -> web.Response:
     headers = {}
     if retry_after is not None:
         headers["retry-after"] = format(retry_after, "g")
         headers["retry-after-ms"] = str(round(retry_after * 1000))
-    return _json_response(error_body(status, message, code), status=status, headers=headers)
+    return _json_response(error_body(status, message, code, param), status=status, headers=headers)
 
 
 # --- reading a Responses API request ---------------------------------------------------------
@@ -330,6 +347,56 @@ def _bearer_ok(authorization: str) -> bool:
     return scheme.lower() == "bearer" and bool(token.strip())
 
 
+def responses_body(chat: dict[str, Any]) -> dict[str, Any]:
+    """The Responses API request equivalent to a Chat Completions request body."""
+    instructions = []
+    messages = []
+    for message in chat.get("messages") or []:
+        content = message.get("content") or []
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if message.get("role") in {"system", "developer"}:
+            instructions += [part.get("text", "") for part in content]
+            continue
+        items = [{"type": "input_image", "image_url": part["image_url"]["url"],
+                  "detail": part["image_url"].get("detail", "auto")} if part.get("type") == "image_url"
+                 else {"type": "input_text", "text": part.get("text", "")} for part in content]
+        messages.append({"role": message.get("role", "user"), "content": items})
+    body: dict[str, Any] = {"model": chat.get("model"), "input": messages}
+    if instructions:
+        body["instructions"] = "\n\n".join(instructions)
+    response_format = chat.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        body["text"] = {"format": {"type": "json_schema", **response_format.get("json_schema", {})}}
+    return body
+
+
+def _schema_in_instructions(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A JSON schema the instructions ask the answer to follow (what a model without structured output reads)."""
+    instructions = body.get("instructions") or ""
+    marker = instructions.rfind("JSON schema:")
+    if marker < 0:
+        return None
+    try:
+        schema = json.loads(instructions[marker + len("JSON schema:"):].strip())
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _sloppy(answer: _Answer) -> _Answer:
+    """The answer as a model without structured output might write it: fenced, a trailing comma,
+    the label capitalised and padded."""
+    try:
+        data = json.loads(answer.text)
+    except ValueError:
+        return answer
+    if isinstance(data.get("label"), str):
+        data["label"] = f" {data['label'].capitalize()} "
+    body = json.dumps(data, indent=2)
+    return _Answer(f"Here is my answer:\n```json\n{body[:-2]},\n}}\n```")
+
+
 class FakeOpenAI:
     """A fake OpenAI API on http://127.0.0.1:<ephemeral port>/v1. See the module docstring."""
 
@@ -337,6 +404,7 @@ class FakeOpenAI:
         # answer settings: plain attributes, change them at any time
         self.labels: dict[str, str] = {}  # sha256 hex of the decoded query image -> label
         self.default_label = "clear"
+        self.model_labels: dict[str, str] = {}  # model -> its default label instead of default_label
         self.confidence = 0.8
         self.follow_up_text = "Fake answer: the drop shows small needle-shaped crystals near the edge."
         self.logprobs_enabled = True
@@ -345,6 +413,9 @@ class FakeOpenAI:
         self.delay = 0.0  # seconds every /v1/responses call waits before answering
         self.batches_complete = True
         self.max_in_flight = 0
+        self.responses_api = True
+        self.schema_support = True
+        self.refusing: dict[str, tuple[str, ...]] = {}  # model -> refused parameters, in checking order
 
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
@@ -418,6 +489,7 @@ class FakeOpenAI:
     async def _start_server(self) -> None:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._record_and_authorize])
         app.router.add_post("/v1/responses", self._handle_responses)
+        app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/v1/files", self._handle_file_upload)
         app.router.add_get("/v1/files/{file_id}", self._handle_file_get)
         app.router.add_get("/v1/files/{file_id}/content", self._handle_file_content)
@@ -442,10 +514,18 @@ class FakeOpenAI:
 
     def responses_requests(self) -> list[Any]:
         """The JSON bodies of the POST /v1/responses requests received so far."""
-        return [
-            r.json for r in self.requests
-            if r.method == "POST" and r.path == "/v1/responses" and r.json is not None
-        ]
+        return self.bodies("/v1/responses")
+
+    def chat_requests(self) -> list[Any]:
+        """The JSON bodies of the POST /v1/chat/completions requests received so far."""
+        return self.bodies("/v1/chat/completions")
+
+    def bodies(self, path: str) -> list[Any]:
+        return [r.json for r in self.requests if r.method == "POST" and r.path == path and r.json is not None]
+
+    def refuse(self, model: str, *parameters: str) -> None:
+        """Make `model` refuse these parameters ("temperature", "logprobs", "reasoning") with a 400."""
+        self.refusing[model] = parameters
 
     def reset(self) -> None:
         """Forget requests, queued switches, the delay, max_in_flight and the prompt cache."""
@@ -507,6 +587,39 @@ class FakeOpenAI:
     # --- /v1/responses ------------------------------------------------------------------------
 
     async def _handle_responses(self, request: web.Request) -> web.Response:
+        if not self.responses_api:
+            return await self._handle_unknown(request)
+        return await self._answer_request(request, self._respond_checked)
+
+    async def _handle_chat(self, request: web.Request) -> web.Response:
+        return await self._answer_request(request, self._chat_checked)
+
+    def _respond_checked(self, body: dict[str, Any], malformed: str | None) -> web.Response:
+        refusal = self._refusal(body, {"temperature": "temperature", "logprobs": "top_logprobs",
+                                       "reasoning": "reasoning.effort"})
+        return refusal or _json_response(self.respond(body, malformed))
+
+    def _chat_checked(self, body: dict[str, Any], malformed: str | None) -> web.Response:
+        refusal = self._refusal(body, {"temperature": "temperature", "logprobs": "logprobs",
+                                       "reasoning": "reasoning_effort"})
+        if refusal:
+            return refusal
+        if not self.schema_support and (body.get("response_format") or {}).get("type") == "json_schema":
+            return _error_response(400, "response_format of type json_schema is not supported by this server",
+                                   param="response_format")
+        return _json_response(self.respond_chat(body, malformed))
+
+    def _refusal(self, body: dict[str, Any], wire_names: dict[str, str]) -> web.Response | None:
+        """The real API's 400 for the first parameter this model refuses that the body carries."""
+        for parameter in self.refusing.get(body.get("model", ""), ()):
+            name = wire_names[parameter]
+            if name.split(".")[0] in body:
+                return _error_response(400, f"Unsupported parameter: '{name}' is not supported with this model.",
+                                       code="unsupported_parameter", param=name)
+        return None
+
+    async def _answer_request(self, request: web.Request,
+                              answer: Callable[[dict[str, Any], str | None], web.Response]) -> web.Response:
         switch = self._next_switch()
         with self._lock:
             self._in_flight += 1
@@ -525,7 +638,7 @@ class FakeOpenAI:
             if body.get("stream"):
                 return _error_response(400, "FakeOpenAI does not support stream=true.")
             malformed = switch.kind if isinstance(switch, _Malformed) else None
-            return _json_response(self.respond(body, malformed))
+            return answer(body, malformed)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -572,18 +685,49 @@ class FakeOpenAI:
             "metadata": body.get("metadata") or {},
         }
 
+    def respond_chat(self, body: dict[str, Any], malformed: str | None = None) -> dict[str, Any]:
+        """The chat.completion object for a /v1/chat/completions request body."""
+        equivalent = responses_body(body)
+        answer = self._answer(equivalent, malformed)
+        if "text" not in equivalent and not self.schema_support and _schema_in_instructions(equivalent):
+            answer = _sloppy(answer)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None,
+                                  "message": {"role": "assistant", "content": answer.text, "refusal": None}}
+        if body.get("logprobs") and self.logprobs_enabled:
+            choice["logprobs"] = {"content": _logprobs(answer, self.label_probability,
+                                                       int(body.get("top_logprobs") or 0)), "refusal": None}
+        usage = self._usage(equivalent, answer.text)
+        return {
+            "id": _new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [choice],
+            "system_fingerprint": "fp_fake",
+            "service_tier": "default",
+            "usage": {"prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"],
+                      "total_tokens": usage["total_tokens"],
+                      "prompt_tokens_details": {"cached_tokens": usage["input_tokens_details"]["cached_tokens"],
+                                                "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                    "accepted_prediction_tokens": 0,
+                                                    "rejected_prediction_tokens": 0}},
+        }
+
     def _answer(self, body: dict[str, Any], malformed: str | None) -> _Answer:
         text_format = (body.get("text") or {}).get("format") or {}
-        if text_format.get("type") != "json_schema":
+        schema = (text_format.get("schema") or {}) if text_format.get("type") == "json_schema" else \
+            None if self.schema_support else _schema_in_instructions(body)
+        if schema is None:
             return _Answer(self.follow_up_text)
         if malformed == "not_json":
             return _Answer(NOT_JSON_TEXT)
-        schema = text_format.get("schema") or {}
         properties = _properties(schema, schema)
         label_key = _label_property(properties)
         enum = list(properties[label_key].get("enum") or []) if label_key else []
         sha = query_image_sha256(body)
-        label = self.labels.get(sha, self.default_label) if sha else self.default_label
+        default = self.model_labels.get(body.get("model", ""), self.default_label)
+        label = self.labels.get(sha, default) if sha else default
         if enum and label not in enum:
             label = enum[0]
         if malformed == "bad_label":
@@ -765,14 +909,19 @@ class FakeOpenAI:
         """One output line for one input line, and its usage (None for a failed line)."""
         entry: dict[str, Any] = {"id": _new_id("batch_req_"), "custom_id": line.get("custom_id"), "error": None}
         body = line.get("body")
-        if line.get("method") != "POST" or line.get("url") != endpoint or endpoint != "/v1/responses" \
+        responders = {"/v1/responses": self.respond, "/v1/chat/completions": self.respond_chat}
+        if line.get("method") != "POST" or line.get("url") != endpoint or endpoint not in responders \
                 or not isinstance(body, dict) or not body.get("model"):
-            message = f"The line must POST a body with a model to {endpoint}; only /v1/responses is faked."
+            message = f"The line must POST a body with a model to {endpoint}; only {', '.join(responders)} are faked."
             entry["response"] = {"status_code": 400, "request_id": _new_id(""), "body": error_body(400, message)}
             return entry, None
-        response = self.respond(body)
+        response = responders[endpoint](body)
         entry["response"] = {"status_code": 200, "request_id": _new_id(""), "body": response}
-        return entry, response["usage"]
+        usage = response["usage"]
+        if endpoint == "/v1/chat/completions":
+            usage = {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+                     "input_tokens_details": {"cached_tokens": usage["prompt_tokens_details"]["cached_tokens"]}}
+        return entry, usage
 
     def _store_jsonl(self, entries: list[dict[str, Any]], filename: str) -> str:
         data = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
