@@ -103,12 +103,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
               make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
     running: list[RunningBot] = []

@@ -6,6 +6,7 @@ connection, the transactions, the migrations and the few words that differ (row 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -13,6 +14,9 @@ from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from bot.models import Call, ChannelStats, Feedback, Image, Job, Usage
+from bot.store.schema import MIGRATIONS, statements
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("done", "failed")
 STEP_STATES = ("received", "downloaded", "classified", "replied")
@@ -50,6 +54,15 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @staticmethod
+    def _pending_migrations(version: int, types: Mapping[str, str]) -> list[tuple[int, list[str]]]:
+        """(number, statements) of the migrations after `version`; a newer database gets a warning."""
+        if version > len(MIGRATIONS):
+            log.warning("the database is at schema version %s, newer than this bot knows (%s): it was written "
+                        "by a newer version of the bot; upgrade this one", version, len(MIGRATIONS))
+        return [(number, statements(migration, types))
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1)]
 
     def _rows(self, sql: str, *params: Any) -> list[Row]:
         with self._reader() as db:

@@ -6,7 +6,6 @@ starts first applies them and the others wait.
 """
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -15,9 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bot.store.base import Store, Tx
-from bot.store.schema import MIGRATIONS, POSTGRES_TYPES, TABLES, statements
-
-log = logging.getLogger(__name__)
+from bot.store.schema import POSTGRES_TYPES, TABLES
 MIGRATION_LOCK = 7_411_203  # any constant: the advisory lock's id
 
 
@@ -69,12 +66,8 @@ class PostgresStore(Store):
             rows = db.rows("SELECT version FROM schema_version")
             if not rows:
                 db.run("INSERT INTO schema_version (version) VALUES (0)")
-            version = rows[0]["version"] if rows else 0
-            if version > len(MIGRATIONS):
-                log.warning("the database is at schema version %s, newer than this bot knows (%s): it was written "
-                            "by a newer version of the bot; upgrade this one", version, len(MIGRATIONS))
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements(migration, POSTGRES_TYPES):
+            for number, pending in self._pending_migrations(rows[0]["version"] if rows else 0, POSTGRES_TYPES):
+                for statement in pending:
                     db.run(statement)
                 db.run("UPDATE schema_version SET version = ?", number)
 

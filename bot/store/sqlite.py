@@ -1,7 +1,6 @@
 """The store in one SQLite file: the embedded default, for one bot process (or a few on one disk)."""
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -9,9 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bot.store.base import Store, Tx
-from bot.store.schema import MIGRATIONS, SQLITE_TYPES, statements
-
-log = logging.getLogger(__name__)
+from bot.store.schema import SQLITE_TYPES
 
 
 class _SQLiteTx(Tx):
@@ -65,11 +62,7 @@ class SQLiteStore(Store):
 
     def _migrate(self) -> None:
         with self._transaction() as db:
-            version = db.rows("PRAGMA user_version")[0][0]
-            if version > len(MIGRATIONS):
-                log.warning("the database is at schema version %s, newer than this bot knows (%s): it was written "
-                            "by a newer version of the bot; upgrade this one", version, len(MIGRATIONS))
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements(migration, SQLITE_TYPES):
+            for number, pending in self._pending_migrations(db.rows("PRAGMA user_version")[0][0], SQLITE_TYPES):
+                for statement in pending:
                     db.run(statement)
                 db.run(f"PRAGMA user_version = {number}")
