@@ -7,8 +7,10 @@ the fake Slack and the fake OpenAI run in this process. PostgreSQL figures need 
 (scripts/postgres.sh starts a throwaway server and sets it).
 1. Latency: upload event -> threaded reply, instant model (median and p95), uploads 1.1 s apart.
 2. Burst: N uploads at once (distinct images), each model call 0.5 s: time until all are answered;
-   answered, duplicated and lost; the bot's peak resident memory. Then the same against a Slack
-   that answers 429 past one message a second per channel.
+   answered, duplicated and lost; the bot's peak resident memory. In one channel the bot paces its
+   replies to Slack's one message a second, so that takes about N seconds; spread over 20 channels
+   it shows the bot's own speed. Then one channel against a Slack that answers 429 past one message
+   a second per channel.
 3. kill -9 while jobs are in flight, then a new process: recovered and duplicated, SQLite and PostgreSQL.
 4. Two processes sharing PostgreSQL take one burst: each image answered once; time against one process.
 """
@@ -64,12 +66,16 @@ def peak_rss_mb(process: subprocess.Popen) -> float:
     return float("nan")
 
 
-def replies(slack: FakeSlack, thread_ts: str) -> int:
-    return sum(1 for m in slack.messages(CHANNEL) if m.get("thread_ts") == thread_ts and m.get("user") == slack.bot_user_id)
+def replies(slack: FakeSlack, event: dict[str, Any]) -> int:
+    """The bot's messages in the upload's thread."""
+    return sum(1 for m in slack.messages(event["channel"])
+               if m.get("thread_ts") == event["ts"] and m.get("user") == slack.bot_user_id)
 
 
-def uploads(slack: FakeSlack, count: int, offset: int = 0) -> list[dict[str, Any]]:
-    return [slack.add_message(CHANNEL, "", files=[slack.add_file(f"b{n}.jpeg", distinct_image(offset + n))])
+def uploads(slack: FakeSlack, count: int, offset: int = 0, channels: int = 1) -> list[dict[str, Any]]:
+    """`count` uploads of distinct images, spread over `channels` channels."""
+    return [slack.add_message(CHANNEL if channels == 1 else f"C{n % channels + 100}", "",
+                              files=[slack.add_file(f"b{n}.jpeg", distinct_image(offset + n))])
             for n in range(count)]
 
 
@@ -77,14 +83,14 @@ def wait_answered(slack: FakeSlack, events: list[dict[str, Any]], timeout: float
     """Seconds until every upload has its reply and outcome reaction."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        if all(replies(slack, e["ts"]) and "eyes" not in slack.reactions(CHANNEL, e["ts"]) for e in events):
+        if all(replies(slack, e) and "eyes" not in slack.reactions(e["channel"], e["ts"]) for e in events):
             return time.perf_counter() - started
         time.sleep(0.05)
     return float("nan")
 
 
 def tally(slack: FakeSlack, events: list[dict[str, Any]]) -> str:
-    counts = [replies(slack, e["ts"]) for e in events]
+    counts = [replies(slack, e) for e in events]
     return (f"answered {sum(c >= 1 for c in counts)}, duplicated {sum(c > 1 for c in counts)}, "
             f"lost {sum(c == 0 for c in counts)}")
 
@@ -107,27 +113,27 @@ def postgres_database() -> Iterator[str | None]:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def latency_and_burst(args: argparse.Namespace, folder: str, *, rate_limited: bool) -> None:
+def latency_and_burst(args: argparse.Namespace, folder: str, *, rate_limited: bool, channels: int = 1) -> None:
     with FakeSlack() as slack, FakeOpenAI() as openai:
         bot = start_bot(slack, openai, folder, f"sqlite:///{folder}/{uuid.uuid4().hex}.db")
         slack.wait_connected(timeout=60)
-        label = "Slack 429 past 1 msg/s per channel" if rate_limited else "plain Slack"
+        label = "Slack 429 past 1 msg/s per channel" if rate_limited else f"{channels} channel(s)"
         if rate_limited:
             slack.limit_posts_per_channel(per_second=1.0, burst=3)
-        else:
+        elif channels == 1:
             times = []
             for number in range(args.latency_runs + 1):
                 (event,) = uploads(slack, 1, 100_000 + number)
                 started = time.perf_counter()
                 slack.push_event(event)
-                slack.wait_for(lambda: replies(slack, event["ts"]), 30)
+                slack.wait_for(lambda: replies(slack, event), 30)
                 times.append((time.perf_counter() - started) * 1000)
                 time.sleep(1.1)  # uploads a person apart: back to back, Slack's 1 message/s per channel would set the pace
             times = times[1:]  # the first builds the SDK's response types
             print(f"[latency] upload event -> threaded reply, instant model, {len(times)} runs: median "
                   f"{statistics.median(times):.0f} ms, p95 {statistics.quantiles(times, n=20)[-1]:.0f} ms")
         openai.delay = 0.5
-        events = uploads(slack, args.burst)
+        events = uploads(slack, args.burst, channels=channels)
         for event in events:
             slack.push_event(event)
         seconds = wait_answered(slack, events, timeout=args.burst * 3 + 60)
@@ -150,7 +156,7 @@ def kill_and_recover(args: argparse.Namespace, folder: str, database_url: str, l
         deadline = time.monotonic() + 60
         while len(openai.responses_requests()) < args.kill_jobs and time.monotonic() < deadline:
             time.sleep(0.05)
-        in_flight = sum(replies(slack, e["ts"]) == 0 for e in events)
+        in_flight = sum(replies(slack, e) == 0 for e in events)
         first.kill()
         first.wait()
         openai.delay = 0.0
@@ -188,6 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         latency_and_burst(args, folder, rate_limited=False)
+        latency_and_burst(args, folder, rate_limited=False, channels=20)
         latency_and_burst(args, folder, rate_limited=True)
         kill_and_recover(args, folder, f"sqlite:///{folder}/kill.db", "SQLite")
         with postgres_database() as url:

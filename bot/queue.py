@@ -173,6 +173,8 @@ class JobQueue:
     def _work(self, job: Job) -> None:
         try:
             self._run(job)
+        except Exception:  # the database failed too: the lease runs out and the job is taken again
+            log.exception("job %s (%s) could not be put back in the queue", job.id, job.kind)
         finally:
             with self._running_lock:
                 self._running.discard(job.id)
