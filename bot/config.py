@@ -33,6 +33,7 @@ class Settings:
     model_concurrency: int
     max_image_side: int
     max_image_pixels: int
+    max_decode_pixels: int
     max_download_mb: int
     database_url: str
     prompts_dir: Path
@@ -146,7 +147,8 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
     "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
-    "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_IMAGE_PIXELS": ("40000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url, "SQLite file for calls, jobs and feedback"),
     "PROMPTS_DIR": ("prompts", _project_path, "instructions and category definitions"),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from bot.classifier import Classifier
 from bot.config import Settings
-from bot.images import normalise
+from bot.images import normalise, pixel_budget
 from bot.models import Call, Image
 from bot.pricing import PriceTable, load_price_table
 from bot.prompt import PromptSet, load_prompt_set
@@ -22,7 +22,8 @@ class Services:
 
     def normalise(self, data: bytes, name: str) -> Image:
         """Raises ImageError with a message for the person who sent the file."""
-        return normalise(data, name, max_side=self.settings.max_image_side, max_pixels=self.settings.max_image_pixels)
+        return normalise(data, name, max_side=self.settings.max_image_side, max_pixels=self.settings.max_image_pixels,
+                         budget=pixel_budget(self.settings.max_decode_pixels))
 
     def classify_bytes(self, data: bytes, name: str) -> tuple[Image, Call]:
         """Raises ImageError or ModelError."""
