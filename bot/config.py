@@ -35,6 +35,7 @@ class Settings:
     max_image_pixels: int
     max_decode_pixels: int
     max_download_mb: int
+    download_timeout: float
     database_url: str
     prompts_dir: Path
     examples_dir: Path
@@ -150,6 +151,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MAX_IMAGE_PIXELS": ("40000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
+    "DOWNLOAD_TIMEOUT": ("60", _positive_float, "seconds one Slack file download may take in all"),
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url, "SQLite file for calls, jobs and feedback"),
     "PROMPTS_DIR": ("prompts", _project_path, "instructions and category definitions"),
     "EXAMPLES_DIR": ("examples", _project_path, "few-shot example images and manifest.toml"),

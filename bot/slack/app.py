@@ -68,8 +68,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         listener_executor=listener_pool,
     )
     identity = client.auth_test()
-    files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
-                       max_bytes=settings.max_download_mb * 1_000_000)
+    files = SlackFiles.from_settings(client, settings)
     jobs = ThreadPoolExecutor(settings.job_workers, thread_name_prefix="job")
     pipeline = Pipeline(services, client, files, jobs, bot_user_id=identity["user_id"])
     listeners.register(app, pipeline, team_url=identity.get("url", ""))
