@@ -1,14 +1,14 @@
 """Run the bot: Socket Mode (a `worker` process, no port) or HTTP mode (a `web` process on $PORT).
 
-HTTP mode serves Bolt's WSGI adapter from gunicorn (one worker process with threads, so one job
-pool and one database connection), with Slack's request signatures verified by Bolt.
+HTTP mode serves Bolt from gunicorn (one worker process, so one job pool and one database
+connection) behind SlackFront, which refuses oversized, unsigned, stale and malformed requests.
 """
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.prompt import PromptError
 from bot.services import build_services
 from bot.slack.app import build_app, web_client
+from bot.slack.http_guard import SlackFront
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -70,12 +71,17 @@ def wsgi_app(settings: Settings) -> SlackRequestHandler:
 
 
 class GunicornServer(BaseApplication):
-    """gunicorn run from Python, so `python -m bot http` needs no other command line."""
+    """gunicorn run from Python, so `python -m bot http` needs no other command line.
 
-    def __init__(self, load_app: Callable[[], Any], settings: Settings) -> None:
+    One process on uvicorn's worker, behind SlackFront (bot/slack/http_guard.py says why), so slow
+    clients cannot starve it and only bounded, signed requests reach Bolt.
+    """
+
+    def __init__(self, load_app: Callable[[], SlackRequestHandler], settings: Settings) -> None:
         self.load_app = load_app
-        self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1, "worker_class": "gthread",
-                        "threads": settings.slack_listener_workers, "timeout": 60,
+        self.settings = settings
+        self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1,
+                        "worker_class": "uvicorn_worker.UvicornWorker", "timeout": 60,
                         "loglevel": settings.log_level.lower(), "accesslog": "-"}
         super().__init__()
 
@@ -83,5 +89,7 @@ class GunicornServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Any:
-        return self.load_app()
+    def load(self) -> SlackFront:
+        handler = self.load_app()
+        return SlackFront(handler.app, signing_secret=self.settings.slack_signing_secret, path=handler.path,
+                          threads=self.settings.slack_listener_workers)
