@@ -17,6 +17,7 @@ from bot.answer import AnswerError, TokenLogprob, parse_answer
 from bot.config import Settings
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable
+from bot.redact import redact_url, redact_urls
 from bot.prompt import ModelOptions, PromptSet, classification_request, fingerprint
 from bot.store import Store
 
@@ -101,7 +102,7 @@ class Classifier:
             try:
                 response = self.client.responses.create(**request)
             except openai.APIError as error:
-                log.error("model call failed: %r", error)
+                log.error("model call failed: %s", redact_urls(repr(error)))
                 raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
         return read_reply(response)
 
@@ -138,12 +139,13 @@ def is_transient(error: openai.APIError) -> bool:
 
 
 def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
-    """What a lab member should know about a failed model call (never the key or the request)."""
+    """What a lab member should know about a failed model call (never the key, the request or a URL's
+    credentials)."""
     retries = f"after {client.max_retries} retries" if client.max_retries else "(retries are off)"
     if isinstance(error, openai.APITimeoutError):
         return f"The model did not answer in time ({client.timeout} s) {retries}. Try again later."
     if isinstance(error, openai.APIConnectionError):
-        return f"Could not reach the model service at {client.base_url} {retries}. Try again later."
+        return f"Could not reach the model service at {redact_url(str(client.base_url))} {retries}. Try again later."
     if isinstance(error, openai.AuthenticationError):
         return "The model service refused the API key (401): an admin should check OPENAI_API_KEY."
     if isinstance(error, openai.RateLimitError):
@@ -151,5 +153,5 @@ def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
         return f"The model service failed (HTTP {error.status_code}) {retries}. Try again later."
     if isinstance(error, openai.APIStatusError):
-        return f"The model service rejected the request (HTTP {error.status_code}): {error.message[:200]}"
+        return f"The model service rejected the request (HTTP {error.status_code}): {redact_urls(error.message)[:200]}"
     return f"The model call failed: {type(error).__name__}."

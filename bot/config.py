@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.redact import redact_urls
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -195,7 +197,7 @@ def load_settings(*needs: str, environ: Mapping[str, str] | None = None, env_fil
         try:
             values[name.lower()] = parse(raw) if raw else raw
         except ValueError as error:
-            problems.append(f"  {name}={raw!r}: {error} ({help_text})")
+            problems.append(f"  {name}={redact_urls(raw)!r}: {redact_urls(str(error))} ({help_text})")
     for need in needs:
         for name, how in REQUIRED[need].items():
             if not merged.get(name, "").strip():

@@ -116,3 +116,9 @@ def test_the_api_key_never_appears_in_an_error(settings):
 
 def test_a_nan_timeout_is_refused(settings):
     assert "OPENAI_TIMEOUT='nan'" in problem(settings, OPENAI_TIMEOUT="nan")
+
+
+def test_a_refused_url_is_shown_without_its_credentials(settings):
+    message = problem(settings, OPENAI_BASE_URL="ftp://lab:hunter2@gateway.example/v1?key=k3y-secret")
+    assert "OPENAI_BASE_URL='ftp://***@gateway.example/v1?key=***'" in message
+    assert "hunter2" not in message and "k3y-secret" not in message
