@@ -139,6 +139,8 @@ def _check_is_image(data: bytes, name: str) -> str:
     if fmt is not None:
         return fmt
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        raise ImageError(f"{name} is an SVG drawing, which is not supported; export it as PNG")
     if head.startswith((b"<!doctype html", b"<html")) or (head.startswith(b"<") and b"<html" in head):
         raise ImageError(
             f"{name} is not an image (it looks like a web page, e.g. a sign-in page); "

@@ -12,11 +12,10 @@ from bot.slack.files import OUTSIDE_SLACK, host_of, is_slack_host
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 from tests.helpers import image_bytes
+from tests.hostile_corpus import HEIC, PDF, disagreeing_url
 from tests.slack_harness import RunningBot, slack_environ
 
 CRYSTALS = ("10.jpeg", image_bytes("crystals", 10))
-PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n" + bytes(200)
-HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200)
 
 
 @pytest.mark.parametrize("url, host", [
@@ -67,15 +66,10 @@ def only_reply(bot: RunningBot, event: dict, timeout: float = 15.0) -> str:
     return reply.params["text"]
 
 
-def foreign_url(slack: FakeSlack, path: str) -> str:
-    """A URL that urllib.parse places on the fake's API host (127.0.0.1) but requests sends to localhost."""
-    return f"http://localhost:{slack.port}\\@127.0.0.1:{slack.port}{path}"
-
-
 def test_a_backslash_url_in_the_event_never_gets_the_token(start_bot) -> None:
     bot = start_bot()
     hosted = bot.slack.add_file(*CRYSTALS)
-    hosted["url_private_download"] = foreign_url(bot.slack, f"/files-pri/T1-{hosted['id']}/download/10.jpeg")
+    hosted["url_private_download"] = disagreeing_url(bot.slack, f"/files-pri/T1-{hosted['id']}/download/10.jpeg")
     event = bot.upload(hosted)
 
     assert OUTSIDE_SLACK in only_reply(bot, event)
@@ -85,7 +79,7 @@ def test_a_backslash_url_in_the_event_never_gets_the_token(start_bot) -> None:
 def test_a_backslash_redirect_never_gets_the_token(start_bot) -> None:
     bot = start_bot()
     hosted = bot.slack.add_file(*CRYSTALS)
-    bot.slack.redirect_file_to(hosted["id"], foreign_url(bot.slack, "/elsewhere/steal"))
+    bot.slack.redirect_file_to(hosted["id"], disagreeing_url(bot.slack, "/elsewhere/steal"))
     event = bot.upload(hosted)
 
     assert OUTSIDE_SLACK in only_reply(bot, event)

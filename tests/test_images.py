@@ -427,3 +427,8 @@ def test_pixel_budget_never_lets_more_than_its_capacity_decode_at_once():
 
 def test_pixel_budget_is_one_per_process_and_capacity():
     assert pixel_budget(1234) is pixel_budget(1234) is not pixel_budget(4321)
+
+
+def test_refuses_svg_with_advice():
+    svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+    assert refusal(svg, "plate.svg") == "plate.svg is an SVG drawing, which is not supported; export it as PNG"

@@ -180,4 +180,4 @@ class SlackFiles:
         return bytes(data)
 
     def _too_large(self, size: int) -> str:
-        return f"the file is too large ({size / 1e6:.0f} MB; the limit is {self.max_bytes / 1e6:.0f} MB)."
+        return f"the file is too large ({size / 1e6:.3g} MB; the limit is {self.max_bytes / 1e6:g} MB)."
