@@ -9,7 +9,9 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.services import Services, build_services
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
 from tests.helpers import API_KEY
+from tests.slack_harness import RunningBot, slack_environ
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -64,3 +66,24 @@ def make_services(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
 @pytest.fixture
 def services(make_services: Callable[..., Services]) -> Services:
     return make_services()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
+              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
+    """start(**setting overrides): the bot, in this process, against the fakes; stopped after the test."""
+    running: list[RunningBot] = []
+
+    def start(**overrides: str) -> RunningBot:
+        running.append(RunningBot.start(fake_slack, fake_openai, make_settings(**slack_environ(fake_slack), **overrides)))
+        return running[-1]
+
+    yield start
+    for bot in running:
+        bot.stop()

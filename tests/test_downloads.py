@@ -3,17 +3,12 @@ and each refusal reaches the thread with its own message; end to end against the
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
-
 import pytest
 
-from bot.config import Settings
 from bot.slack.files import OUTSIDE_SLACK, host_of, is_slack_host
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
 from tests.helpers import image_bytes
 from tests.hostile_corpus import HEIC, PDF, disagreeing_url
-from tests.slack_harness import RunningBot, slack_environ
+from tests.slack_harness import RunningBot
 
 CRYSTALS = ("10.jpeg", image_bytes("crystals", 10))
 
@@ -38,26 +33,6 @@ def test_only_slack_hosts_and_the_api_host_are_slack() -> None:
     assert is_slack_host("127.0.0.1", "127.0.0.1")
     assert not any(is_slack_host(host, "127.0.0.1") for host in ("evil.example", "notslack.com",
                                                                "slack.com.evil.example", None))
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
-              make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
-    running: list[RunningBot] = []
-
-    def start(**overrides: str) -> RunningBot:
-        running.append(RunningBot.start(fake_slack, fake_openai, make_settings(**slack_environ(fake_slack), **overrides)))
-        return running[-1]
-
-    yield start
-    for bot in running:
-        bot.stop()
 
 
 def only_reply(bot: RunningBot, event: dict, timeout: float = 15.0) -> str:

@@ -8,7 +8,6 @@ import pytest
 from tests.helpers import image_bytes
 from tests.hostile_corpus import CALL, MAX_DOWNLOAD_MB, corpus
 from tests.slack_harness import RunningBot
-from tests.test_downloads import fake_slack, start_bot  # noqa: F401
 
 CRASH_PHRASE = "something went wrong"  # the bot's reply when a job fails unexpectedly
 

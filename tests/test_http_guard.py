@@ -14,7 +14,7 @@ from bot.slack.http_guard import body_problem, signature_problem
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack, sign_request
 from tests.helpers import API_KEY
-from tests.test_processes import (SIGNING_SECRET, fake_slack, free_port, output_of, start_process,  # noqa: F401
+from tests.test_processes import (SIGNING_SECRET, free_port, output_of, start_process,  # noqa: F401
                                   upload_event, wait_listening)
 
 MARKER = "BODY-MARKER-7f3a"  # a rejected body must never reach the log
