@@ -1,14 +1,19 @@
-"""Peak memory of normalising a burst of images in 64 threads, as the bot's job workers would.
+"""Peak memory of the bot taking a burst of images, with the default settings.
 
     .venv/bin/python benchmarks/bench_memory.py [--threads N] [--bot-dir DIR]
 
-Each scenario runs in a fresh process that first imports the whole bot (its baseline), then
-normalises every image of the scenario at once in a pool of `--threads` threads with the default
-settings, and reports its peak resident memory (ru_maxrss). Scenarios:
+Two measurements per scenario, each in a fresh process, reporting its peak resident memory (VmHWM):
+  normalise - a process that imports the whole bot (its baseline), then normalises every image of
+              the scenario at once in a pool of `--threads` threads, as the job workers would;
+  whole bot - `python -m bot` in Socket Mode against the test fakes (on 127.0.0.1, in this process),
+              sent the scenario's images as messages of up to 10 files, measured once every image
+              has its reply.
+Scenarios:
   10 PNGs 7745x7745 RGBA  - the 230 KB decompression-bomb-like PNG found in testing, ten in a message
   10 PNGs at the limit    - the largest RGBA PNG MAX_IMAGE_PIXELS accepts, ten in a message
   96 JPEGs 1280x960       - a plate of real MARCO images
 `--bot-dir` runs the same scenarios against another checkout (e.g. an older commit) for comparison.
+Needs the test requirements (requirements-dev.txt).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +31,14 @@ import numpy as np
 from PIL import Image as PILImage
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
+from tests.fakes.slack_server import FakeSlack  # noqa: E402
+from tests.slack_harness import CHANNEL, slack_environ  # noqa: E402
+
 MARCO = sorted((ROOT / "tests/data/marco-gsk").rglob("*.jpeg"))
+FILES_PER_MESSAGE = 10  # Slack's limit
 
 WORKER = r"""
 import json, os, resource, sys
@@ -82,13 +95,58 @@ def scenarios(folder: Path, max_pixels: int) -> dict[str, list[str]]:
     }
 
 
-def measure(paths: list[str], threads: int, bot_dir: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(bot_dir)}
-    for name in ("MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "MAX_DECODE_PIXELS"):
-        env.pop(name, None)
-    out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(paths), str(threads)], env=env, cwd=bot_dir,
-                         capture_output=True, text=True, check=True).stdout
+def clean_environment(bot_dir: Path) -> dict[str, str]:
+    """This environment without proxies or bot settings, importing the bot from `bot_dir`."""
+    env = {key: value for key, value in os.environ.items()
+           if "PROXY" not in key.upper() and not key.startswith(("OPENAI_", "SLACK_", "MAX_", "JOB_"))}
+    return {**env, "PYTHONPATH": str(bot_dir)}
+
+
+def measure_normalise(paths: list[str], threads: int, bot_dir: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(paths), str(threads)],
+                         env=clean_environment(bot_dir), cwd=bot_dir, capture_output=True, text=True, check=True).stdout
     return json.loads(out)
+
+
+def process_peak_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def measure_whole_bot(paths: list[str], bot_dir: Path) -> dict[str, float]:
+    """Run `python -m bot` against the fakes, send it the images, and read its peak once all are answered."""
+    with FakeSlack() as slack, FakeOpenAI() as openai, tempfile.TemporaryDirectory() as home:
+        env = {**clean_environment(bot_dir), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": openai.base_url,
+               **slack_environ(slack), "DATABASE_URL": f"sqlite:///{home}/bench.db", "LOG_LEVEL": "WARNING"}
+        process = subprocess.Popen([sys.executable, "-m", "bot"], env=env, cwd=bot_dir, stdout=subprocess.DEVNULL)
+        try:
+            slack.wait_connected(timeout=60)
+            threads = [send_message(slack, paths[start:start + FILES_PER_MESSAGE])
+                       for start in range(0, len(paths), FILES_PER_MESSAGE)]
+            slack.wait_for(lambda: all(answered(slack, ts) >= count for ts, count in threads), timeout=600)
+            replies = [call.params.get("text", "") for call in slack.calls_to("chat.postMessage")]
+            return {"peak_mb": process_peak_mb(process.pid),
+                    "ok": sum(" for " in text and "could not" not in text for text in replies),
+                    "refused": sum("could not" in text for text in replies)}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def send_message(slack: FakeSlack, paths: list[str]) -> tuple[str, int]:
+    """Post one message with these files; returns its ts and how many replies it should get."""
+    hosted = []
+    for path in paths:
+        png = path.endswith(".png")
+        hosted.append(slack.add_file(Path(path).name, Path(path).read_bytes(), mimetype="image/png" if png else
+                                     "image/jpeg", filetype="png" if png else "jpg"))
+    event = slack.add_message(CHANNEL, "", files=hosted)
+    slack.push_event(event)
+    return event["ts"], len(hosted)
+
+
+def answered(slack: FakeSlack, thread_ts: str) -> int:
+    return sum(call.params.get("thread_ts") == thread_ts for call in slack.calls_to("chat.postMessage"))
 
 
 def main() -> None:
@@ -101,12 +159,14 @@ def main() -> None:
 
     max_pixels = int(SETTINGS["MAX_IMAGE_PIXELS"][0])
     print(f"bot: {args.bot_dir}   threads: {args.threads}   MAX_IMAGE_PIXELS default: {max_pixels:,}")
-    print(f"{'scenario':58} {'baseline MB':>11} {'peak MB':>8} {'ok':>4} {'refused':>8}")
+    print(f"{'scenario':52} {'measured':>10} {'baseline MB':>11} {'peak MB':>8} {'ok':>4} {'refused':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for name, paths in scenarios(Path(folder), max_pixels).items():
-            result = measure(paths, args.threads, args.bot_dir)
-            print(f"{name:58} {result['baseline_mb']:11.0f} {result['peak_mb']:8.0f} "
-                  f"{result['ok']:4d} {result['refused']:8d}")
+            for measured, result in (("normalise", measure_normalise(paths, args.threads, args.bot_dir)),
+                                     ("whole bot", measure_whole_bot(paths, args.bot_dir))):
+                baseline = f"{result['baseline_mb']:11.0f}" if "baseline_mb" in result else f"{'':11}"
+                print(f"{name:52} {measured:>10} {baseline} {result['peak_mb']:8.0f} "
+                      f"{result['ok']:4d} {result['refused']:8d}")
 
 
 if __name__ == "__main__":

@@ -159,8 +159,8 @@ def _opened(data: bytes, name: str, fmt: str, *, max_side: int, max_pixels: int)
     with _readable(name, fmt, max_pixels):
         im = PILImage.open(io.BytesIO(data), formats=[fmt])  # reads the header only
         _check_size(name, im.width * im.height, max_pixels)
-        target = _target(im, max_side)
-        if target:  # JPEG: the decoder shrinks by up to 8, keeping twice the target size, as thumbnail() would
+        target = _target(im, max_side) if fmt == "JPEG" else None  # a PNG's getexif() would decode it here
+        if target:  # the JPEG decoder shrinks by up to 8, keeping twice the target size, as thumbnail() would
             im.draft(None, (int(target[0] * _REDUCING_GAP), int(target[1] * _REDUCING_GAP)))
     with im:
         yield im
@@ -170,7 +170,7 @@ def _decode_small(im: PILImage.Image, name: str, fmt: str, max_side: int) -> tup
     """Decode the first frame and return it as upright 8-bit RGB no larger than `max_side`, with its format."""
     with _readable(name, fmt, max_pixels=im.width * im.height):
         im.load()  # decodes everything, so truncated files fail here (LOAD_TRUNCATED_IMAGES stays off)
-        target = _target(im, max_side)
+        target = _target(im, max_side) if fmt == "JPEG" else None  # a PNG's getexif() would decode it here
         factor = _reduction(im.size, target)
         rgb = _rgb_reduced(im, factor)
         if target:  # what Pillow's thumbnail does after its own reduce, on bands instead of the whole image

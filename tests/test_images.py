@@ -405,6 +405,30 @@ def test_normalise_holds_the_pixels_it_decodes_from_the_budget_at_jpeg_draft_siz
     assert budget.held == [2000 * 1500, 300 * 200]  # the JPEG decoder shrank the photo by 2 first
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "GIF", "WEBP"])
+@pytest.mark.parametrize("orientation", [None, 6])
+def test_no_pixel_is_decoded_before_the_budget_is_held(fmt, orientation, monkeypatch):
+    events: list[str] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(im):
+        events.append("decode")
+        return real_load(im)
+
+    class Watching(PixelBudget):
+        def hold(self, pixels: int):
+            events.append("hold")
+            return super().hold(pixels)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    exif = PILImage.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    normalise(encode(solid(size=(3000, 2000)), fmt, exif=exif), "big", max_side=500, max_pixels=10**8,
+              budget=Watching(10**9))
+    assert events[0] == "hold" and "decode" in events
+
+
 def test_pixel_budget_never_lets_more_than_its_capacity_decode_at_once():
     budget, lock = PixelBudget(10), threading.Lock()
     in_use, peak, alone = [0], [0], []
