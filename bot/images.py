@@ -170,7 +170,7 @@ def _decode_small(im: PILImage.Image, name: str, fmt: str, max_side: int) -> tup
     """Decode the first frame and return it as upright 8-bit RGB no larger than `max_side`, with its format."""
     with _readable(name, fmt, max_pixels=im.width * im.height):
         im.load()  # decodes everything, so truncated files fail here (LOAD_TRUNCATED_IMAGES stays off)
-        target = _target(im, max_side) if fmt == "JPEG" else None  # a PNG's getexif() would decode it here
+        target = _target(im, max_side)
         factor = _reduction(im.size, target)
         rgb = _rgb_reduced(im, factor)
         if target:  # what Pillow's thumbnail does after its own reduce, on bands instead of the whole image
