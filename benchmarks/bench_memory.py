@@ -47,6 +47,11 @@ from concurrent.futures import ThreadPoolExecutor
 import bot.slack.app, bot.services  # the bot's own imports: its baseline
 from bot.config import load_settings
 from bot.images import ImageError, normalise
+try:
+    from bot.images import pixel_budget  # the bot's process-wide decode budget
+    limits = {"budget": pixel_budget(load_settings(environ={}, env_file=Path(os.devnull)).max_decode_pixels)}
+except ImportError:  # a checkout from before the budget
+    limits = {}
 
 settings = load_settings(environ={}, env_file=Path(os.devnull))
 def peak_mb():  # VmHWM is reset by exec; ru_maxrss keeps the parent's peak at fork, so it is the fallback
@@ -60,7 +65,8 @@ paths, threads = json.loads(sys.argv[1]), int(sys.argv[2])
 
 def one(path):
     try:
-        normalise(open(path, "rb").read(), path, max_side=settings.max_image_side, max_pixels=settings.max_image_pixels)
+        normalise(open(path, "rb").read(), path, max_side=settings.max_image_side, max_pixels=settings.max_image_pixels,
+                  **limits)
         return "ok"
     except ImageError:
         return "refused"
