@@ -150,7 +150,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
     "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
-    "MAX_IMAGE_PIXELS": ("40000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_IMAGE_PIXELS": ("36000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
     "DOWNLOAD_TIMEOUT": ("60", _positive_float, "seconds one Slack file download may take in all"),

@@ -38,7 +38,7 @@ def test_defaults(settings):
     assert s.database_url == "sqlite:///crystals.db"
     assert s.database_path == Path("crystals.db")
     assert s.openai_logprobs is True
-    assert (s.max_image_side, s.max_image_pixels, s.max_decode_pixels) == (1024, 40_000_000, 16_000_000)
+    assert (s.max_image_side, s.max_image_pixels, s.max_decode_pixels) == (1024, 36_000_000, 16_000_000)
     assert s.prompts_dir == PROJECT_ROOT / "prompts"
     assert s.openai_api_key == ""
 
