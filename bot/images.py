@@ -1,7 +1,11 @@
 """Turn uploaded bytes into an `Image` the model can read: 8-bit RGB, upright, scaled, JPEG.
 
-Pure: bytes in, value out. Anything we cannot or should not decode raises `ImageError`, whose
-message names the file and is meant for the lab member who uploaded it.
+Bytes in, value out. Anything we cannot or should not decode raises `ImageError`, whose message
+names the file and is meant for the lab member who uploaded it. Memory is bounded by three means: the
+pixel count is checked from the header before decoding, decoding waits for room in a PixelBudget
+shared by the process's threads, and a large image is converted and shrunk in bands of rows, never
+copied whole (a JPEG is even decoded at reduced size). Two things are process-wide: the budgets
+(`pixel_budget`) and, on glibc, how freed image buffers go back to the OS.
 """
 from __future__ import annotations
 
@@ -83,9 +87,10 @@ def normalise(data: bytes, name: str, *, max_side: int, max_pixels: int,
     bound), and a large image is converted and shrunk a band at a time, so no full-size copy is made.
     """
     fmt = _check_is_image(data, name)
-    with _opened(data, name, fmt, max_side=max_side, max_pixels=max_pixels) as im:
-        with budget.hold(im.width * im.height) if budget else nullcontext():
-            small, source_format = _decode_small(im, name, fmt, max_side)
+    im = _opened(data, name, fmt, max_side=max_side, max_pixels=max_pixels)
+    with budget.hold(im.width * im.height) if budget else nullcontext():
+        small, source_format = _decode_small(im, name, fmt, max_side)
+        del im  # the full-size pixels go before the budget lets another thread decode
     return Image(
         name=name,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -153,8 +158,7 @@ def _check_is_image(data: bytes, name: str) -> str:
     raise ImageError(f"{name} is not an image in a supported format ({_SUPPORTED})")
 
 
-@contextmanager
-def _opened(data: bytes, name: str, fmt: str, *, max_side: int, max_pixels: int) -> Iterator[PILImage.Image]:
+def _opened(data: bytes, name: str, fmt: str, *, max_side: int, max_pixels: int) -> PILImage.Image:
     """The image with only its header read, checked against `max_pixels`, at JPEG draft size."""
     with _readable(name, fmt, max_pixels):
         im = PILImage.open(io.BytesIO(data), formats=[fmt])  # reads the header only
@@ -162,8 +166,7 @@ def _opened(data: bytes, name: str, fmt: str, *, max_side: int, max_pixels: int)
         target = _target(im, max_side) if fmt == "JPEG" else None  # a PNG's getexif() would decode it here
         if target:  # the JPEG decoder shrinks by up to 8, keeping twice the target size, as thumbnail() would
             im.draft(None, (int(target[0] * _REDUCING_GAP), int(target[1] * _REDUCING_GAP)))
-    with im:
-        yield im
+    return im
 
 
 def _decode_small(im: PILImage.Image, name: str, fmt: str, max_side: int) -> tuple[PILImage.Image, str]:

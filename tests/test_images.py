@@ -8,8 +8,10 @@ import random
 import struct
 import threading
 import time
+import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -427,6 +429,30 @@ def test_no_pixel_is_decoded_before_the_budget_is_held(fmt, orientation, monkeyp
     normalise(encode(solid(size=(3000, 2000)), fmt, exif=exif), "big", max_side=500, max_pixels=10**8,
               budget=Watching(10**9))
     assert events[0] == "hold" and "decode" in events
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_full_size_image_is_freed_before_the_budget_lets_another_decode(fmt, monkeypatch):
+    opened, alive_at_release = [], []
+    real_open = PILImage.open
+
+    def open_and_watch(*args, **kwargs):
+        im = real_open(*args, **kwargs)
+        opened.append(weakref.ref(im))
+        return im
+
+    monkeypatch.setattr(PILImage, "open", open_and_watch)
+
+    class Watching(PixelBudget):
+        @contextmanager
+        def hold(self, pixels: int):
+            with super().hold(pixels):
+                yield
+                alive_at_release.append(opened[0]() is not None)
+
+    normalise(encode(solid(size=(3000, 2000), mode="RGBA" if fmt == "PNG" else "RGB"), fmt), "big", max_side=500,
+              max_pixels=10**8, budget=Watching(10**9))
+    assert alive_at_release == [False]
 
 
 def test_pixel_budget_never_lets_more_than_its_capacity_decode_at_once():
