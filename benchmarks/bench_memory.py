@@ -160,10 +160,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--bot-dir", type=Path, default=ROOT, help="checkout whose bot package to measure")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.bot_dir))
-    from bot.config import SETTINGS
-
-    max_pixels = int(SETTINGS["MAX_IMAGE_PIXELS"][0])
+    max_pixels = int(subprocess.run(
+        [sys.executable, "-c", "from bot.config import SETTINGS; print(SETTINGS['MAX_IMAGE_PIXELS'][0])"],
+        env=clean_environment(args.bot_dir), cwd=args.bot_dir, capture_output=True, text=True, check=True).stdout)
     print(f"bot: {args.bot_dir}   threads: {args.threads}   MAX_IMAGE_PIXELS default: {max_pixels:,}")
     print(f"{'scenario':52} {'measured':>10} {'baseline MB':>11} {'peak MB':>8} {'ok':>4} {'refused':>8}")
     with tempfile.TemporaryDirectory() as folder:
