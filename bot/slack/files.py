@@ -166,7 +166,7 @@ class SlackFiles:
         """The body, read as it arrives, refused once it passes the size limit or the deadline."""
         data = bytearray()
         try:
-            while chunk := response.raw.read1(CHUNK_BYTES):
+            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):  # gzip counts unpacked
                 data += chunk
                 if len(data) > self.max_bytes:
                     raise DownloadError(self._too_large(len(data)))
