@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.images import Normalisation
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable
+from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
                         follow_up_request)
 from bot.store import Store
@@ -117,7 +118,7 @@ class ModelGateway:
                 except openai.APIError as error:
                     if isinstance(error, openai.APIStatusError) and self._learn(api, sent, error):
                         continue
-                    log.error("model call failed: %r", error)
+                    log.error("model call failed: %s", redact_urls(repr(error)))
                     raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
                 return read_reply(api, raw)
 
@@ -129,7 +130,7 @@ class ModelGateway:
             with self._lock:
                 if self.api == wire.RESPONSES:
                     log.warning("%s has no Responses API (HTTP %s); using Chat Completions from now on",
-                                self.client.base_url, error.status_code)
+                                redact_url(str(self.client.base_url)), error.status_code)
                 self.api = wire.CHAT
             return True
         if error.status_code != 400:
@@ -140,7 +141,7 @@ class ModelGateway:
         with self._lock:
             known = self._refused.get(model, wire.initial_refusals(model))
             if feature not in known:
-                log.warning("model %s refuses %s (%s); leaving it out from now on", model, feature, error.message)
+                log.warning("model %s refuses %s (%s); leaving it out from now on", model, feature, redact_urls(error.message))
                 self._refused[model] = known | {feature}
         return True
 
@@ -254,12 +255,13 @@ def is_transient(error: openai.APIError) -> bool:
 
 
 def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
-    """What a lab member should know about a failed model call (never the key or the request)."""
+    """What a lab member should know about a failed model call (never the key, the request or a URL's
+    credentials)."""
     retries = f"after {client.max_retries} retries" if client.max_retries else "(retries are off)"
     if isinstance(error, openai.APITimeoutError):
         return f"The model did not answer in time ({client.timeout} s) {retries}. Try again later."
     if isinstance(error, openai.APIConnectionError):
-        return f"Could not reach the model service at {client.base_url} {retries}. Try again later."
+        return f"Could not reach the model service at {redact_url(str(client.base_url))} {retries}. Try again later."
     if isinstance(error, openai.AuthenticationError):
         return "The model service refused the API key (401): an admin should check OPENAI_API_KEY."
     if isinstance(error, openai.RateLimitError):
@@ -271,5 +273,5 @@ def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
         return f"The model service failed (HTTP {error.status_code}) {retries}. Try again later."
     if isinstance(error, openai.APIStatusError):
-        return f"The model service rejected the request (HTTP {error.status_code}): {error.message[:200]}"
+        return f"The model service rejected the request (HTTP {error.status_code}): {redact_urls(error.message)[:200]}"
     return f"The model call failed: {type(error).__name__}."

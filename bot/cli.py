@@ -24,7 +24,7 @@ from bot.models import Image
 from bot.pricing import estimated_usage, load_price_table
 from bot.prompt import PromptError, load_categories
 from bot.services import Services, build_services
-from bot.redact import without_credentials
+from bot.redact import redact_url
 from bot.store import StoreError, copy_database, open_store
 
 log = logging.getLogger("bot")
@@ -103,7 +103,7 @@ def database_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.command == "migrate":
             store = open_store(settings.database_url)
-            print(f"{without_credentials(settings.database_url)} is at schema version {store.schema_version}")
+            print(f"{redact_url(settings.database_url)} is at schema version {store.schema_version}")
             store.close()
             return 0
         source, target = open_store(args.source), open_store(args.target)
@@ -119,7 +119,7 @@ def database_command(settings: Settings, args: argparse.Namespace) -> int:
         source.close()
         target.close()
     print("Copied " + ", ".join(f"{count} {table}" for table, count in copied.items())
-          + f" into {without_credentials(args.target)}")
+          + f" into {redact_url(args.target)}")
     return 0
 
 

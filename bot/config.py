@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.redact import redact_urls
 from bot.store import is_postgres_url, sqlite_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,9 @@ class Settings:
     max_image_pixels: int
     image_resampling: str
     jpeg_quality: int
+    max_decode_pixels: int
     max_download_mb: int
+    download_timeout: float
     database_url: str
     prompts_dir: Path
     examples_dir: Path
@@ -165,10 +168,12 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
                                 "reasoning effort sent to reasoning models (gpt-5*, o1/o3/o4*)"),
     "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
-    "MAX_IMAGE_PIXELS": ("60000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_IMAGE_PIXELS": ("36000000", _positive_int, "larger images are refused (decompression bombs)"),
+    "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),
     "IMAGE_RESAMPLING": ("bilinear", _one_of("bilinear", "bicubic", "lanczos"), "filter used to scale images down"),
     "JPEG_QUALITY": ("90", _jpeg_quality, "JPEG quality, 1 to 95, of the images sent to the model"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
+    "DOWNLOAD_TIMEOUT": ("60", _positive_float, "seconds one Slack file download may take in all"),
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url,
                      "sqlite:///file.db or postgresql://user:password@host:5432/db for calls, jobs and feedback"),
     "DATABASE_POOL_SIZE": ("10", _positive_int, "PostgreSQL connections per bot process"),
@@ -222,7 +227,7 @@ def load_settings(*needs: str, environ: Mapping[str, str] | None = None, env_fil
         try:
             values[name.lower()] = parse(raw) if raw or parse is _channel_list else raw
         except ValueError as error:
-            problems.append(f"  {name}={raw!r}: {error} ({help_text})")
+            problems.append(f"  {name}={redact_urls(raw)!r}: {redact_urls(str(error))} ({help_text})")
     for need in needs:
         for name, how in REQUIRED[need].items():
             if not merged.get(name, "").strip():

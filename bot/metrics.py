@@ -19,10 +19,8 @@ from os import PathLike
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+# scikit-learn and matplotlib (about 95 MB resident) are imported where they are used, so the Slack
+# bot, which imports the command line and so this module, never loads them.
 
 ERROR = "error"
 DIGITS = 2
@@ -75,6 +73,8 @@ def _check_known(kind: str, values: tuple[str, ...], allowed: set[str]) -> None:
 
 def accuracy(ev: Evaluation) -> tuple[float, int, int]:
     """Return (fraction correct, number correct, number of images); errors count as wrong."""
+    from sklearn.metrics import accuracy_score
+
     correct = int(accuracy_score(ev.truths, ev.predictions, normalize=False))
     total = len(ev.truths)
     return correct / total, correct, total
@@ -82,6 +82,8 @@ def accuracy(ev: Evaluation) -> tuple[float, int, int]:
 
 def report_text(ev: Evaluation) -> str:
     """scikit-learn's classification report, always with an accuracy row over all images."""
+    from sklearn.metrics import classification_report
+
     text = classification_report(
         ev.truths, ev.predictions, labels=list(ev.labels), digits=DIGITS, zero_division=0
     )
@@ -97,6 +99,8 @@ def _accuracy_row(ev: Evaluation, width: int) -> str:
 
 def report_dict(ev: Evaluation) -> dict[str, Any]:
     """scikit-learn's report as a dict: per category, "accuracy" (a float), macro and weighted avg."""
+    from sklearn.metrics import classification_report
+
     raw = classification_report(
         ev.truths, ev.predictions, labels=list(ev.labels), zero_division=0, output_dict=True
     )
@@ -115,12 +119,17 @@ def confusion_labels(ev: Evaluation) -> list[str]:
 
 def confusion(ev: Evaluation) -> list[list[int]]:
     """Confusion counts: rows = truth (``labels`` order), columns = ``confusion_labels(ev)``."""
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(ev.truths, ev.predictions, labels=confusion_labels(ev))
     return matrix[: len(ev.labels)].tolist()
 
 
 def write_confusion_png(ev: Evaluation, path: str | PathLike[str], title: str) -> None:
     """Save a confusion-matrix heatmap: counts and row percentages, accuracy in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     counts = np.array(confusion(ev))
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig = Figure(figsize=(6, 5), dpi=120)
@@ -136,6 +145,8 @@ def write_confusion_png(ev: Evaluation, path: str | PathLike[str], title: str) -
 
 def _annotate(ax: Any, counts: np.ndarray, shares: np.ndarray) -> None:
     """Counts and row shares in every cell; the diagonal (right answers) outlined in green."""
+    from matplotlib.patches import Rectangle
+
     for (row, col), count in np.ndenumerate(counts):
         colour = "white" if shares[row, col] > 0.5 else "black"
         weight = "bold" if row == col else "normal"

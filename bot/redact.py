@@ -1,16 +1,26 @@
-"""Credentials never shown: URLs as they may appear in messages and logs."""
+"""Hiding the credentials a URL may carry (user info, query values), for messages, logs and errors."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+HIDDEN = "***"
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
-def without_credentials(url: str) -> str:
-    """The URL with any user name, password and query string left out (a query may carry a key)."""
+def redact_url(url: str) -> str:
+    """`url` with its user info and every query value replaced by ***, and no fragment:
+    https://user:pw@host/v1?key=abc -> https://***@host/v1?key=***"""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        host = parts.netloc.rpartition("@")[2]
+        query = urlencode([(name, HIDDEN) for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
     except ValueError:
-        return "(an unreadable URL)"
-    netloc = f"[{host}]{port}" if ":" in host else f"{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return f"(a URL, hidden: {HIDDEN})"
+    netloc = f"{HIDDEN}@{host}" if "@" in parts.netloc else host
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it redacted."""
+    return _URL.sub(lambda found: redact_url(found[0]), text)

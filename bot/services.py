@@ -44,7 +44,7 @@ class Services:
 
 def normalisation(settings: Settings) -> Normalisation:
     return Normalisation(settings.max_image_side, settings.max_image_pixels, settings.image_resampling,
-                         settings.jpeg_quality)
+                         settings.jpeg_quality, settings.max_decode_pixels)
 
 
 def build_services(settings: Settings) -> Services:

@@ -37,7 +37,7 @@ def test_defaults(settings):
     assert s.slack_api_url == "https://slack.com/api/"
     assert s.database_url == "sqlite:///crystals.db"
     assert s.openai_logprobs is True
-    assert (s.max_image_side, s.max_image_pixels) == (1024, 60_000_000)
+    assert (s.max_image_side, s.max_image_pixels, s.max_decode_pixels) == (1024, 36_000_000, 16_000_000)
     assert s.prompts_dir == PROJECT_ROOT / "prompts"
     assert s.openai_api_key == ""
 
@@ -117,3 +117,9 @@ def test_the_api_key_never_appears_in_an_error(settings):
 
 def test_a_nan_timeout_is_refused(settings):
     assert "OPENAI_TIMEOUT='nan'" in problem(settings, OPENAI_TIMEOUT="nan")
+
+
+def test_a_refused_url_is_shown_without_its_credentials(settings):
+    message = problem(settings, OPENAI_BASE_URL="ftp://lab:hunter2@gateway.example/v1?key=k3y-secret")
+    assert "OPENAI_BASE_URL='ftp://***@gateway.example/v1?key=***'" in message
+    assert "hunter2" not in message and "k3y-secret" not in message

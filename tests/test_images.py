@@ -6,8 +6,12 @@ import hashlib
 import io
 import random
 import struct
+import threading
 import time
+import weakref
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from bot.images import ImageError, normalise, sniff_format
+from bot.images import ImageError, PixelBudget, normalise, pixel_budget, sniff_format
 from bot.models import Image
 
 DATA = Path(__file__).parent / "data" / "marco-gsk"
@@ -347,3 +351,134 @@ def test_sniff_format_recognises_big_endian_tiff_and_real_jpeg():
 ])
 def test_sniff_format_returns_none_for_non_images(data):
     assert sniff_format(data) is None
+
+
+# --- bounded memory ---------------------------------------------------------------------------
+
+
+def reference(im: PILImage.Image, max_side: int) -> bytes:
+    """What normalise gave before it worked in bands: whole-image conversion, then Pillow's thumbnail."""
+    rgb = PILImage.alpha_composite(PILImage.new("RGBA", im.size, "white"), im.convert("RGBA")).convert("RGB") \
+        if im.mode == "RGBA" else im.convert("RGB")
+    rgb.thumbnail((max_side, max_side), PILImage.Resampling.BILINEAR)
+    return encode(rgb, "JPEG", quality=90)
+
+
+@pytest.mark.parametrize("mode, size, max_side", [
+    ("RGB", (4100, 2300), 512),  # reduced 4x in bands, then resampled
+    ("RGBA", (2600, 3100), 600),  # transparency composited band by band
+    ("RGBA", (1500, 900), 1024),  # not reduced: resampled only
+])
+def test_large_images_worked_in_bands_give_the_same_bytes_as_whole_image_processing(mode, size, max_side):
+    noise = np.random.default_rng(3).integers(0, 255, (size[1], size[0], len(mode)), np.uint8)
+    im = PILImage.fromarray(noise, mode)
+    assert norm(encode(im, "PNG"), "big.png", max_side=max_side).jpeg == reference(im, max_side)
+
+
+def test_16_bit_range_is_taken_from_the_whole_image_not_from_each_band():
+    ramp = np.tile(np.linspace(100, 60_000, 3000), (2000, 1)).T.astype(np.uint16)  # top 100 .. bottom 60000
+    rgb = pixels(norm(encode(PILImage.fromarray(ramp), "TIFF"), "tall.tif", max_side=256))
+    assert rgb[0].mean() < 3 and rgb[-1].mean() > 252  # one stretch over the whole image, not per band
+    assert np.all(np.diff(rgb[:, :, 0].mean(axis=1)) >= -1)  # and no steps at band edges
+
+
+def test_exif_rotated_large_image_fits_the_box_upright():
+    im = solid(size=(3000, 1000))
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    image = norm(encode(im, "JPEG", exif=exif), "turned.jpg", max_side=600)
+    assert (image.width, image.height) == (200, 600)
+
+
+class RecordingBudget(PixelBudget):
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.held: list[int] = []
+
+    def hold(self, pixels: int):
+        self.held.append(pixels)
+        return super().hold(pixels)
+
+
+def test_normalise_holds_the_pixels_it_decodes_from_the_budget_at_jpeg_draft_size():
+    budget = RecordingBudget(10**9)
+    normalise(encode(solid(size=(4000, 3000)), "JPEG"), "big.jpg", max_side=1000, max_pixels=10**8, budget=budget)
+    normalise(encode(solid(size=(300, 200)), "PNG"), "small.png", max_side=1000, max_pixels=10**8, budget=budget)
+    assert budget.held == [2000 * 1500, 300 * 200]  # the JPEG decoder shrank the photo by 2 first
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "GIF", "WEBP"])
+@pytest.mark.parametrize("orientation", [None, 6])
+def test_no_pixel_is_decoded_before_the_budget_is_held(fmt, orientation, monkeypatch):
+    events: list[str] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(im):
+        events.append("decode")
+        return real_load(im)
+
+    class Watching(PixelBudget):
+        def hold(self, pixels: int):
+            events.append("hold")
+            return super().hold(pixels)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    exif = PILImage.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    normalise(encode(solid(size=(3000, 2000)), fmt, exif=exif), "big", max_side=500, max_pixels=10**8,
+              budget=Watching(10**9))
+    assert events[0] == "hold" and "decode" in events
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_full_size_image_is_freed_before_the_budget_lets_another_decode(fmt, monkeypatch):
+    opened, alive_at_release = [], []
+    real_open = PILImage.open
+
+    def open_and_watch(*args, **kwargs):
+        im = real_open(*args, **kwargs)
+        opened.append(weakref.ref(im))
+        return im
+
+    monkeypatch.setattr(PILImage, "open", open_and_watch)
+
+    class Watching(PixelBudget):
+        @contextmanager
+        def hold(self, pixels: int):
+            with super().hold(pixels):
+                yield
+                alive_at_release.append(opened[0]() is not None)
+
+    normalise(encode(solid(size=(3000, 2000), mode="RGBA" if fmt == "PNG" else "RGB"), fmt), "big", max_side=500,
+              max_pixels=10**8, budget=Watching(10**9))
+    assert alive_at_release == [False]
+
+
+def test_pixel_budget_never_lets_more_than_its_capacity_decode_at_once():
+    budget, lock = PixelBudget(10), threading.Lock()
+    in_use, peak, alone = [0], [0], []
+
+    def work(pixels: int) -> None:
+        with budget.hold(pixels):
+            with lock:
+                in_use[0] += min(pixels, 10)
+                peak[0] = max(peak[0], in_use[0])
+                if pixels > 10:
+                    alone.append(in_use[0] == 10)
+            time.sleep(0.01)
+            with lock:
+                in_use[0] -= min(pixels, 10)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(work, [4, 6, 3, 100, 5, 5, 2, 9, 1, 50, 7, 3] * 3))
+    assert peak[0] == 10 and alone == [True] * 6 and in_use[0] == 0
+
+
+def test_pixel_budget_is_one_per_process_and_capacity():
+    assert pixel_budget(1234) is pixel_budget(1234) is not pixel_budget(4321)
+
+
+def test_refuses_svg_with_advice():
+    svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+    assert refusal(svg, "plate.svg") == "plate.svg is an SVG drawing, which is not supported; export it as PNG"

@@ -2,18 +2,14 @@
 (Web API, file hosting, Socket Mode) and the fake OpenAI, all on 127.0.0.1."""
 from __future__ import annotations
 
-import logging
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
-from bot.config import Settings
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, RETRY_ACTION
 from bot.slack.files import SIGN_IN_HELP
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
 from tests.helpers import API_KEY, content_items, image_bytes
-from tests.slack_harness import CHANNEL, RunningBot, section_text, slack_environ
+from tests.slack_harness import CHANNEL, RunningBot, section_text
 
 CRYSTALS = ("10.jpeg", image_bytes("crystals", 10))
 CLEAR = ("236.jpeg", image_bytes("clear", 236))

@@ -75,8 +75,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     identity = client.auth_test()
     poster = SlackPoster(client, web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False),
                          identity["user_id"], ChannelPacer())
-    files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
-                       max_bytes=settings.max_download_mb * 1_000_000)
+    files = SlackFiles.from_settings(client, settings)
     workflow = Workflow(services, poster, files)
 
     def upkeep() -> None:

@@ -1,30 +1,40 @@
 """Getting an uploaded file's bytes from Slack, safely.
 
 The bot token goes only to Slack's own hosts (slack.com, its subdomains, and the host of
-SLACK_API_URL, which receives the token anyway); a redirect elsewhere is refused, not followed.
-Slack answers a download it will not allow with 200 and an HTML sign-in page, so the content type
-and the first bytes are checked before anything is decoded.
+SLACK_API_URL, which receives the token anyway). The host is judged on the request exactly as
+`requests` prepared it, with urllib3's parser, the one that connects: a URL with user info or a
+backslash is refused outright, since parsers disagree on where its host is. A redirect elsewhere is
+refused, not followed. A file larger than the limit is refused from its size in the event, before
+any byte is fetched, and a download has an overall deadline, so a server that drips bytes cannot
+hold a worker. Slack answers a download it will not allow with 200 and an HTML sign-in page, which
+gets its own message; other bytes that are no image are left to bot.images to explain.
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from urllib3.exceptions import HTTPError, LocationParseError
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
-from bot.images import sniff_format
+from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
 IMAGE_FILETYPES = {"jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif"}
 SIGN_IN_HELP = ("Slack sent its sign-in page instead of the file, so the bot may not read files. "
                 "An admin should reinstall the app with the `files:read` scope.")
+OUTSIDE_SLACK = "the download led outside Slack, so I did not follow it."
+CHUNK_BYTES = 64 * 1024
+STALL_SECONDS = 20.0  # longest wait for any one read; the overall deadline is checked between reads
 
 
 class DownloadError(Exception):
@@ -46,13 +56,39 @@ def is_pending(file: dict[str, Any]) -> bool:
             or not file.get("mimetype"))
 
 
+def host_of(url: str) -> str | None:
+    """The host `requests` would connect to for `url`; None for a URL whose host is ambiguous or absent
+    (user info, a backslash, a scheme other than http(s), or one urllib3 cannot parse)."""
+    if "\\" in url:
+        return None
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        return None
+    if parsed.scheme not in ("http", "https") or parsed.auth or not parsed.host:
+        return None
+    return parsed.host.lower().rstrip(".")
+
+
+def is_slack_host(host: str | None, api_host: str | None) -> bool:
+    return host is not None and (host == "slack.com" or host.endswith(".slack.com") or host == api_host)
+
+
+def slack_error_code(error: SlackApiError) -> str:
+    """Slack's error code (`file_not_found`), or the HTTP status when the answer was no Slack JSON
+    (slack_sdk then puts the whole upstream page into "error")."""
+    code = str(error.response.get("error") or "")
+    return code if re.fullmatch(r"[a-z0-9_.]{1,64}", code) else f"HTTP {error.response.status_code}"
+
+
 class SlackFiles:
-    def __init__(self, client: WebClient, token: str, api_url: str, *, max_bytes: int,
+    def __init__(self, client: WebClient, token: str, api_url: str, *, max_bytes: int, deadline: float = 60.0,
                  info_waits: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> None:
         self.client = client
         self.token = token
-        self.api_host = urlparse(api_url).hostname or ""
+        self.api_host = host_of(api_url)
         self.max_bytes = max_bytes
+        self.deadline = deadline
         self.info_waits = info_waits
         self.session = requests.Session()
         retry = Retry(total=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
@@ -60,9 +96,10 @@ class SlackFiles:
         self.session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
         self.session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
 
-    def is_slack_host(self, url: str) -> bool:
-        host = urlparse(url).hostname or ""
-        return host == "slack.com" or host.endswith(".slack.com") or host == self.api_host
+    @classmethod
+    def from_settings(cls, client: WebClient, settings: Settings) -> SlackFiles:
+        return cls(client, settings.slack_bot_token, settings.slack_api_url,
+                   max_bytes=settings.max_download_mb * 1_000_000, deadline=settings.download_timeout)
 
     def complete(self, file: dict[str, Any]) -> dict[str, Any]:
         """The file's full record, asking files.info (with a short backoff) while Slack is still scanning it."""
@@ -71,10 +108,11 @@ class SlackFiles:
             try:
                 file = self.client.files_info(file=file["id"])["file"]
             except SlackApiError as error:
-                log.warning("files.info %s failed: %s", file["id"], error.response.get("error"))
-                raise DownloadError("Slack would not tell me about this file "
-                                    f"({error.response.get('error')}). Try uploading it again.",
-                                    retryable=error.response.status_code >= 500) from error
+                reason = slack_error_code(error)
+                log.warning("files.info %s failed: %s", file["id"], reason)
+                raise DownloadError(f"Slack would not tell me about this file ({reason}). Try uploading it again.",
+                                    retryable=error.response.status_code == 429 or error.response.status_code >= 500
+                                    ) from error
             if is_pending(file) and not waits:
                 raise DownloadError("Slack has not finished processing this file. Try uploading it again.")
             if is_pending(file):
@@ -82,49 +120,71 @@ class SlackFiles:
         return file
 
     def download(self, file: dict[str, Any]) -> bytes:
-        """The file's bytes, verified to start like an image."""
+        """The file's bytes (not yet known to be an image), within the size limit and the deadline."""
+        if int(file.get("size") or 0) > self.max_bytes:
+            raise DownloadError(self._too_large(int(file["size"])))
+        give_up_at = time.monotonic() + self.deadline
         url = file["url_private_download"]
         for _ in range(5):
-            if not self.is_slack_host(url):
-                log.warning("refused to send the token to %s for file %s", urlparse(url).hostname, file.get("id"))
-                raise DownloadError("the download led outside Slack, so I did not follow it.")
-            response = self._get(url)
+            response = self._get(url, file)
             if response.is_redirect:
                 url = urljoin(url, response.headers["Location"])
+                response.close()
                 continue
-            return self._checked_body(response, file)
+            return self._checked_body(response, file, give_up_at)
         raise DownloadError("Slack redirected the download too many times. Try again later.")
 
-    def _get(self, url: str) -> requests.Response:
+    def _get(self, url: str, file: dict[str, Any]) -> requests.Response:
+        """GET `url` with the token, having checked the host of the request exactly as it will be sent."""
+        request = self.session.prepare_request(
+            requests.Request("GET", url, headers={"Authorization": f"Bearer {self.token}"}))
+        host = host_of(request.url or "")
+        if not is_slack_host(host, self.api_host):
+            log.warning("refused to send the token to %r for file %s", host or url[:200], file.get("id"))
+            raise DownloadError(OUTSIDE_SLACK)
+        environment = self.session.merge_environment_settings(request.url, {}, None, None, None)
         try:
-            response = self.session.get(url, headers={"Authorization": f"Bearer {self.token}"},
-                                        allow_redirects=False, stream=True, timeout=(10, 60))
+            response = self.session.send(request, **{**environment, "stream": True}, allow_redirects=False,
+                                         timeout=(min(10.0, self.deadline), min(STALL_SECONDS, self.deadline)))
         except requests.RequestException as error:
-            log.warning("download of %s failed: %r", urlparse(url).path, error)
+            log.warning("download of file %s failed: %s", file.get("id"), type(error).__name__)
             raise DownloadError("the download from Slack failed. Try again in a minute.", retryable=True) from error
         if response.status_code >= 400:
+            response.close()
             raise DownloadError(f"Slack answered the download with HTTP {response.status_code}. Try again later.",
                                 retryable=response.status_code == 429 or response.status_code >= 500)
         return response
 
-    def _checked_body(self, response: requests.Response, file: dict[str, Any]) -> bytes:
-        if "text/html" in response.headers.get("Content-Type", ""):
-            log.error("download of file %s returned an HTML page: token or files:read scope missing", file.get("id"))
-            raise DownloadError(SIGN_IN_HELP)
-        declared = int(response.headers.get("Content-Length") or 0)
-        if declared > self.max_bytes:
-            raise DownloadError(self._too_large(declared))
-        data = bytearray()
-        for chunk in response.iter_content(64 * 1024):
-            data += chunk
-            if len(data) > self.max_bytes:
-                response.close()
-                raise DownloadError(self._too_large(len(data)))
-        if sniff_format(bytes(data)) is None:
-            if data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+    def _checked_body(self, response: requests.Response, file: dict[str, Any], give_up_at: float) -> bytes:
+        with response:
+            if "text/html" in response.headers.get("Content-Type", ""):
+                log.error("download of file %s returned an HTML page: token or files:read scope missing",
+                          file.get("id"))
                 raise DownloadError(SIGN_IN_HELP)
-            raise DownloadError("the file is not an image I can read (JPEG, PNG, TIFF, BMP, WebP or GIF).")
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > self.max_bytes:
+                raise DownloadError(self._too_large(declared))
+            data = self._read_within(response, give_up_at, file)
+        if data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+            raise DownloadError(SIGN_IN_HELP)
+        return data
+
+    def _read_within(self, response: requests.Response, give_up_at: float, file: dict[str, Any]) -> bytes:
+        """The body, read as it arrives, refused once it passes the size limit or the deadline."""
+        data = bytearray()
+        try:
+            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):  # gzip counts unpacked
+                data += chunk
+                if len(data) > self.max_bytes:
+                    raise DownloadError(self._too_large(len(data)))
+                if time.monotonic() > give_up_at:
+                    log.warning("download of file %s passed the %s s deadline", file.get("id"), self.deadline)
+                    raise DownloadError(f"the download from Slack took longer than {self.deadline:g} s. "
+                                        "Try again later.")
+        except (requests.RequestException, OSError, HTTPError) as error:
+            log.warning("download of file %s broke off: %s", file.get("id"), type(error).__name__)
+            raise DownloadError("the download from Slack failed. Try again in a minute.") from error
         return bytes(data)
 
     def _too_large(self, size: int) -> str:
-        return f"the file is too large ({size / 1e6:.0f} MB; the limit is {self.max_bytes / 1e6:.0f} MB)."
+        return f"the file is too large ({size / 1e6:.3g} MB; the limit is {self.max_bytes / 1e6:g} MB)."

@@ -1,7 +1,7 @@
 """Run the bot: Socket Mode (a `worker` process, no port) or HTTP mode (a `web` process on $PORT).
 
-HTTP mode serves Bolt's WSGI adapter from gunicorn (one worker process with threads, so one job
-pool and one database connection), with Slack's request signatures verified by Bolt.
+HTTP mode serves Bolt from gunicorn (one worker process, so one job pool and one database
+connection) behind SlackFront, which refuses oversized, unsigned, stale and malformed requests.
 """
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ import logging
 import math
 import signal
 import threading
-from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.prompt import PromptError
+from bot.redact import redact_url
 from bot.services import Services, build_services
-from bot.store import StoreError
 from bot.slack.app import SlackBot, build_app
+from bot.slack.http_guard import SlackFront
 from bot.slack.posting import web_client
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -31,7 +31,8 @@ EVENTS_PATH = "/slack/events"
 def serve(settings: Settings, *, http: bool) -> int:
     try:
         if http:
-            web_client(settings.slack_bot_token, settings.slack_api_url).auth_test()  # fail here, clearly, not inside gunicorn's worker
+            # fail here, clearly, not inside gunicorn's worker
+            web_client(settings.slack_bot_token, settings.slack_api_url).auth_test()
             GunicornServer(settings).run()
             return 0
         return run_socket_mode(settings)
@@ -43,7 +44,8 @@ def serve(settings: Settings, *, http: bool) -> int:
         log.error("%s", error)
         return 2
     except OSError as error:
-        log.error("Could not reach Slack at %s (%s): check SLACK_API_URL and the network", settings.slack_api_url, error)
+        log.error("Could not reach Slack at %s (%s): check SLACK_API_URL and the network",
+                  redact_url(settings.slack_api_url), error)
         return 2
 
 
@@ -55,30 +57,31 @@ def run_socket_mode(settings: Settings) -> int:
         return 2
     bot = build_app(settings, services, http=False)
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
-    stop = threading.Event()
+    stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: stopping.set())
     handler.connect()
     log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
-    stop.wait()
-    log.info("stopping: no new work; finishing the jobs in progress")
+    stopping.wait()
     handler.close()
-    bot.close()
-    services.close()
+    stop(bot, services)
     return 0
 
 
 class GunicornServer(BaseApplication):
-    """gunicorn run from Python, so `python -m bot http` needs no other command line. The app and
-    its queue live in the worker process; on SIGTERM the worker stops taking requests, and its
-    `worker_exit` hook lets running jobs finish within the grace period."""
+    """gunicorn run from Python, so `python -m bot http` needs no other command line.
+
+    One process on uvicorn's worker, behind SlackFront (bot/slack/http_guard.py says why), so slow
+    clients cannot starve it and only bounded, signed requests reach Bolt. The app and its queue
+    live in the worker process; on SIGTERM the worker stops taking requests, and its shutdown lets
+    running jobs finish within the grace period.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.running: tuple[Services, SlackBot] | None = None
-        self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1, "worker_class": "gthread",
-                        "threads": settings.slack_listener_workers, "timeout": 60,
-                        "graceful_timeout": math.ceil(settings.shutdown_grace_seconds) + 5, "worker_exit": self._worker_exit,
+        self.options = {"bind": f"{settings.host}:{settings.port}", "workers": 1,
+                        "worker_class": "uvicorn_worker.UvicornWorker", "timeout": 60,
+                        "graceful_timeout": math.ceil(settings.shutdown_grace_seconds) + 5,
                         "loglevel": settings.log_level.lower(), "accesslog": "-"}
         super().__init__()
 
@@ -86,17 +89,16 @@ class GunicornServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Any:
+    def load(self) -> SlackFront:
         services = build_services(self.settings)
         bot = build_app(self.settings, services, http=True)
-        self.running = services, bot
         log.info("Find the Crystals is serving %s on port %s (model %s)", EVENTS_PATH, self.settings.port,
                  self.settings.openai_model)
-        return SlackRequestHandler(bot.app, path=EVENTS_PATH)
+        return SlackFront(bot.app, signing_secret=self.settings.slack_signing_secret, path=EVENTS_PATH,
+                          threads=self.settings.slack_listener_workers, on_shutdown=lambda: stop(bot, services))
 
-    def _worker_exit(self, server: Any, worker: Any) -> None:
-        if self.running:
-            services, bot = self.running
-            log.info("stopping: no new work; finishing the jobs in progress")
-            bot.close()
-            services.close()
+
+def stop(bot: SlackBot, services: Services) -> None:
+    log.info("stopping: no new work; finishing the jobs in progress")
+    bot.close()
+    services.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bot.redact import without_credentials
+from bot.redact import redact_url
 from bot.store.base import Store
 from bot.store.schema import MIGRATIONS, TABLES
 from bot.store.sqlite import SQLiteStore
@@ -40,7 +40,7 @@ def open_store(url: str, *, pool_size: int = 10) -> Store:
         try:
             return PostgresStore(url, pool_size=pool_size)
         except psycopg.Error as error:
-            raise StoreError(f"could not open the PostgreSQL database {without_credentials(url)}"
+            raise StoreError(f"could not open the PostgreSQL database {redact_url(url)}"
                              f" ({type(error).__name__}); check DATABASE_URL and that the server is up") from None
     try:
         return SQLiteStore(sqlite_path(url))

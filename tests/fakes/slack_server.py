@@ -123,12 +123,29 @@ class _StoredFile:
     info: dict[str, Any]  # full Slack file object, as files.info returns it
     data: bytes
     redirect_to: str | None = None
+    drip_seconds: float | None = None
 
 
 @dataclass
 class _RateLimit:
     remaining: int
     retry_after: int
+
+
+@dataclass
+class _RawFailure:
+    remaining: int
+    status: int
+    body: str
+    content_type: str
+
+
+class Seen(NamedTuple):
+    """Any HTTP request the fake received, with the host name it was addressed to (its Host header)."""
+
+    host: str
+    path: str
+    authorization: str | None
 
 
 class FakeSlack:
@@ -168,13 +185,14 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._rate_limits: dict[str, _RateLimit] = {}
-        self._failures: dict[str, list[int]] = {}
         self._drops: dict[str, int] = {}
         self._post_buckets: dict[str, tuple[float, float]] = {}
         self.posts_per_second: float | None = None
         self.post_burst = 3
         self.round_robin = False
         self._next_socket = itertools.count()
+        self._raw_failures: dict[str, _RawFailure] = {}
+        self._seen: list[Seen] = []
         self._acks: dict[str, dict[str, Any] | None] = {}
         self._socket_messages: list[dict[str, Any]] = []
         self._sockets: list[web.WebSocketResponse] = []
@@ -243,7 +261,7 @@ class FakeSlack:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _startup(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._record_every_request])
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket", self._handle_socket)
         app.router.add_get("/files-pri/{key}/{tail:.+}", self._handle_file)
@@ -255,6 +273,13 @@ class FakeSlack:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    @web.middleware
+    async def _record_every_request(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        with self._lock:
+            self._seen.append(Seen(request.host.rsplit(":", 1)[0], request.path_qs,
+                                   request.headers.get("Authorization")))
+        return await handler(request)
 
     async def _shutdown(self) -> None:
         for ws in self._open_sockets():
@@ -301,6 +326,11 @@ class FakeSlack:
     def downloads(self) -> list[Download]:
         with self._lock:
             return list(self._downloads)
+
+    def requests_to(self, host: str) -> list[Seen]:
+        """Every request addressed to host name ``host`` (e.g. "localhost", the other name of this fake)."""
+        with self._lock:
+            return [seen for seen in self._seen if seen.host == host]
 
     @property
     def response_url_posts(self) -> list[tuple[str, Any]]:
@@ -356,8 +386,8 @@ class FakeSlack:
 
     def fail_next(self, method: str, status: int = 503, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` answer HTTP ``status`` (and are not carried out)."""
-        with self._lock:
-            self._failures.setdefault(method, []).extend([status] * times)
+        self.fail_next_raw(method, status, json.dumps({"ok": False, "error": "service_unavailable"}),
+                           content_type="application/json", times=times)
 
     def drop_after_accepting(self, method: str, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` are carried out, then the connection is closed unanswered."""
@@ -368,6 +398,16 @@ class FakeSlack:
         """chat.postMessage answers 429 (Retry-After: 1) past ``per_second`` per channel after a ``burst``."""
         with self._lock:
             self.posts_per_second, self.post_burst = per_second, burst
+    def fail_next_raw(self, method: str, status: int, body: str, *, content_type: str = "text/html",
+                      times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` answer HTTP ``status`` with ``body`` (e.g. an HTML error page)."""
+        with self._lock:
+            self._raw_failures[method] = _RawFailure(times, status, body, content_type)
+
+    def drip_file(self, file_id: str, seconds: float) -> None:
+        """Serve the file one byte every ``seconds`` (a stalling server)."""
+        with self._lock:
+            self._files[file_id].drip_seconds = seconds
 
     def set_handler(self, method: str, handler: ApiHandler) -> None:
         """Add/override a Web API method: handler(params) -> response dict (``ok`` is added).
@@ -641,6 +681,13 @@ class FakeSlack:
             path=request.path_qs,
             content_type=request.headers.get("Content-Type", ""),
         )
+        with self._lock:
+            raw = self._raw_failures.get(method)
+            if raw and raw.remaining > 0:
+                raw.remaining -= 1
+                call.status = raw.status
+                self._calls.append(call)
+                return web.Response(status=raw.status, text=raw.body, content_type=raw.content_type)
         status, body, headers = self._dispatch(call)
         call.status, call.response = status, body
         with self._lock:
@@ -659,10 +706,6 @@ class FakeSlack:
             if limit and limit.remaining > 0:
                 limit.remaining -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit.retry_after)}
-            failures = self._failures.get(call.method)
-            if failures:
-                status = failures.pop(0)
-                return status, {"ok": False, "error": "service_unavailable"}, {}
             if call.method == "chat.postMessage" and self.posts_per_second and not self._take_post_slot(call):
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
         handler = self._handlers.get(call.method)
@@ -711,7 +754,21 @@ class FakeSlack:
         headers = {"Content-Type": stored.info["mimetype"] or "application/octet-stream"}
         if request.match_info["tail"].startswith("download/"):
             headers["Content-Disposition"] = f'attachment; filename="{stored.info["name"]}"'
+        if stored.drip_seconds:
+            return await self._drip(request, stored.data, headers, stored.drip_seconds)
         return web.Response(body=stored.data, headers=headers)
+
+    async def _drip(self, request: web.Request, data: bytes, headers: dict[str, str],
+                    seconds: float) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "Content-Length": str(len(data))})
+        await response.prepare(request)
+        try:
+            for i in range(len(data)):
+                await response.write(data[i:i + 1])
+                await asyncio.sleep(seconds)
+        except ConnectionError:  # the client gave up
+            pass
+        return response
 
     async def _handle_signin(self, request: web.Request) -> web.Response:
         return web.Response(text=SIGNIN_HTML, content_type="text/html", charset="utf-8")
