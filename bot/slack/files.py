@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlparse
 
 import requests
@@ -23,6 +23,7 @@ from bot.images import sniff_format
 log = logging.getLogger(__name__)
 
 IMAGE_FILETYPES = {"jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif"}
+ZIP_MIMETYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 SIGN_IN_HELP = ("Slack sent its sign-in page instead of the file, so the bot may not read files. "
                 "An admin should reinstall the app with the `files:read` scope.")
 
@@ -38,6 +39,10 @@ class DownloadError(Exception):
 
 def is_image(file: dict[str, Any]) -> bool:
     return (file.get("mimetype") or "").startswith("image/") or (file.get("filetype") or "").lower() in IMAGE_FILETYPES
+
+
+def is_zip(file: dict[str, Any]) -> bool:
+    return (file.get("filetype") or "").lower() == "zip" or file.get("mimetype") in ZIP_MIMETYPES
 
 
 def is_pending(file: dict[str, Any]) -> bool:
@@ -83,16 +88,32 @@ class SlackFiles:
 
     def download(self, file: dict[str, Any]) -> bytes:
         """The file's bytes, verified to start like an image."""
+        return self._checked_body(self._final_response(file), file)
+
+    def download_to(self, file: dict[str, Any], target: BinaryIO, max_bytes: int) -> int:
+        """Stream a large file (a plate's zip) into `target`, never whole in memory; the bytes written."""
+        response = self._final_response(file)
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise DownloadError(SIGN_IN_HELP)
+        written = 0
+        for chunk in response.iter_content(1024 * 1024):
+            written += target.write(chunk)
+            if written > max_bytes:
+                response.close()
+                raise DownloadError(_too_large(written, max_bytes))
+        return written
+
+    def _final_response(self, file: dict[str, Any]) -> requests.Response:
+        """The file's download, redirects within Slack followed."""
         url = file["url_private_download"]
         for _ in range(5):
             if not self.is_slack_host(url):
                 log.warning("refused to send the token to %s for file %s", urlparse(url).hostname, file.get("id"))
                 raise DownloadError("the download led outside Slack, so I did not follow it.")
             response = self._get(url)
-            if response.is_redirect:
-                url = urljoin(url, response.headers["Location"])
-                continue
-            return self._checked_body(response, file)
+            if not response.is_redirect:
+                return response
+            url = urljoin(url, response.headers["Location"])
         raise DownloadError("Slack redirected the download too many times. Try again later.")
 
     def _get(self, url: str) -> requests.Response:
@@ -113,18 +134,20 @@ class SlackFiles:
             raise DownloadError(SIGN_IN_HELP)
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > self.max_bytes:
-            raise DownloadError(self._too_large(declared))
+            raise DownloadError(_too_large(declared, self.max_bytes))
         data = bytearray()
         for chunk in response.iter_content(64 * 1024):
             data += chunk
             if len(data) > self.max_bytes:
                 response.close()
-                raise DownloadError(self._too_large(len(data)))
+                raise DownloadError(_too_large(len(data), self.max_bytes))
         if sniff_format(bytes(data)) is None:
             if data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
                 raise DownloadError(SIGN_IN_HELP)
             raise DownloadError("the file is not an image I can read (JPEG, PNG, TIFF, BMP, WebP or GIF).")
         return bytes(data)
 
-    def _too_large(self, size: int) -> str:
-        return f"the file is too large ({size / 1e6:.0f} MB; the limit is {self.max_bytes / 1e6:.0f} MB)."
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"the file is too large ({size / 1e6:.0f} MB; the limit is {limit / 1e6:.0f} MB)."
