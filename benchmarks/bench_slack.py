@@ -72,8 +72,9 @@ def distinct_image(number: int) -> bytes:
 
 
 @contextmanager
-def running_bot(slack: FakeSlack, openai: FakeOpenAI, folder: str, **overrides: str) -> Iterator[Path]:
-    """`python -m bot` in Socket Mode against the fakes; yields its database path."""
+def running_bot(slack: FakeSlack, openai: FakeOpenAI, folder: str,
+                **overrides: str) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """`python -m bot` in Socket Mode against the fakes; yields its database path and its process."""
     database = Path(folder) / f"bench-{time.monotonic_ns()}.db"
     env = {key: value for key, value in os.environ.items() if "PROXY" not in key.upper()}
     env.update({"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": openai.base_url, **slack_environ(slack),
@@ -82,7 +83,7 @@ def running_bot(slack: FakeSlack, openai: FakeOpenAI, folder: str, **overrides: 
     process = subprocess.Popen([sys.executable, "-m", "bot"], env=env, cwd=folder)
     try:
         slack.wait_connected(timeout=60)
-        yield database
+        yield database, process
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -119,7 +120,7 @@ def burst(slack: FakeSlack, clock: ReplyClock, database: Path, count: int) -> tu
 def run(label: str, args: argparse.Namespace, **overrides: str) -> None:
     with FakeSlack() as slack, FakeOpenAI() as openai, tempfile.TemporaryDirectory() as folder:
         clock = ReplyClock(slack)
-        with running_bot(slack, openai, folder, **overrides) as database:
+        with running_bot(slack, openai, folder, **overrides) as (database, _):
             latency(slack, clock, 1)  # warm-up: the first model call builds the SDK's response types
             if args.latency_runs:
                 times = latency(slack, clock, args.latency_runs)

@@ -40,7 +40,8 @@ def make_zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -
     return buffer.getvalue()
 
 
-def plate_members(labels: dict[str, str], wells: int = 96, drops: int = 1, offset: int = 0) -> tuple[dict[str, bytes], dict[str, str]]:
+def plate_members(labels: dict[str, str], wells: int = 96, drops: int = 1,
+                  offset: int = 0) -> tuple[dict[str, bytes], dict[str, str]]:
     """Imager-style members of a plate (`12345_B04_1_Vis_20261126_093000.jpg`) and each member's label
     (clear unless `labels` names the well, or `well drop`)."""
     members, label_of = {}, {}

@@ -213,7 +213,8 @@ def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 def plate_failure_message(reason: str) -> Message:
     """A plate that could not be read at all (a corrupt zip, limits): the reason says what to do."""
     text = f":warning: {escape(reason)}"
-    return Message(clip(text, MESSAGE_LIMIT), [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+    return Message(clip(text, MESSAGE_LIMIT), [section])
 
 
 def calls_by_well_text(plate: str, images: Sequence[PlateImage], limit: int) -> str:

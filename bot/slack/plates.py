@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from bot.classifier import ModelError
 from bot.config import Settings
@@ -216,9 +216,10 @@ class PlateSummaries:
         if not inspection.uploaded:
             view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
             stem = _file_stem(inspection.plate_name)
+            name = inspection.plate_name
             poster.upload(job.channel, job.thread_ts, [
-                {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {inspection.plate_name}"},
-                {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {inspection.plate_name}"},
+                {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
+                {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
             ])
             store.update_inspection(inspection.id, uploaded=True)
         failed = sum(1 for image in images if image.call is None)

@@ -26,7 +26,7 @@ from bot.render import (Message, answer_message, call_message, clip, failure_mes
                         unanswered_message)
 from bot.services import Services
 from bot.store import Store
-from bot.slack.files import DownloadError, SlackFiles, is_image
+from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
 from bot.slack.posting import SlackPoster
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,12 @@ class ImageJobs:
         """The image's call, or None when the file turned out not to be an image (the job is dropped)."""
         store = self.flow.store
         file = self.flow.files.complete({"id": job.file_id, **job.payload})
+        if is_zip(file):  # the upload event did not say yet what the file was
+            store.enqueue("plate", job.channel, job.message_ts, job.thread_ts, f"{job.file_id}:zip",
+                          file.get("name") or job.file_name, job.user_id, file)
+            self.flow.wake()
+            store.finish_job(job.id, None)
+            return None
         if not is_image(file):
             log.info("job %s: %s is not an image after all; left alone", job.id, file.get("name"))
             store.finish_job(job.id, None)

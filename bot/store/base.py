@@ -346,9 +346,9 @@ class Store(ABC):
         """Calls per label and the team's latest verdict per call, for one channel."""
         by_label = self._rows(
             "SELECT calls.label, COUNT(*) AS n FROM jobs JOIN calls ON calls.id = jobs.call_id"
-            " WHERE jobs.channel = ? AND jobs.kind = 'image' GROUP BY calls.label", channel)
-        failed = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE channel = ? AND kind = 'image' AND state = 'failed'",
-                            channel)
+            " WHERE jobs.channel = ? AND jobs.kind IN ('image', 'plate_image') GROUP BY calls.label", channel)
+        failed = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE channel = ? AND kind IN ('image', 'plate_image')"
+                            " AND state = 'failed'", channel)
         verdicts = self._rows(
             "SELECT feedback.verdict, COUNT(*) AS n FROM feedback JOIN jobs ON jobs.id = feedback.job_id"
             " WHERE jobs.channel = ? AND feedback.id IN (SELECT MAX(id) FROM feedback GROUP BY job_id)"
