@@ -15,11 +15,12 @@ import logging
 import re
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.classifier import ModelError
 from bot.config import Settings
@@ -40,6 +41,7 @@ from bot.slack.workflow import FAILED_REACTION, WORKING_REACTION, Workflow
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 3.0  # seconds between updates of a plate's progress message
+NORMALISERS = 2  # images of a plate normalised at once (Pillow decodes outside the GIL); each holds one image
 MB = 1024 * 1024
 
 Reader = Callable[[str], bytes]  # an image's name -> its bytes
@@ -113,22 +115,42 @@ class PlateJobs:
             store.update_inspection(inspection.id, progress_ts=progress_ts)
         positions = plate_positions(paths, inspection.plate_name)
         queued = {queued.payload["path"] for queued in store.inspection_jobs(inspection.id)}
-        for path in paths:
-            if path not in queued:
-                payload = {"path": path, **position_payload(positions[path]), **self._stored(path, read)}
-                store.enqueue("plate_image", job.channel, job.message_ts, job.thread_ts, f"plate:{inspection.id}:{path}",
-                              image_label(path, positions[path]), job.user_id, payload, inspection.id)
-                self.flow.wake()
+        with ThreadPoolExecutor(NORMALISERS, thread_name_prefix=f"plate-{job.id}") as pool:
+            window: deque[tuple[str, Future[dict[str, str]]]] = deque()  # read, being normalised
+            for path in (path for path in paths if path not in queued):
+                window.append((path, pool.submit(self._stored, path, self._fetched(path, read))))
+                if len(window) > NORMALISERS:
+                    self._queue_image(job, inspection.id, positions, *window.popleft())
+            while window:
+                self._queue_image(job, inspection.id, positions, *window.popleft())
 
-    def _stored(self, path: str, read: Reader) -> dict[str, str]:
-        """Read and normalise one image and store it: its sha256, or the error to list in the summary."""
+    def _queue_image(self, job: Job, inspection_id: int, positions: Mapping[str, Position | None], path: str,
+                     stored: Future[dict[str, str]]) -> None:
+        payload = {"path": path, **position_payload(positions[path]), **stored.result()}
+        self.flow.store.enqueue("plate_image", job.channel, job.message_ts, job.thread_ts,
+                                f"plate:{inspection_id}:{path}", image_label(path, positions[path]), job.user_id,
+                                payload, inspection_id)
+        self.flow.wake()
+
+    @staticmethod
+    def _fetched(path: str, read: Reader) -> bytes | str:
+        """One image's bytes (read one at a time: a zip's members, a message's files), or why not."""
         try:
-            image = self.flow.services.normalise(read(path), PurePosixPath(path).name)
+            return read(path)
         except DownloadError as error:
             if error.retryable:
                 raise RetryLater(str(error)) from error
-            return {"error": str(error)}
-        except (ArchiveError, ImageError) as error:
+            return str(error)
+        except ArchiveError as error:
+            return str(error)
+
+    def _stored(self, path: str, data: bytes | str) -> dict[str, str]:
+        """Normalise one image and store it: its sha256, or the error to list in the summary."""
+        if isinstance(data, str):
+            return {"error": data}
+        try:
+            image = self.flow.services.normalise(data, PurePosixPath(path).name)
+        except ImageError as error:
             return {"error": str(error)}
         self.flow.store.save_image(image)
         return {"sha256": image.sha256}
