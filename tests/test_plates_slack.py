@@ -248,3 +248,15 @@ def test_recent_lists_plates(start_bot: Callable[..., RunningBot]) -> None:
 
     assert "*Plate plate42*: 1 crystal hit in 96 images" in text and "plate42_2026-11-26.zip" in text
     assert "12345_C04" not in text  # a plate's images are not listed one by one
+
+
+def test_a_zip_announced_before_slack_scanned_it_is_still_a_plate(start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot()
+    members, label_of = plate_members({"A1": "crystals"})
+    teach(bot, members, label_of)
+
+    event = bot.upload(bot.slack.add_file("plate42.zip", make_zip(members), pending_scan=True, **ZIP))
+
+    assert bot.wait_until_done(event, timeout=60) == {"gem"}
+    bot.drain()
+    assert len(csv_rows(uploads_in(bot, event["ts"])["csv"])) == 96
