@@ -98,7 +98,7 @@ def wait_listening(port: int, process: subprocess.Popen[str]) -> None:
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
             time.sleep(0.1)
     raise AssertionError("the HTTP server did not start")
 
