@@ -58,12 +58,12 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=120)
 
 
-def peak_rss_mb(process: subprocess.Popen) -> float:
-    """The process's peak resident memory so far (VmHWM), in MB."""
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A /proc/PID/status memory figure in MB: VmHWM the peak resident memory so far, VmRSS now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    raise ValueError(f"no {field} for process {pid}")
 
 
 def replies(slack: FakeSlack, event: dict[str, Any]) -> int:
@@ -140,7 +140,7 @@ def latency_and_burst(args: argparse.Namespace, folder: str, *, rate_limited: bo
         time.sleep(1)  # room for a late duplicate to show up
         rejected = sum(call.status == 429 for call in slack.calls_to("chat.postMessage"))
         print(f"[burst, {label}] {args.burst} uploads at once, model 0.5 s: all done in {seconds:.1f} s; "
-              f"{tally(slack, events)}; {rejected} posts answered 429; bot peak RSS {peak_rss_mb(bot):.0f} MB")
+              f"{tally(slack, events)}; {rejected} posts answered 429; bot peak RSS {memory_mb(bot.pid):.0f} MB")
         stop(bot)
 
 

@@ -43,6 +43,12 @@ class Settings:
     max_decode_pixels: int
     max_download_mb: int
     download_timeout: float
+    max_zip_download_mb: int
+    max_zip_images: int
+    max_zip_members: int
+    max_zip_total_mb: int
+    max_zip_member_mb: int
+    max_zip_ratio: float
     database_url: str
     prompts_dir: Path
     examples_dir: Path
@@ -174,6 +180,12 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "JPEG_QUALITY": ("90", _jpeg_quality, "JPEG quality, 1 to 95, of the images sent to the model"),
     "MAX_DOWNLOAD_MB": ("50", _positive_int, "larger Slack files are refused"),
     "DOWNLOAD_TIMEOUT": ("60", _positive_float, "seconds one Slack file download may take in all"),
+    "MAX_ZIP_DOWNLOAD_MB": ("1024", _positive_int, "larger plate zips are refused"),
+    "MAX_ZIP_IMAGES": ("1536", _positive_int, "most images classified from one zip (384 wells x 4 drops)"),
+    "MAX_ZIP_MEMBERS": ("10000", _positive_int, "most files of any kind in one zip"),
+    "MAX_ZIP_TOTAL_MB": ("4096", _positive_int, "most uncompressed megabytes of all images of one zip"),
+    "MAX_ZIP_MEMBER_MB": ("50", _positive_int, "most uncompressed megabytes of one image in a zip"),
+    "MAX_ZIP_RATIO": ("100", _positive_float, "most compression ratio of one zip member (zip bombs)"),
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url,
                      "sqlite:///file.db or postgresql://user:password@host:5432/db for calls, jobs and feedback"),
     "DATABASE_POOL_SIZE": ("10", _positive_int, "PostgreSQL connections per bot process"),

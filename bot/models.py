@@ -50,7 +50,7 @@ class Job:
     """One unit of work in the durable queue: an image to classify, a question, a click, an outcome."""
 
     id: int
-    kind: str  # "image", "question", "feedback" or "outcome"
+    kind: str  # "image", "question", "feedback", "outcome", "plate", "plate_image" or "plate_summary"
     channel: str
     message_ts: str
     thread_ts: str  # where the bot answers: the message itself, or the thread it was posted in
@@ -63,6 +63,27 @@ class Job:
     reply_ts: str | None
     attempts: int  # how often a worker has taken it
     payload: dict[str, Any] = field(default_factory=dict)  # what the job needs to run (the file record, ...)
+    inspection_id: int | None = None  # the plate inspection a plate job, or a plate's image, belongs to
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One look at a plate: a zip, or a message of images named by well, posted in a channel."""
+
+    id: int
+    channel: str
+    plate: str  # the plate's name casefolded: the same plate imaged again has the same one
+    plate_name: str  # as the lab wrote it
+    message_ts: str
+    thread_ts: str
+    source: str  # the zip's name, or "" for images posted in a message
+    user_id: str
+    images: int  # how many images it has to classify
+    skipped: dict[str, int]  # members of the zip not classified, by why
+    progress_ts: str | None  # the progress message
+    uploaded: bool  # the plate map and the CSV are in the thread
+    created_at: float
+    finished_at: float | None
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Job
+from bot.models import Call, ChannelStats, Feedback, Inspection, Job
 from bot.prompt import Category, find_category
 
 CONFIRM_ACTION = "feedback_confirm"
@@ -165,21 +165,43 @@ class RecentCall:
     permalink: str
 
 
-def recent_message(items: Sequence[RecentCall], categories: Sequence[Category]) -> Message:
+@dataclass(frozen=True)
+class RecentPlate:
+    inspection: Inspection
+    calls_by_label: Mapping[str, int]
+    permalink: str
+
+
+def recent_message(items: Sequence[RecentCall | RecentPlate], categories: Sequence[Category]) -> Message:
+    """The latest calls and plates of a channel, newest first."""
     if not items:
         return Message("No images have been classified in this channel yet.")
     emoji = {c.name: c.emoji for c in categories}
     lines = []
     for item in items:
-        when = datetime.fromtimestamp(float(item.job.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        job_or_plate = item.job if isinstance(item, RecentCall) else item.inspection
+        when = datetime.fromtimestamp(float(job_or_plate.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        who = f"<@{job_or_plate.user_id}> · {when}"
+        if isinstance(item, RecentPlate):
+            lines.append(_recent_plate_line(item, emoji) + f" · {who}")
+            continue
         link = f"<{item.permalink}|{escape(item.job.file_name).replace('|', '/')}>"
         if item.call:
             lines.append(f"• {emoji.get(item.call.label, '')} *{item.call.label}* ({percent(item.call.confidence)}) "
-                         f"{link} · <@{item.job.user_id}> · {when}")
+                         f"{link} · {who}")
         else:
-            lines.append(f"• :warning: {item.job.state} {link} · <@{item.job.user_id}> · {when}")
+            lines.append(f"• :warning: {item.job.state} {link} · {who}")
     text = clip("*Recent calls in this channel*\n" + "\n".join(lines), SECTION_LIMIT)
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+def _recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
+    inspection = item.inspection
+    hits = item.calls_by_label.get("crystals", 0)
+    images = f"{inspection.images} image{'' if inspection.images == 1 else 's'}"
+    link = f"<{item.permalink}|{escape(inspection.source or 'images by well').replace('|', '/')}>"
+    state = f"{hits} crystal hit{'' if hits == 1 else 's'} in {images}" if inspection.finished_at else f"{images}, in progress"
+    return f"• {emoji.get('crystals', '') if hits else ':test_tube:'} *Plate {escape(inspection.plate_name)}*: {state} {link}"
 
 
 def stats_message(stats: ChannelStats, categories: Sequence[Category]) -> Message:

@@ -167,3 +167,18 @@ def test_sign_request_is_accepted_by_slack_sdk() -> None:
     verifier = SignatureVerifier("s3cret")
     assert verifier.is_valid(body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
     assert not verifier.is_valid(body, str(int(time.time())), "v0=bad")
+
+
+def test_files_upload_v2_shares_the_bytes_in_the_thread(fake: FakeSlack, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C1", text="plate")["ts"]
+    client.files_upload_v2(channel="C1", thread_ts=parent, file_uploads=[
+        {"content": b"\x89PNG map", "filename": "map.png", "title": "Plate map"},
+        {"content": "well,category\nA1,clear\n", "filename": "calls.csv"}])
+
+    assert [(u.filename, u.data, u.title, u.channel, u.thread_ts) for u in fake.uploads] == [
+        ("map.png", b"\x89PNG map", "Plate map", "C1", parent),
+        ("calls.csv", b"well,category\nA1,clear\n", "calls.csv", "C1", parent)]
+    (shared,) = [m for m in fake.messages("C1") if m.get("files")]
+    assert shared["thread_ts"] == parent and [f["name"] for f in shared["files"]] == ["map.png", "calls.csv"]
+    with pytest.raises(SlackApiError):  # completing an upload whose bytes never arrived
+        client.files_completeUploadExternal(files=[{"id": "F404"}], channel_id="C1")

@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Call
+from bot.models import Call, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import compare
 from bot.plates.report import (
     CSV_COLUMNS,
     MAX_HIT_LINES,
     PlateImage,
+    calls_by_well_text,
     calls_csv,
     labels_of,
+    plate_image,
     plate_view,
+    position_payload,
     progress_text,
     summary_message,
 )
@@ -140,3 +143,25 @@ def test_the_plate_view_for_the_map(categories) -> None:
     assert view.new_hits == {parse_position("A1")}
     assert view.categories == ("clear", "crystals", "precipitate", "other")
     assert view.well_count == 384
+
+
+def test_a_plate_image_job_becomes_what_the_summary_shows():
+    def job(state: str, **payload) -> Job:
+        return Job(id=1, kind="plate_image", channel="C1", message_ts="1.1", thread_ts="1.1", file_id="k",
+                   file_name="B4", user_id="U1", state=state, error="not an image" if state == "failed" else None,
+                   call_id=None, reply_ts=None, attempts=1, payload={"path": "x/B4_2.jpg", **payload})
+
+    position = parse_position("B4_2.jpg")
+    assert position_payload(position) == {"well": "B4", "drop": 2}
+    assert plate_image(job("done", **position_payload(position)), call("crystals")) == PlateImage("x/B4_2.jpg", position, call("crystals"))
+    assert plate_image(job("failed", **position_payload(None)), None) == PlateImage("x/B4_2.jpg", None, None,
+                                                                                     "not an image")
+
+
+def test_the_calls_by_well_for_a_question_are_in_plate_order_and_bounded():
+    images = [PlateImage("B1.jpg", parse_position("B1.jpg"), call("crystals")), PlateImage("A2.jpg", parse_position("A2.jpg")),
+              PlateImage("notes.jpg", None, call("crystals"))]
+    text = calls_by_well_text("plate42", images, 1000)
+    assert text == ("Plate plate42, your calls by well: A2 drop 1: could not be read; B1 drop 1: crystals (90%);"
+                    " notes.jpg: crystals (90%)")
+    assert len(calls_by_well_text("plate42", images * 100, 500)) == 500

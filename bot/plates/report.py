@@ -10,13 +10,13 @@ import csv
 import io
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from bot.models import Call
+from bot.models import Call, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import HIT, Change, Comparison
 from bot.plates.platemap import PlateView
-from bot.plates.wells import Position
+from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
 from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, percent
 
@@ -34,6 +34,20 @@ class PlateImage:
     position: Position | None  # None: no well in its name
     call: Call | None = None
     error: str | None = None
+
+
+def position_payload(position: Position | None) -> dict[str, Any]:
+    """A position as a plate image job's payload keeps it."""
+    return {"well": str(position.well), "drop": position.drop} if position else {"well": None, "drop": None}
+
+
+def plate_image(job: Job, call: Call | None) -> PlateImage:
+    """A plate image's job (payload: path, well, drop) and its call -> what the summary, map and CSV show."""
+    well = parse_well(job.payload["well"]) if job.payload.get("well") else None
+    position = Position(well, job.payload["drop"]) if well else None
+    if job.state == "done" and call is not None:
+        return PlateImage(job.payload["path"], position, call)
+    return PlateImage(job.payload["path"], position, None, job.error or "not classified")
 
 
 def progress_text(plate: str, done: int, total: int, failed: int = 0) -> str:
@@ -194,3 +208,18 @@ def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
         else:
             chunks.append(line)
     return chunks
+
+
+def plate_failure_message(reason: str) -> Message:
+    """A plate that could not be read at all (a corrupt zip, limits): the reason says what to do."""
+    text = f":warning: {escape(reason)}"
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+    return Message(clip(text, MESSAGE_LIMIT), [section])
+
+
+def calls_by_well_text(plate: str, images: Sequence[PlateImage], limit: int) -> str:
+    """Every call of an inspection on one line, wells in plate order, for a follow-up question's context."""
+    entries = [f"{image.position if image.position else image.file}: "
+               + (f"{image.call.label} ({percent(image.call.confidence)})" if image.call else "could not be read")
+               for image in sorted(images, key=_plate_order)]
+    return clip(f"Plate {plate}, your calls by well: " + "; ".join(entries), limit)

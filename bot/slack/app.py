@@ -16,6 +16,7 @@ from bot.services import Services
 from bot.slack import listeners
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
+from bot.slack.plates import plate_handlers
 from bot.slack.posting import ChannelPacer, SlackPoster, web_client
 from bot.slack.workflow import Workflow
 
@@ -85,7 +86,9 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         if events or images:
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
-    queue = JobQueue(services.store, workflow.handlers(), queue_settings(settings), upkeep=upkeep)
+    queue = JobQueue(services.store, {**workflow.handlers(), **plate_handlers(workflow)}, queue_settings(settings),
+                     upkeep=upkeep)
+    workflow.wake = queue.notify
     intake = Intake(services, queue, poster, identity["user_id"])
     listeners.register(app, intake, team_url=identity.get("url", ""))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin
 
 import requests
@@ -30,6 +30,7 @@ from bot.config import Settings
 log = logging.getLogger(__name__)
 
 IMAGE_FILETYPES = {"jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif"}
+ZIP_MIMETYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 SIGN_IN_HELP = ("Slack sent its sign-in page instead of the file, so the bot may not read files. "
                 "An admin should reinstall the app with the `files:read` scope.")
 OUTSIDE_SLACK = "the download led outside Slack, so I did not follow it."
@@ -48,6 +49,10 @@ class DownloadError(Exception):
 
 def is_image(file: dict[str, Any]) -> bool:
     return (file.get("mimetype") or "").startswith("image/") or (file.get("filetype") or "").lower() in IMAGE_FILETYPES
+
+
+def is_zip(file: dict[str, Any]) -> bool:
+    return (file.get("filetype") or "").lower() == "zip" or file.get("mimetype") in ZIP_MIMETYPES
 
 
 def is_pending(file: dict[str, Any]) -> bool:
@@ -122,16 +127,31 @@ class SlackFiles:
     def download(self, file: dict[str, Any]) -> bytes:
         """The file's bytes (not yet known to be an image), within the size limit and the deadline."""
         if int(file.get("size") or 0) > self.max_bytes:
-            raise DownloadError(self._too_large(int(file["size"])))
+            raise DownloadError(_too_large(int(file["size"]), self.max_bytes))
         give_up_at = time.monotonic() + self.deadline
+        return self._checked_body(self._final_response(file), file, give_up_at)
+
+    def download_to(self, file: dict[str, Any], target: BinaryIO, max_bytes: int) -> int:
+        """Stream a large file (a plate's zip) into `target`, never whole in memory; the bytes written."""
+        with self._final_response(file) as response:
+            if "text/html" in response.headers.get("Content-Type", ""):
+                raise DownloadError(SIGN_IN_HELP)
+            written = 0
+            for chunk in response.iter_content(1024 * 1024):
+                written += target.write(chunk)
+                if written > max_bytes:
+                    raise DownloadError(_too_large(written, max_bytes))
+        return written
+
+    def _final_response(self, file: dict[str, Any]) -> requests.Response:
+        """The file's download, redirects within Slack followed."""
         url = file["url_private_download"]
         for _ in range(5):
             response = self._get(url, file)
-            if response.is_redirect:
-                url = urljoin(url, response.headers["Location"])
-                response.close()
-                continue
-            return self._checked_body(response, file, give_up_at)
+            if not response.is_redirect:
+                return response
+            url = urljoin(url, response.headers["Location"])
+            response.close()
         raise DownloadError("Slack redirected the download too many times. Try again later.")
 
     def _get(self, url: str, file: dict[str, Any]) -> requests.Response:
@@ -163,7 +183,7 @@ class SlackFiles:
                 raise DownloadError(SIGN_IN_HELP)
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > self.max_bytes:
-                raise DownloadError(self._too_large(declared))
+                raise DownloadError(_too_large(declared, self.max_bytes))
             data = self._read_within(response, give_up_at, file)
         if data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
             raise DownloadError(SIGN_IN_HELP)
@@ -176,7 +196,7 @@ class SlackFiles:
             while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):  # gzip counts unpacked
                 data += chunk
                 if len(data) > self.max_bytes:
-                    raise DownloadError(self._too_large(len(data)))
+                    raise DownloadError(_too_large(len(data), self.max_bytes))
                 if time.monotonic() > give_up_at:
                     log.warning("download of file %s passed the %s s deadline", file.get("id"), self.deadline)
                     raise DownloadError(f"the download from Slack took longer than {self.deadline:g} s. "
@@ -186,5 +206,6 @@ class SlackFiles:
             raise DownloadError("the download from Slack failed. Try again in a minute.") from error
         return bytes(data)
 
-    def _too_large(self, size: int) -> str:
-        return f"the file is too large ({size / 1e6:.3g} MB; the limit is {self.max_bytes / 1e6:g} MB)."
+
+def _too_large(size: int, limit: int) -> str:
+    return f"the file is too large ({size / 1e6:.3g} MB; the limit is {limit / 1e6:g} MB)."

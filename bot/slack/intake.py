@@ -9,14 +9,38 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.queue import JobQueue, RetryLater
-from bot.render import parse_feedback_value, parse_job_id
+from bot.plates.naming import plate_positions, shared_plate_id
+from bot.render import clip, parse_feedback_value, parse_job_id
 from bot.services import Services
 from bot.store import Store
-from bot.slack.files import is_image, is_pending
+from bot.slack.files import is_image, is_pending, is_zip
 from bot.slack.posting import SlackPoster
 from bot.slack.workflow import WORKING_REACTION
 
 log = logging.getLogger(__name__)
+
+IMAGE_KINDS = ("image", "plate_image")
+MIN_PLATE_IMAGES = 2  # images named by well in one message that make a plate
+
+
+@dataclass(frozen=True)
+class Upload:
+    zips: list[dict[str, Any]]
+    plate_images: list[dict[str, Any]]  # images whose names carry wells, when there are enough of them
+    images: list[dict[str, Any]]  # answered one by one
+
+
+def sort_upload(files: list[dict[str, Any]]) -> Upload:
+    """A message's files by how they are handled; files that are neither zips nor images are left alone."""
+    zips = [file for file in files if is_zip(file)]
+    images = [file for file in files if not is_zip(file) and (is_image(file) or is_pending(file))]
+    names = [file["name"] for file in images if file.get("name")]
+    positions = plate_positions(names, shared_plate_id(names))
+    by_well = [file for file in images if positions.get(file.get("name") or "")]
+    if len(by_well) < MIN_PLATE_IMAGES or len({file["name"] for file in by_well}) < len(by_well):
+        return Upload(zips, [], images)
+    return Upload(zips, by_well, [file for file in images if file not in by_well])
+
 
 NOT_ALLOWED = ("Find the Crystals is not enabled in this channel, so I will stay quiet here. "
                "An admin can add the channel to ALLOWED_CHANNELS.")
@@ -43,12 +67,18 @@ class Intake:
             self.poster.client.chat_postMessage(channel=channel, text=NOT_ALLOWED)
 
     def accept_upload(self, event: dict[str, Any]) -> None:
-        """Record one image job per new image of a file_share message (the file record included)."""
-        channel, ts = event["channel"], event["ts"]
+        """Record the jobs of a file_share message (file records included): a plate job per zip, one
+        plate job for images named by well, an image job for each other image."""
+        channel, ts, user = event["channel"], event["ts"], event.get("user", "")
         thread_ts = event.get("thread_ts") or ts
-        recorded = [self.store.enqueue("image", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
-                                       event.get("user", ""), file)
-                    for file in event.get("files", []) if is_image(file) or is_pending(file)]
+        upload = sort_upload(event.get("files", []))
+        recorded = [self.store.enqueue("plate", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
+                                       user, file) for file in upload.zips]
+        if upload.plate_images:
+            recorded.append(self.store.enqueue("plate", channel, ts, thread_ts, "plate", "images by well", user,
+                                               {"files": upload.plate_images, "plate": clip(event.get("text", ""), 80)}))
+        recorded += [self.store.enqueue("image", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
+                                        user, file) for file in upload.images]
         if any(job_id is not None for job_id in recorded):
             self.queue.notify()
             self._react_working(channel, ts)
@@ -72,7 +102,7 @@ class Intake:
         target = self.store.job(parsed[0]) if parsed else None
         call = self.store.call(target.call_id) if target and target.call_id else None
         channel = (body.get("channel") or {}).get("id")
-        if not parsed or not target or not call or target.channel != channel or target.kind != "image":
+        if not parsed or not target or not call or target.channel != channel or target.kind not in IMAGE_KINDS:
             log.warning("ignored a feedback click with value %.40r in channel %s", value, channel)
             return
         label = parsed[1]

@@ -116,6 +116,12 @@ class SlackPoster:
         self.pacer.wait(channel)
         self._slack(lambda: self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks))
 
+    def upload(self, channel: str, thread_ts: str, files: list[dict[str, Any]]) -> None:
+        """Share files in a thread (Slack's external upload: a URL per file, the bytes, one completion).
+        Not repeated blindly: the caller records that it is done."""
+        self.pacer.wait(channel)
+        self._slack(lambda: self.poster.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=files))
+
     def react(self, channel: str, ts: str, name: str, *, add: bool) -> None:
         """Add or remove a reaction; one already there (or already gone) is not an error."""
         method = self.client.reactions_add if add else self.client.reactions_remove

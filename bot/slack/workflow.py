@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from bot.classifier import ModelError
 from bot.images import ImageError
 from bot.models import Call, Job
+from bot.plates.report import calls_by_well_text, plate_image
+from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
 from bot.render import (Message, answer_message, call_message, clip, failure_message, percent,
                         unanswered_message)
 from bot.services import Services
 from bot.store import Store
-from bot.slack.files import DownloadError, SlackFiles, is_image
+from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
 from bot.slack.posting import SlackPoster
 
 log = logging.getLogger(__name__)
 
+MAX_WELL_IMAGES = 6  # images of a plate's wells shown to the model for one question
 WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
 
@@ -38,6 +41,7 @@ class Workflow:
     services: Services
     poster: SlackPoster
     files: SlackFiles
+    wake: Callable[[], None] = lambda: None  # tells the queue new jobs are waiting (set once the queue exists)
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,12 @@ class ImageJobs:
         """The image's call, or None when the file turned out not to be an image (the job is dropped)."""
         store = self.flow.store
         file = self.flow.files.complete({"id": job.file_id, **job.payload})
+        if is_zip(file):  # the upload event did not say yet what the file was
+            store.enqueue("plate", job.channel, job.message_ts, job.thread_ts, f"{job.file_id}:zip",
+                          file.get("name") or job.file_name, job.user_id, file)
+            self.flow.wake()
+            store.finish_job(job.id, None)
+            return None
         if not is_image(file):
             log.info("job %s: %s is not an image after all; left alone", job.id, file.get("name"))
             store.finish_job(job.id, None)
@@ -160,10 +170,11 @@ class Questions:
         self.flow.store.finish_job(job.id, "failed", error=reason)
 
     def _thread_images(self, job: Job) -> list[ThreadImage]:
-        """The images classified in this thread only, each with the call and the team's verdict."""
+        """The images classified in this thread only, each with the call and the team's verdict; of a
+        plate, only the wells the question names (at most MAX_WELL_IMAGES)."""
         store = self.flow.store
         images = []
-        for image_job in store.thread_jobs(job.channel, job.thread_ts):
+        for image_job in self._asked_about(job, store.thread_jobs(job.channel, job.thread_ts)):
             call = store.call(image_job.call_id) if image_job.call_id else None
             image = store.image_of_call(image_job.call_id) if image_job.call_id else None
             if call and image:
@@ -176,13 +187,26 @@ class Questions:
                 images.append(ThreadImage(image, summary))
         return images
 
+    @staticmethod
+    def _asked_about(job: Job, thread_jobs: list[Job]) -> list[Job]:
+        wells = {str(well) for well in wells_in_text(job.payload.get("text", ""))}
+        named = [j for j in thread_jobs if j.kind == "plate_image" and j.payload.get("well") in wells]
+        return [j for j in thread_jobs if j.kind == "image"] + named[:MAX_WELL_IMAGES]
+
     def _transcript(self, job: Job) -> list[str]:
-        """The thread before the question, latest messages kept, within FOLLOW_UP_HISTORY_CHARS."""
-        settings, bot_user = self.flow.services.settings, self.flow.poster.bot_user_id
+        """The thread before the question, latest messages kept, within FOLLOW_UP_HISTORY_CHARS; in a
+        plate's thread, then every call of the plate by well."""
+        settings, bot_user, store = self.flow.services.settings, self.flow.poster.bot_user_id, self.flow.store
         messages = self.flow.poster.thread(job.channel, job.thread_ts)
         lines = [speaker_text(m, bot_user, settings.max_question_chars) for m in messages
                  if m.get("ts") != job.message_ts]
-        return bounded_transcript(lines, settings.follow_up_history_chars)
+        transcript = bounded_transcript(lines, settings.follow_up_history_chars)
+        inspection = store.thread_inspection(job.channel, job.thread_ts)
+        if inspection:
+            images = [plate_image(j, store.call(j.call_id) if j.call_id else None)
+                      for j in store.inspection_jobs(inspection.id)]
+            transcript.append(calls_by_well_text(inspection.plate_name, images, settings.follow_up_history_chars))
+        return transcript
 
 
 def speaker_text(message: dict[str, Any], bot_user_id: str, max_chars: int) -> str:

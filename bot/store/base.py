@@ -13,13 +13,16 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Image, Job, Usage
+from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, Usage
 from bot.store.schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("done", "failed")
 STEP_STATES = ("received", "downloaded", "classified", "replied")
+# The job queued when the last job of a group ends: a message's images, or a plate inspection's jobs.
+FOLLOW_UPS = {"image": "outcome", "plate": "plate_summary", "plate_image": "plate_summary"}
+PLATE_KINDS = ("plate", "plate_image")
 _CLAIMABLE = "state NOT IN ('done', 'failed') AND run_after <= ? AND (lease_until IS NULL OR lease_until < ?)"
 
 Row = Mapping[str, Any]
@@ -143,15 +146,15 @@ class Store(ABC):
                           event_id, time.time()) == 1
 
     def enqueue(self, kind: str, channel: str, message_ts: str, thread_ts: str, key: str, name: str, user_id: str,
-                payload: Mapping[str, Any]) -> int | None:
+                payload: Mapping[str, Any], inspection_id: int | None = None) -> int | None:
         """A new job, or None if this message already has one under `key` (a file id, "question", ...)."""
         now = time.time()
         with self._transaction() as db:
             rows = db.rows(
                 "INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state, payload,"
-                " created_at, updated_at) VALUES (?,?,?,?,?,?,?, 'received', ?, ?, ?) ON CONFLICT DO NOTHING"
-                " RETURNING id",
-                kind, channel, message_ts, thread_ts, key, name, user_id, json.dumps(payload), now, now,
+                " inspection_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?, 'received', ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                kind, channel, message_ts, thread_ts, key, name, user_id, json.dumps(payload), inspection_id, now, now,
             )
         return rows[0]["id"] if rows else None
 
@@ -199,29 +202,38 @@ class Store(ABC):
     def finish_job(self, job_id: int, state: str | None, error: str | None = None) -> None:
         """End a job: `done`, `failed`, or None to forget it (a file that was no image after all).
 
-        When it is the last open image of its message, the message's outcome job is queued in the
-        same transaction, so the outcome reaction can never be forgotten.
+        When it is the last open job of its group (a message's images, or a plate inspection's plate
+        and image jobs), the group's follow-up (FOLLOW_UPS) is queued in the same transaction, so the
+        outcome reaction or the plate's summary can never be forgotten.
         """
         if state is not None and state not in TERMINAL_STATES:
             raise ValueError(f"not a final state: {state}")
         now = time.time()
         with self._transaction() as db:
             (job,) = db.rows("SELECT * FROM jobs WHERE id = ?", job_id)
-            siblings = db.rows(f"SELECT id, state FROM jobs WHERE channel = ? AND message_ts = ? AND kind = 'image'"
-                               f" ORDER BY id{self.lock_rows}", job["channel"], job["message_ts"])
+            follow_up, group = FOLLOW_UPS.get(job["kind"]), job["inspection_id"]
+            if follow_up == "outcome":
+                siblings = db.rows(f"SELECT id, state FROM jobs WHERE channel = ? AND message_ts = ? AND kind = 'image'"
+                                   f" ORDER BY id{self.lock_rows}", job["channel"], job["message_ts"])
+            elif follow_up and group is not None:
+                siblings = db.rows(f"SELECT id, state FROM jobs WHERE inspection_id = ? AND kind IN {PLATE_KINDS}"
+                                   f" ORDER BY id{self.lock_rows}", group)
+            else:
+                follow_up, siblings = None, []
             if state is None:
                 db.run("DELETE FROM jobs WHERE id = ?", job_id)
             else:
                 db.run("UPDATE jobs SET state = ?, error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?"
                        " WHERE id = ?", state, error, now, job_id)
             others_open = any(row["state"] not in TERMINAL_STATES for row in siblings if row["id"] != job_id)
-            if job["kind"] == "image" and not others_open:
+            if follow_up and not others_open:
+                key = follow_up if group is None else f"{follow_up}:{group}"
                 db.run("INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state,"
-                       " created_at, updated_at) VALUES ('outcome', ?, ?, ?, 'outcome', 'outcome', '', 'received', ?, ?)"
+                       " inspection_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '', 'received', ?, ?, ?)"
                        " ON CONFLICT (channel, message_ts, file_id) DO UPDATE SET state = 'received', attempts = 0,"
                        " run_after = 0, error = NULL, claimed_by = NULL, lease_until = NULL,"
                        " updated_at = excluded.updated_at, payload = '{\"again\": true}'",
-                       job["channel"], job["message_ts"], job["message_ts"], now, now)
+                       follow_up, job["channel"], job["message_ts"], job["thread_ts"], key, follow_up, group, now, now)
 
     def requeue(self, job_id: int, channel: str) -> bool:
         """Queue a failed job of `channel` again (the Retry button); False if there is no such job."""
@@ -241,8 +253,8 @@ class Store(ABC):
         return [_job_from_row(row) for row in rows]
 
     def thread_jobs(self, channel: str, thread_ts: str) -> list[Job]:
-        """The classified images the bot answered in this thread."""
-        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND thread_ts = ? AND kind = 'image'"
+        """The classified images the bot answered in this thread (loose images and a plate's)."""
+        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND thread_ts = ? AND kind IN ('image', 'plate_image')"
                           " AND call_id IS NOT NULL ORDER BY id", channel, thread_ts)
         return [_job_from_row(row) for row in rows]
 
@@ -254,6 +266,81 @@ class Store(ABC):
     def open_jobs(self) -> int:
         """How many jobs are not finished yet (queued, running or waiting for a retry)."""
         return self._rows("SELECT COUNT(*) AS n FROM jobs WHERE state NOT IN ('done', 'failed')")[0]["n"]
+
+    # --- plate inspections ----------------------------------------------------------------------
+
+    def start_inspection(self, job: Job, plate: str, source: str, images: int, skipped: Mapping[str, int]) -> Inspection:
+        """Record the inspection a plate job reads (once: a plate job that runs again gets the same one)
+        and tie the job to it."""
+        now = time.time()
+        with self._transaction() as db:
+            db.run("INSERT INTO inspections (channel, plate, plate_name, message_ts, thread_ts, source_key, source,"
+                   " user_id, images, skipped, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                   job.channel, plate.casefold(), plate, job.message_ts, job.thread_ts, job.file_id, source,
+                   job.user_id, images, json.dumps(dict(skipped)), now)
+            (row,) = db.rows("SELECT * FROM inspections WHERE channel = ? AND message_ts = ? AND source_key = ?",
+                             job.channel, job.message_ts, job.file_id)
+            db.run("UPDATE jobs SET inspection_id = ? WHERE id = ?", row["id"], job.id)
+        return _inspection_from_row(row)
+
+    def inspection(self, inspection_id: int) -> Inspection | None:
+        rows = self._rows("SELECT * FROM inspections WHERE id = ?", inspection_id)
+        return _inspection_from_row(rows[0]) if rows else None
+
+    def update_inspection(self, inspection_id: int, **fields: Any) -> None:
+        """Set any of progress_ts, uploaded, finished_at."""
+        if not fields or not set(fields) <= {"progress_ts", "uploaded", "finished_at"}:
+            raise ValueError(f"bad inspection update: {fields}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction() as db:
+            db.run(f"UPDATE inspections SET {assignments} WHERE id = ?",
+                   *(("1" if value else "") if name == "uploaded" else value for name, value in fields.items()),
+                   inspection_id)
+
+    def progress_due(self, inspection_id: int, every: float) -> bool:
+        """True at most once per `every` seconds per inspection, across threads and processes: whoever
+        gets True updates the progress message (Slack allows about one message a second per channel)."""
+        now = time.time()
+        with self._transaction() as db:
+            return db.run("UPDATE inspections SET progress_at = ? WHERE id = ? AND progress_at <= ?",
+                          now, inspection_id, now - every) == 1
+
+    def inspection_jobs(self, inspection_id: int) -> list[Job]:
+        """The inspection's image jobs, in the order they were read."""
+        rows = self._rows("SELECT * FROM jobs WHERE inspection_id = ? AND kind = 'plate_image' ORDER BY id",
+                          inspection_id)
+        return [_job_from_row(row) for row in rows]
+
+    def inspection_progress(self, inspection_id: int) -> tuple[int, int]:
+        """(images ended, images failed) of the inspection so far."""
+        (row,) = self._rows(
+            "SELECT COUNT(*) AS ended, COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed"
+            " FROM jobs WHERE inspection_id = ? AND kind = 'plate_image' AND state IN ('done', 'failed')", inspection_id)
+        return row["ended"], row["failed"]
+
+    def previous_inspection(self, inspection: Inspection) -> Inspection | None:
+        """The channel's last finished inspection of the same plate before this one."""
+        rows = self._rows("SELECT * FROM inspections WHERE channel = ? AND plate = ? AND id < ?"
+                          " AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+                          inspection.channel, inspection.plate, inspection.id)
+        return _inspection_from_row(rows[0]) if rows else None
+
+    def thread_inspection(self, channel: str, thread_ts: str) -> Inspection | None:
+        """The latest plate inspection answered in this thread."""
+        rows = self._rows("SELECT * FROM inspections WHERE channel = ? AND thread_ts = ? ORDER BY id DESC LIMIT 1",
+                          channel, thread_ts)
+        return _inspection_from_row(rows[0]) if rows else None
+
+    def inspection_labels(self, inspection_id: int) -> dict[str, int]:
+        """Calls per category of an inspection's images."""
+        rows = self._rows("SELECT calls.label, COUNT(*) AS n FROM jobs JOIN calls ON calls.id = jobs.call_id"
+                          " WHERE jobs.inspection_id = ? AND jobs.kind = 'plate_image' GROUP BY calls.label",
+                          inspection_id)
+        return {row["label"]: row["n"] for row in rows}
+
+    def recent_inspections(self, channel: str, limit: int) -> list[Inspection]:
+        rows = self._rows("SELECT * FROM inspections WHERE channel = ? ORDER BY id DESC LIMIT ?", channel, limit)
+        return [_inspection_from_row(row) for row in rows]
 
     # --- feedback ------------------------------------------------------------------------------
 
@@ -272,9 +359,9 @@ class Store(ABC):
         """Calls per label and the team's latest verdict per call, for one channel."""
         by_label = self._rows(
             "SELECT calls.label, COUNT(*) AS n FROM jobs JOIN calls ON calls.id = jobs.call_id"
-            " WHERE jobs.channel = ? AND jobs.kind = 'image' GROUP BY calls.label", channel)
-        failed = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE channel = ? AND kind = 'image' AND state = 'failed'",
-                            channel)
+            " WHERE jobs.channel = ? AND jobs.kind IN ('image', 'plate_image') GROUP BY calls.label", channel)
+        failed = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE channel = ? AND kind IN ('image', 'plate_image')"
+                            " AND state = 'failed'", channel)
         verdicts = self._rows(
             "SELECT feedback.verdict, COUNT(*) AS n FROM feedback JOIN jobs ON jobs.id = feedback.job_id"
             " WHERE jobs.channel = ? AND feedback.id IN (SELECT MAX(id) FROM feedback GROUP BY job_id)"
@@ -343,6 +430,11 @@ def _call_from_row(row: Row, *, from_cache: bool = False) -> Call:
         usage=Usage(row["input_tokens"], row["cached_tokens"], row["output_tokens"]),
         cost_usd=row["cost_usd"], id=row["id"], from_cache=from_cache,
     )
+
+
+def _inspection_from_row(row: Row) -> Inspection:
+    fields = {name: row[name] for name in Inspection.__dataclass_fields__ if name not in {"skipped", "uploaded"}}
+    return Inspection(**fields, skipped=json.loads(row["skipped"]), uploaded=bool(row["uploaded"]))
 
 
 def _job_from_row(row: Row) -> Job:

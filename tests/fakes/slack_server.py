@@ -47,6 +47,9 @@ client sees a dropped connection).  ``set_handler`` adds or overrides a Web API
 method.  ``conversations.replies`` returns message metadata only when asked
 with ``include_all_metadata``, as Slack does.  Events go to the newest
 connection, or to each connection in turn with ``round_robin = True``.
+``files.getUploadURLExternal``, the upload URL it hands out and
+``files.completeUploadExternal`` work as ``files_upload_v2`` uses them; the
+files shared are in ``fake.uploads`` with their bytes.
 """
 
 from __future__ import annotations
@@ -119,6 +122,19 @@ class Download(NamedTuple):
 
 
 @dataclass
+class Upload:
+    """A file uploaded through the external upload methods; `channel` and `thread_ts` once shared."""
+
+    file_id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass
 class _StoredFile:
     info: dict[str, Any]  # full Slack file object, as files.info returns it
     data: bytes
@@ -184,6 +200,7 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
+        self._uploads: dict[str, Upload] = {}
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
         self._post_buckets: dict[str, tuple[float, float]] = {}
@@ -211,6 +228,8 @@ class FakeSlack:
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
             "files.info": self._files_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,6 +287,7 @@ class FakeSlack:
         app.router.add_get("/signin", self._handle_signin)
         app.router.add_get("/elsewhere/{tail:.*}", self._handle_elsewhere)
         app.router.add_post("/response-url/{tail:.*}", self._handle_response_url)
+        app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -348,6 +368,12 @@ class FakeSlack:
         """Every JSON message a Socket Mode client sent to the fake."""
         with self._lock:
             return list(self._socket_messages)
+
+    @property
+    def uploads(self) -> list[Upload]:
+        """Files shared through files.completeUploadExternal, in order."""
+        with self._lock:
+            return [upload for upload in self._uploads.values() if upload.channel]
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """Stored messages of a channel (bot posts and add_message), in ts order."""
@@ -787,6 +813,16 @@ class FakeSlack:
             self._response_url_posts.append((request.path, body))
         return web.json_response({"ok": True})
 
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The URL files.getUploadURLExternal hands out: the raw bytes, POSTed without a token."""
+        data = await request.read()
+        with self._lock:
+            upload = self._uploads.get(request.match_info["file_id"])
+            if upload is None:
+                return web.Response(status=404, text="upload not found")
+            upload.data = data
+        return web.Response(text=f"OK - {len(data)}")
+
     def _record_download(self, request: web.Request) -> None:
         with self._lock:
             self._downloads.append(Download(request.path_qs, CIMultiDict(request.headers)))
@@ -950,6 +986,34 @@ class FakeSlack:
         if stored is None:
             raise SlackError("file_not_found")
         return {"file": dict(stored.info), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = _require(params, "filename", "invalid_arguments")
+        length = int(_require(params, "length", "invalid_arguments"))
+        file_id = f"F{next(self._id_counter):09d}"
+        with self._lock:
+            self._uploads[file_id] = Upload(file_id, filename, length)
+        return {"upload_url": f"{self.base_url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = json.loads(_require(params, "files", "invalid_arguments"))
+        channel, thread_ts = params.get("channel_id"), params.get("thread_ts")
+        shared = []
+        with self._lock:
+            for entry in files:
+                upload = self._uploads.get(entry.get("id", ""))
+                if upload is None or upload.data is None or len(upload.data) != upload.length:
+                    raise SlackError("file_upload_not_found")
+                upload.title, upload.channel, upload.thread_ts = entry.get("title") or upload.filename, channel, thread_ts
+                shared.append({"id": upload.file_id, "name": upload.filename, "title": upload.title,
+                               "size": upload.length, "user": self.bot_user_id})
+            if channel:
+                message = {"type": "message", "subtype": "file_share", "user": self.bot_user_id, "bot_id": self.bot_id,
+                           "text": params.get("initial_comment") or "", "ts": self._next_ts(), "files": shared}
+                if thread_ts:
+                    message["thread_ts"] = thread_ts
+                self._store_message(str(channel), message)
+        return {"files": shared}
 
     # ------------------------------------------------------------------
     # message store helpers (call with self._lock held where noted)

@@ -5,7 +5,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.render import Message, RecentCall, help_message, permalink, recent_message, stats_message
+from bot.render import Message, RecentCall, RecentPlate, help_message, permalink, recent_message, stats_message
 from bot.slack.intake import Intake
 
 COMMAND = "/crystals"
@@ -22,10 +22,20 @@ def register(app: App, intake: Intake, *, team_url: str) -> None:
 def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:
     categories = intake.services.prompt_set.categories
     if verb == "recent":
-        items = [RecentCall(job, intake.store.call(job.call_id) if job.call_id else None,
+        store = intake.store
+        calls = [RecentCall(job, store.call(job.call_id) if job.call_id else None,
                             permalink(team_url, channel, job.reply_ts or job.message_ts, job.thread_ts))
-                 for job in intake.store.recent_jobs(channel, RECENT_LIMIT)]
+                 for job in store.recent_jobs(channel, RECENT_LIMIT)]
+        plates = [RecentPlate(inspection, store.inspection_labels(inspection.id),
+                              permalink(team_url, channel, inspection.progress_ts or inspection.message_ts,
+                                        inspection.thread_ts))
+                  for inspection in store.recent_inspections(channel, RECENT_LIMIT)]
+        items = sorted([*calls, *plates], key=_newest_first)[:RECENT_LIMIT]
         return recent_message(items, categories)
     if verb == "stats":
         return stats_message(intake.store.channel_stats(channel), categories)
     return help_message(COMMAND)
+
+
+def _newest_first(item: RecentCall | RecentPlate) -> float:
+    return -float(item.job.message_ts if isinstance(item, RecentCall) else item.inspection.message_ts)

@@ -1,0 +1,281 @@
+"""Whole plates in Slack, one handler per kind of job; the queue runs them like any other job.
+
+plate:         download the zip (to a temporary file) or the message's images -> record the inspection
+               -> one progress message -> each image read, normalised and stored in turn -> one
+               plate_image job per image. A zip that cannot be read gets one clear thread message.
+plate_image:   classify the stored image (cache, concurrency bound) -> a crystal hit gets its own
+               reply with the feedback buttons -> the progress message, at most every few seconds.
+plate_summary: queued when the inspection's last job ends -> the comparison with the plate's last
+               inspection in the channel -> the summary, the plate map and the CSV in the thread ->
+               the final progress line and the outcome reaction.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Callable, Iterable, Mapping, Sequence
+
+from bot.classifier import ModelError
+from bot.config import Settings
+from bot.images import ImageError
+from bot.models import Call, Job
+from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
+from bot.plates.compare import HIT, compare
+from bot.plates.naming import plate_name, plate_positions
+from bot.plates.platemap import plate_map_png
+from bot.plates.report import (PlateImage, calls_csv, labels_of, plate_failure_message, plate_image, plate_view,
+                               position_payload, progress_text, summary_message)
+from bot.plates.wells import Position
+from bot.queue import Handler, RetryLater
+from bot.render import Message
+from bot.slack.files import DownloadError
+from bot.slack.workflow import FAILED_REACTION, WORKING_REACTION, Workflow
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 3.0  # seconds between updates of a plate's progress message
+NORMALISERS = 2  # images of a plate normalised at once (Pillow decodes outside the GIL); each holds one image
+MB = 1024 * 1024
+
+Reader = Callable[[str], bytes]  # an image's name -> its bytes
+
+
+def zip_limits(settings: Settings) -> ZipLimits:
+    return ZipLimits(max_images=settings.max_zip_images, max_members=settings.max_zip_members,
+                     max_total_bytes=settings.max_zip_total_mb * MB, max_member_bytes=settings.max_zip_member_mb * MB,
+                     max_ratio=settings.max_zip_ratio)
+
+
+def image_label(path: str, position: Position | None) -> str:
+    """How a plate's image is named in its replies: `B4 · 12345_B04_1.jpg`, `B4 drop 2 · ...`."""
+    name = PurePosixPath(path).name
+    if position is None:
+        return name
+    return f"{position.well if position.drop == 1 else position} · {name}"
+
+
+@dataclass
+class PlateJobs:
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        try:
+            if "files" in job.payload:
+                self._read_message_images(job)
+            else:
+                self._read_zip(job)
+        except (ArchiveError, DownloadError) as error:
+            if getattr(error, "retryable", False):
+                raise RetryLater(str(error)) from error
+            log.warning("plate job %s (%s) failed: %s", job.id, job.file_name, error)
+            self._fail(job, str(error))
+            return
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        self._fail(job, f"I could not read {job.file_name}: {reason}. Upload it again in a few minutes.")
+
+    def _read_zip(self, job: Job) -> None:
+        settings, files = self.flow.services.settings, self.flow.files
+        file = files.complete({"id": job.file_id, **job.payload})
+        name = file.get("name") or job.file_name
+        limits = zip_limits(settings)
+        with tempfile.TemporaryFile() as spool:
+            try:
+                files.download_to(file, spool, settings.max_zip_download_mb * MB)
+            except DownloadError as error:
+                raise DownloadError(f"{name}: {error}", retryable=error.retryable) from error
+            with open_zip(spool, name, limits) as archive:
+                contents = survey(archive, name, limits)
+                entries = {entry.name: entry for entry in contents.images}
+                skipped = {reason.name: count for reason, count in contents.skipped_counts().items()}
+                self._inspect(job, name, list(entries), skipped,
+                              lambda path: read_image(archive, entries[path], limits))
+
+    def _read_message_images(self, job: Job) -> None:
+        files = self.flow.files
+        records = {file["name"]: file for file in job.payload["files"]}
+        self._inspect(job, "", list(records), {}, lambda name: files.download(files.complete(records[name])))
+
+    def _inspect(self, job: Job, source: str, paths: list[str], skipped: dict[str, int], read: Reader) -> None:
+        """Record the inspection, post its progress message and queue a job per image not queued yet."""
+        store, poster = self.flow.store, self.flow.poster
+        plate = (plate_name(source or None, paths) or plate_name(job.payload.get("plate") or None, [])
+                 or f"plate of {_when(job.message_ts)}")
+        inspection = store.start_inspection(job, plate, source, len(paths), skipped)
+        if not inspection.progress_ts:
+            progress_ts = poster.reply(job, Message(progress_text(inspection.plate_name, 0, len(paths))))
+            store.update_inspection(inspection.id, progress_ts=progress_ts)
+        positions = plate_positions(paths, inspection.plate_name)
+        queued = {queued.payload["path"] for queued in store.inspection_jobs(inspection.id)}
+        with ThreadPoolExecutor(NORMALISERS, thread_name_prefix=f"plate-{job.id}") as pool:
+            window: deque[tuple[str, Future[dict[str, str]]]] = deque()  # read, being normalised
+            for path in (path for path in paths if path not in queued):
+                window.append((path, pool.submit(self._stored, path, self._fetched(path, read))))
+                if len(window) > NORMALISERS:
+                    self._queue_image(job, inspection.id, positions, *window.popleft())
+            while window:
+                self._queue_image(job, inspection.id, positions, *window.popleft())
+
+    def _queue_image(self, job: Job, inspection_id: int, positions: Mapping[str, Position | None], path: str,
+                     stored: Future[dict[str, str]]) -> None:
+        payload = {"path": path, **position_payload(positions[path]), **stored.result()}
+        self.flow.store.enqueue("plate_image", job.channel, job.message_ts, job.thread_ts,
+                                f"plate:{inspection_id}:{path}", image_label(path, positions[path]), job.user_id,
+                                payload, inspection_id)
+        self.flow.wake()
+
+    @staticmethod
+    def _fetched(path: str, read: Reader) -> bytes | str:
+        """One image's bytes (read one at a time: a zip's members, a message's files), or why not."""
+        try:
+            return read(path)
+        except DownloadError as error:
+            if error.retryable:
+                raise RetryLater(str(error)) from error
+            return str(error)
+        except ArchiveError as error:
+            return str(error)
+
+    def _stored(self, path: str, data: bytes | str) -> dict[str, str]:
+        """Normalise one image and store it: its sha256, or the error to list in the summary."""
+        if isinstance(data, str):
+            return {"error": data}
+        try:
+            image = self.flow.services.normalise(data, PurePosixPath(path).name)
+        except ImageError as error:
+            return {"error": str(error)}
+        self.flow.store.save_image(image)
+        return {"sha256": image.sha256}
+
+    def _fail(self, job: Job, reason: str) -> None:
+        poster = self.flow.poster
+        reply_ts = poster.reply(job, plate_failure_message(reason))
+        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
+        poster.react(job.channel, job.message_ts, FAILED_REACTION, add=True)
+        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class PlateImageJobs:
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store = self.flow.store
+        error = job.payload.get("error")
+        call = store.call(job.call_id) if job.call_id else None
+        if call is None and error is None:
+            try:
+                call, error = self._classify(job)
+            except ModelError as model_error:
+                if model_error.retryable:
+                    raise RetryLater(str(model_error)) from model_error
+                call, error = None, str(model_error)
+        if call is not None and call.label == HIT:
+            reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))
+            store.update_job(job.id, "replied", reply_ts=reply_ts)
+        self._show_progress(job)
+        store.finish_job(job.id, "done" if call else "failed", error=error)
+
+    def give_up(self, job: Job, reason: str) -> None:
+        if job.call_id:  # the call is made: only posting the hit failed, and that is never given up
+            raise RetryLater(f"still cannot post job {job.id}'s call: {reason}")
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+    def _classify(self, job: Job) -> tuple[Call | None, str | None]:
+        store = self.flow.store
+        image = store.image(job.payload["sha256"])
+        if image is None:
+            return None, "the image is no longer stored; upload the plate again"
+        call = self.flow.services.classifier.classify(image)
+        store.update_job(job.id, "classified", call_id=call.id)
+        return call, None
+
+    def _show_progress(self, job: Job) -> None:
+        """Update the progress message (this image counted), unless another worker did very recently.
+        Cosmetic: a failure is only logged."""
+        store = self.flow.store
+        inspection = store.inspection(job.inspection_id) if job.inspection_id else None
+        if not inspection or not inspection.progress_ts or not store.progress_due(inspection.id, PROGRESS_EVERY):
+            return
+        ended, failed = store.inspection_progress(inspection.id)
+        text = progress_text(inspection.plate_name, min(ended + 1, inspection.images), inspection.images, failed)
+        try:
+            self.flow.poster.update(job.channel, inspection.progress_ts, Message(text))
+        except Exception as error:  # noqa: BLE001 - a progress line never fails an image
+            log.warning("could not update the progress of inspection %s: %s", inspection.id, error)
+
+
+@dataclass
+class PlateSummaries:
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store, poster = self.flow.store, self.flow.poster
+        inspection = store.inspection(job.inspection_id) if job.inspection_id else None
+        if inspection is None:
+            store.finish_job(job.id, "done")
+            return
+        jobs = store.inspection_jobs(inspection.id)
+        if any(image.state not in {"done", "failed"} for image in jobs):
+            store.finish_job(job.id, "done")  # an image was retried: its end queues this job again
+            return
+        images = self.plate_images(jobs)
+        previous = store.previous_inspection(inspection)
+        comparison = compare(labels_of(self.plate_images(store.inspection_jobs(previous.id))),
+                             labels_of(images)) if previous else None
+        categories = self.flow.services.prompt_set.categories
+        skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
+        poster.reply(job, summary_message(inspection.plate_name, images, categories, comparison, skipped))
+        if not inspection.uploaded:
+            view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
+            stem = _file_stem(inspection.plate_name)
+            name = inspection.plate_name
+            poster.upload(job.channel, job.thread_ts, [
+                {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
+                {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
+            ])
+            store.update_inspection(inspection.id, uploaded=True)
+        failed = sum(1 for image in images if image.call is None)
+        if inspection.progress_ts:
+            poster.update(job.channel, inspection.progress_ts,
+                          Message(progress_text(inspection.plate_name, len(images), len(images), failed) + " · done"))
+        for name in self._reactions(images):
+            poster.react(job.channel, job.message_ts, name, add=True)
+        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
+        store.update_inspection(inspection.id, finished_at=time.time())
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        raise RetryLater(f"still cannot post the plate's summary: {reason}")
+
+    def plate_images(self, jobs: Iterable[Job]) -> list[PlateImage]:
+        return [plate_image(job, self.flow.store.call(job.call_id) if job.call_id else None) for job in jobs]
+
+    def _reactions(self, images: Sequence[PlateImage]) -> list[str]:
+        """:gem: for any crystal hit, else the reaction of the most frequent category; :warning: as well
+        when an image could not be read."""
+        prompt_set = self.flow.services.prompt_set
+        counts = Counter(image.call.label for image in images if image.call)
+        names = [prompt_set.category(HIT if HIT in counts else counts.most_common(1)[0][0]).reaction] if counts else []
+        return names + ([FAILED_REACTION] if any(image.call is None for image in images) else [])
+
+
+def _when(ts: str) -> str:
+    return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _file_stem(plate: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", plate).strip("_.") or "plate"
+
+
+def plate_handlers(flow: Workflow) -> dict[str, Handler]:
+    return {"plate": PlateJobs(flow), "plate_image": PlateImageJobs(flow), "plate_summary": PlateSummaries(flow)}

@@ -1,0 +1,95 @@
+"""The store's plate records on SQLite and PostgreSQL: inspections, the summary queued when an
+inspection's last job ends, the throttled progress, the previous inspection of a plate."""
+from __future__ import annotations
+
+import pytest
+
+from bot.store import open_store
+
+
+@pytest.fixture
+def store(database_url):
+    store = open_store(database_url)
+    yield store
+    store.close()
+
+
+def plate_job(store, ts: str = "1.1", file_id: str = "FZIP"):
+    job_id = store.enqueue("plate", "C1", ts, ts, file_id, "plate42.zip", "U1", {"id": file_id})
+    return store.job(job_id)
+
+
+def image_of(store, job, inspection_id: int, path: str) -> int:
+    return store.enqueue("plate_image", job.channel, job.message_ts, job.thread_ts, f"plate:{inspection_id}:{path}",
+                         path, job.user_id, {"path": path, "well": path[:2], "drop": 1}, inspection_id)
+
+
+def kinds(jobs) -> list[str]:
+    return [job.kind for job in jobs]
+
+
+def test_an_inspection_is_recorded_once_and_ties_its_plate_job(store):
+    job = plate_job(store)
+    first = store.start_inspection(job, "Plate42", "plate42_2026-11-26.zip", 96, {"NOT_IMAGE": 2})
+    again = store.start_inspection(job, "Plate42", "plate42_2026-11-26.zip", 96, {"NOT_IMAGE": 2})  # job ran again
+    assert again == first and store.job(job.id).inspection_id == first.id
+    assert (first.plate, first.plate_name, first.images, first.skipped) == ("plate42", "Plate42", 96, {"NOT_IMAGE": 2})
+    assert not first.uploaded and first.progress_ts is None and first.finished_at is None
+    store.update_inspection(first.id, progress_ts="9.9", uploaded=True)
+    assert (store.inspection(first.id).progress_ts, store.inspection(first.id).uploaded) == ("9.9", True)
+    with pytest.raises(ValueError):
+        store.update_inspection(first.id, plate="other")
+
+
+def test_the_summary_is_queued_once_the_plate_job_and_every_image_have_ended(store):
+    job = plate_job(store)
+    inspection = store.start_inspection(job, "plate42", "plate42.zip", 2, {})
+    first, second = image_of(store, job, inspection.id, "A1.jpg"), image_of(store, job, inspection.id, "A2.jpg")
+    store.finish_job(first, "done")
+    store.finish_job(second, "failed", error="not an image")
+    assert "plate_summary" not in kinds(store.claim("A", 60, 10))  # the plate job is still reading the zip
+    store.finish_job(job.id, "done")
+    (summary,) = [j for j in store.claim("A", 60, 10) if j.kind == "plate_summary"]
+    assert (summary.inspection_id, summary.thread_ts) == (inspection.id, "1.1")
+    assert store.inspection_progress(inspection.id) == (2, 1)
+    assert [j.payload["path"] for j in store.inspection_jobs(inspection.id)] == ["A1.jpg", "A2.jpg"]
+
+
+def test_a_plate_that_fails_before_its_inspection_queues_nothing(store):
+    job = plate_job(store)
+    store.finish_job(job.id, "failed", error="corrupt zip")
+    assert store.claim("A", 60, 10) == []
+
+
+def test_two_zips_in_one_message_are_two_inspections(store):
+    first, second = plate_job(store, file_id="F1"), plate_job(store, file_id="F2")
+    one = store.start_inspection(first, "plate1", "plate1.zip", 1, {})
+    two = store.start_inspection(second, "plate2", "plate2.zip", 1, {})
+    assert one.id != two.id
+    image_of(store, first, one.id, "A1.jpg")
+    store.finish_job(first.id, "done")
+    image = image_of(store, second, two.id, "A1.jpg")  # the same member name in the other zip
+    store.finish_job(second.id, "done")
+    store.finish_job(image, "done")
+    summaries = [j for j in store.claim("A", 60, 10) if j.kind == "plate_summary"]
+    assert [s.inspection_id for s in summaries] == [two.id]
+
+
+def test_progress_is_due_at_most_once_per_interval(store):
+    inspection = store.start_inspection(plate_job(store), "plate42", "plate42.zip", 96, {})
+    assert store.progress_due(inspection.id, 60)
+    assert not store.progress_due(inspection.id, 60)
+    assert store.progress_due(inspection.id, 0)
+
+
+def test_the_previous_inspection_is_the_same_plate_finished_in_the_same_channel(store):
+    earlier = store.start_inspection(plate_job(store, "1.1"), "Plate42", "plate42_2026-11-26.zip", 96, {})
+    other_plate = store.start_inspection(plate_job(store, "2.2"), "plate43", "plate43.zip", 96, {})
+    unfinished = store.start_inspection(plate_job(store, "3.3"), "plate42", "plate42 (1).zip", 96, {})
+    later = store.start_inspection(plate_job(store, "4.4"), "plate42", "plate42_2026-12-01.zip", 96, {})
+    for inspection in (earlier, other_plate):
+        store.update_inspection(inspection.id, finished_at=1.0)
+    assert store.previous_inspection(later).id == earlier.id
+    assert store.previous_inspection(earlier) is None
+    assert store.thread_inspection("C1", "3.3").id == unfinished.id
+    assert [i.id for i in store.recent_inspections("C1", 2)] == [later.id, unfinished.id]
