@@ -84,7 +84,7 @@ def test_a_dripping_download_is_given_up_at_the_deadline(start_bot) -> None:
 
 
 def test_files_info_failing_with_an_html_page_keeps_the_page_out_of_the_reply(start_bot) -> None:
-    bot = start_bot()
+    bot = start_bot(JOB_MAX_ATTEMPTS="2", JOB_RETRY_SECONDS="0.1")  # a 503 is retried; then the thread hears
     bot.slack.fail_next_raw("files.info", 503, "<html><body><h1>503 Service Unavailable</h1>upstream</body></html>",
                             times=20)
     event = bot.upload(CRYSTALS, pending_scan=True)
