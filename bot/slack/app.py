@@ -77,7 +77,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
                          identity["user_id"], ChannelPacer())
     files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
                        max_bytes=settings.max_download_mb * 1_000_000)
-    workflow = Workflow(services, poster, files)
+    workflow = Workflow(services, poster, files, team_url=identity.get("url", ""))
 
     def upkeep() -> None:
         now = time.time()

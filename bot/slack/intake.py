@@ -8,6 +8,8 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.addressing import asks_something, mentions
+from bot.models import Job
 from bot.queue import JobQueue, RetryLater
 from bot.render import parse_feedback_value, parse_job_id
 from bot.services import Services
@@ -54,10 +56,13 @@ class Intake:
             self._react_working(channel, ts)
 
     def should_answer(self, event: dict[str, Any]) -> bool:
-        """A person's message in a thread of the bot's calls, or one that mentions the bot."""
-        mentioned = f"<@{self.bot_user_id}>" in event.get("text", "")
-        in_call_thread = bool(event.get("thread_ts")) and bool(self.store.thread_jobs(event["channel"], event["thread_ts"]))
-        return mentioned or in_call_thread
+        """A message that mentions the bot, or one in a thread of the bot's calls that asks something
+        (people chatting there are left alone: no model call, no reply)."""
+        text = event.get("text", "")
+        if mentions(text, self.bot_user_id):
+            return True
+        return (asks_something(text) and bool(event.get("thread_ts"))
+                and bool(self.store.thread_jobs(event["channel"], event["thread_ts"])))
 
     def accept_question(self, event: dict[str, Any]) -> None:
         thread_ts = event.get("thread_ts") or event["ts"]
@@ -72,15 +77,20 @@ class Intake:
         target = self.store.job(parsed[0]) if parsed else None
         call = self.store.call(target.call_id) if target and target.call_id else None
         channel = (body.get("channel") or {}).get("id")
-        if not parsed or not target or not call or target.channel != channel or target.kind != "image":
+        if not parsed or not target or not call or target.kind != "image" or channel not in self._shown_in(target):
             log.warning("ignored a feedback click with value %.40r in channel %s", value, channel)
             return
         label = parsed[1]
         payload = {"job_id": target.id, "label": label, "verdict": "confirmed" if label == call.label else "corrected"}
         key = f"click:{body.get('actions', [{}])[0].get('action_ts', '')}:{body['user']['id']}"
-        if self.store.enqueue("feedback", channel, target.message_ts, target.thread_ts, key, "feedback",
+        if self.store.enqueue("feedback", target.channel, target.message_ts, target.thread_ts, key, "feedback",
                               body["user"]["id"], payload) is not None:
             self.queue.notify()
+
+    def _shown_in(self, image_job: Job) -> set[str]:
+        """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
+        hit = self.store.hit_of(image_job)
+        return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
 
     def accept_retry(self, body: dict[str, Any], value: str) -> None:
         """The Retry button under a failure: the job goes back into the queue."""

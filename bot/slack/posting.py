@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 JOB_EVENT_TYPE = "crystal_job"
 RATE_LIMIT_RETRIES = 30  # each waits out Slack's Retry-After: minutes of patience before the queue takes over
+HISTORY_PAGES = 5  # a top-level post is looked for among the channel's latest 1,000 messages
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
@@ -85,32 +86,45 @@ class SlackPoster:
 
     def reply(self, job: Job, message: Message) -> str:
         """The job's one reply in its thread: posted once, updated after that. Returns its ts."""
-        ts = job.reply_ts or (self.find_reply(job) if job.attempts > 1 else None)
+        return self._post_once(job, job.channel, job.thread_ts, message)
+
+    def post(self, job: Job, channel: str, message: Message) -> str:
+        """The job's one message at the top of `channel` (a notice, a hit): posted once, updated after."""
+        return self._post_once(job, channel, None, message)
+
+    def _post_once(self, job: Job, channel: str, thread_ts: str | None, message: Message) -> str:
+        ts = job.reply_ts or (self.find_post(job, channel, thread_ts) if job.attempts > 1 else None)
         if ts:
-            self.update(job.channel, ts, message)
+            self.update(channel, ts, message)
             return ts
         metadata = {"event_type": JOB_EVENT_TYPE, "event_payload": {"job_id": job.id}}
-        self.pacer.wait(job.channel)
+        self.pacer.wait(channel)
         response = self._slack(lambda: self.poster.chat_postMessage(
-            channel=job.channel, thread_ts=job.thread_ts, text=message.text, blocks=message.blocks,
-            metadata=metadata))
+            channel=channel, thread_ts=thread_ts, text=message.text, blocks=message.blocks, metadata=metadata))
         return response["ts"]
 
-    def find_reply(self, job: Job) -> str | None:
-        """The ts of a reply this job already posted (found by its metadata), if any."""
-        cursor = None
+    def find_post(self, job: Job, channel: str, thread_ts: str | None) -> str | None:
+        """The ts of a message this job already posted (found by its metadata), if any: in the thread,
+        or among the channel's latest HISTORY_PAGES pages for a top-level message."""
+        cursor, pages = None, 0
         while True:
-            page = self._slack(lambda: self.client.conversations_replies(
-                channel=job.channel, ts=job.thread_ts, include_all_metadata=True, limit=200, cursor=cursor))
+            page = self._slack(lambda: self._metadata_page(channel, thread_ts, cursor))
             for message in page["messages"]:
                 metadata = message.get("metadata") or {}
                 if (metadata.get("event_type") == JOB_EVENT_TYPE and message.get("user") == self.bot_user_id
                         and metadata.get("event_payload", {}).get("job_id") == job.id):
-                    log.info("job %s had already replied (%s); not posting again", job.id, message["ts"])
+                    log.info("job %s had already posted (%s); not posting again", job.id, message["ts"])
                     return message["ts"]
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not page.get("has_more") or not cursor:
+            cursor, pages = (page.get("response_metadata") or {}).get("next_cursor"), pages + 1
+            if not page.get("has_more") or not cursor or (thread_ts is None and pages >= HISTORY_PAGES):
                 return None
+
+    def _metadata_page(self, channel: str, thread_ts: str | None, cursor: str | None) -> Any:
+        """A page of a thread (or of the channel's history, newest first), with message metadata."""
+        if thread_ts:
+            return self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True,
+                                                     limit=200, cursor=cursor)
+        return self.client.conversations_history(channel=channel, include_all_metadata=True, limit=200, cursor=cursor)
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         self.pacer.wait(channel)

@@ -64,6 +64,12 @@ MIGRATIONS: list[str] = [
         created_at {real} NOT NULL
     );
     """,
+    # 4: this month's spend is summed by time; a call's channel is that of the first job that used it
+    """
+    CREATE INDEX calls_by_time ON calls (created_at);
+    CREATE INDEX follow_ups_by_time ON follow_ups (created_at);
+    CREATE INDEX jobs_by_call ON jobs (call_id);
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}

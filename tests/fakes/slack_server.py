@@ -45,7 +45,8 @@ HTTP error status (e.g. 503); ``drop_after_accepting`` carries out the next
 calls and then closes the connection without an answer (the post exists, the
 client sees a dropped connection).  ``set_handler`` adds or overrides a Web API
 method.  ``conversations.replies`` returns message metadata only when asked
-with ``include_all_metadata``, as Slack does.  Events go to the newest
+with ``include_all_metadata``, as Slack does (so does ``conversations.history``,
+newest first).  Events go to the newest
 connection, or to each connection in turn with ``round_robin = True``.
 """
 
@@ -192,6 +193,7 @@ class FakeSlack:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "files.info": self._files_info,
         }
 
@@ -883,6 +885,25 @@ class FakeSlack:
         return {
             "messages": page,
             "has_more": has_more,
+            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+        }
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and thread parents), newest first, paged by cursor."""
+        channel = _require(params, "channel", "channel_not_found")
+        limit = int(params.get("limit") or 100)
+        offset = int(params.get("cursor") or 0)
+        with self._lock:
+            top = [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        top.sort(key=_ts_key, reverse=True)
+        if params.get("include_all_metadata") not in (True, "true", "1", 1):
+            top = [{k: v for k, v in m.items() if k != "metadata"} for m in top]
+        page = top[offset : offset + limit]
+        has_more = offset + limit < len(top)
+        return {
+            "messages": page,
+            "has_more": has_more,
+            "pin_count": 0,
             "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
         }
 

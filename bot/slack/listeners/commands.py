@@ -1,10 +1,14 @@
-"""`/crystals help | recent | stats`, answered only to the person who asked."""
+"""`/crystals help | recent | stats` (stats include this month's model spend), answered only to the person
+who asked."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.budget import month_name, month_start
+from bot.models import MonthSpend
 from bot.render import Message, RecentCall, help_message, permalink, recent_message, stats_message
 from bot.slack.intake import Intake
 
@@ -27,5 +31,12 @@ def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:
                  for job in intake.store.recent_jobs(channel, RECENT_LIMIT)]
         return recent_message(items, categories)
     if verb == "stats":
-        return stats_message(intake.store.channel_stats(channel), categories)
+        return stats_message(intake.store.channel_stats(channel), categories, month_spend(intake), channel)
     return help_message(COMMAND)
+
+
+def month_spend(intake: Intake) -> MonthSpend:
+    now = time.time()
+    since = month_start(now)
+    return MonthSpend(month_name(now), intake.store.spend_since(since), intake.store.spend_by_channel_since(since),
+                      intake.services.settings.monthly_budget_usd)
