@@ -117,3 +117,16 @@ def test_the_api_key_never_appears_in_an_error(settings):
 
 def test_a_nan_timeout_is_refused(settings):
     assert "OPENAI_TIMEOUT='nan'" in problem(settings, OPENAI_TIMEOUT="nan")
+
+
+def test_a_monthly_budget_is_optional_and_never_negative(settings):
+    assert settings().monthly_budget_usd is None
+    assert settings(MONTHLY_BUDGET_USD="25.5").monthly_budget_usd == 25.5
+    assert settings(MONTHLY_BUDGET_USD="0").monthly_budget_usd == 0
+    assert "MONTHLY_BUDGET_USD='-3'" in problem(settings, MONTHLY_BUDGET_USD="-3")
+    assert "MONTHLY_BUDGET_USD='nan'" in problem(settings, MONTHLY_BUDGET_USD="nan")
+
+
+def test_the_hits_channel_is_optional(settings):
+    assert settings().hits_channel == ""
+    assert settings(HITS_CHANNEL=" C0HITS ").hits_channel == "C0HITS"

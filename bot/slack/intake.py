@@ -40,8 +40,9 @@ class Intake:
         return not allowed or channel in allowed
 
     def say_not_allowed_once(self, channel: str) -> None:
-        """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only."""
-        if self.store.first_sighting(f"not-allowed:{channel}"):
+        """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only (the
+        hits channel excepted: the bot posts there)."""
+        if channel != self.services.settings.hits_channel and self.store.first_sighting(f"not-allowed:{channel}"):
             self.poster.client.chat_postMessage(channel=channel, text=NOT_ALLOWED)
 
     def accept_upload(self, event: dict[str, Any]) -> None:
