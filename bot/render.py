@@ -183,7 +183,10 @@ def help_message(command: str) -> Message:
         "• Reply in the thread (or mention me) to ask a follow-up question.\n"
         "• Use the buttons under a call to confirm it or correct it.\n"
         f"• `{command} recent`: the last calls in this channel.\n"
-        f"• `{command} stats`: calls per category and how often the team confirmed or corrected me."
+        f"• `{command} stats`: calls per category, how often the team confirmed or corrected me, and this "
+        "month's model spend.\n"
+        f"• `{command} export [from YYYY-MM-DD] [to YYYY-MM-DD]`: this channel's calls as a CSV, in a direct "
+        "message."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 

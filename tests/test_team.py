@@ -1,7 +1,11 @@
 """Working as a team, end to end against the fake Slack and the fake OpenAI: the monthly budget, answering
-in threads only when asked, and the hits channel (on SQLite and PostgreSQL where the store decides)."""
+in threads only when asked, the hits channel and the CSV export (on SQLite and PostgreSQL where the store
+decides)."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import time
 
@@ -187,3 +191,72 @@ def test_a_hit_slack_accepted_before_the_connection_dropped_is_not_posted_again(
                 and m.get("user") == bot.slack.bot_user_id]) == 1
     (hit_job,) = [j for j in (bot.services.store.job(n) for n in range(1, 10)) if j and j.kind == "hit"]
     assert (hit_job.state, hit_job.attempts) == ("done", 2) and hit_job.reply_ts
+
+
+def test_the_hits_channel_outside_allowed_channels_is_not_told_that_the_bot_stays_quiet(start_bot) -> None:
+    bot = start_bot(ALLOWED_CHANNELS=CHANNEL, HITS_CHANNEL=HITS)
+    joined = {"type": "member_joined_channel", "user": "UBOT", "channel": HITS, "channel_type": "C", "inviter": "U1"}
+    bot.slack.wait_for_ack(bot.slack.push_event(joined))
+    bot.drain()
+    assert bot.slack.calls_to("chat.postMessage") == []
+
+
+# --- /crystals export --------------------------------------------------------------------------------
+
+
+def exported(bot: RunningBot, text: str, user: str) -> tuple[str, list[dict[str, str]], ApiCall]:
+    """Run `/crystals <text>`; the ephemeral answer, the CSV's rows and the upload's completion."""
+    before = len(bot.slack.calls_to("files.completeUploadExternal"))
+    envelope = bot.slack.push_slash_command(bot.slack.slash_command_payload(text, channel=CHANNEL, user=user))
+    answer = bot.slack.wait_for_ack(envelope)["text"]
+    complete = bot.slack.wait_for(lambda: bot.slack.calls_to("files.completeUploadExternal")[before:],
+                                  what="the CSV uploaded")[0]
+    (shared,) = json.loads(complete.params["files"])
+    rows = list(csv.DictReader(io.StringIO(bot.slack.file_content(shared["id"]).decode("utf-8"))))
+    return answer, rows, complete
+
+
+def test_export_sends_the_channels_calls_and_verdicts_as_csv_in_a_direct_message(database_url, start_bot) -> None:
+    bot = label_images(start_bot(DATABASE_URL=database_url))
+    event = bot.upload(CRYSTALS, CLEAR)
+    bot.wait_until_done(event)
+    elsewhere = bot.slack.add_message("C2", "", files=[bot.slack.add_file(*PRECIPITATE)])
+    bot.slack.push_event(elsewhere)
+    bot.wait_for_posts(elsewhere["ts"], 1)
+    crystals_job = next(j for j in bot.services.store.jobs_of_message(CHANNEL, event["ts"]) if j.file_name == "10.jpeg")
+    reply = next(r for r in bot.thread_posts(event["ts"]) if "crystals" in r.params["text"])
+    bot.slack.push_interactive(bot.slack.block_actions_payload(
+        CORRECT_ACTION, None, message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL, user="U8",
+        selected_option_value=f"{crystals_job.id}:precipitate"))
+    bot.slack.wait_for(lambda: bot.slack.calls_to("chat.update"), what="the correction shown")
+    bot.drain()
+
+    answer, rows, complete = exported(bot, "export", user="U5")
+
+    assert "CSV of this channel's calls of all time" in answer and "direct message" in answer
+    assert complete.params["channel_id"] == "DU5"
+    assert bot.slack.calls_to("conversations.open")[0].params["users"] == "U5"
+    (dm,) = bot.slack.messages("DU5")
+    assert dm["text"] == f"The 2 classified images in <#{CHANNEL}> of all time, with the team's latest verdicts."
+    assert [(r["file"], r["category"], r["uploader"]) for r in rows] == [("10.jpeg", "crystals", "U1"),
+                                                                         ("236.jpeg", "clear", "U1")]
+    crystals = rows[0]
+    assert (crystals["team_verdict"], crystals["team_label"], crystals["verdict_by"]) == ("corrected", "precipitate", "U8")
+    assert crystals["confidence"] == "0.930" and crystals["explanation"]
+    assert crystals["thread_link"] == f"https://lab.slack.com/archives/{CHANNEL}/p{reply.response['ts'].replace('.', '')}" \
+                                      f"?thread_ts={event['ts']}&cid={CHANNEL}"
+    assert rows[1]["team_verdict"] == "" and rows[1]["time_utc"].startswith("20")
+
+    later, none, _ = exported(bot, "export from 2099-01-01", user="U5")
+    assert "since 2099-01-01" in later and none == []
+
+
+def test_an_export_with_a_bad_date_says_how_to_write_one_and_sends_nothing(start_bot) -> None:
+    bot = start_bot()
+    envelope = bot.slack.push_slash_command(bot.slack.slash_command_payload("export from yesterday", channel=CHANNEL))
+    answer = bot.slack.wait_for_ack(envelope)
+    bot.drain()
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == ("`yesterday` is not a date like 2026-11-30. "
+                              "Write `/crystals export [from YYYY-MM-DD] [to YYYY-MM-DD]`.")
+    assert bot.slack.calls_to("conversations.open") == [] and bot.slack.calls_to("files.getUploadURLExternal") == []

@@ -3,12 +3,14 @@ ack is never late; the work itself happens on the queue's workers (bot/slack/wor
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.addressing import asks_something, mentions
+from bot.export import Period
 from bot.models import Job
 from bot.queue import JobQueue, RetryLater
 from bot.render import parse_feedback_value, parse_job_id
@@ -92,6 +94,13 @@ class Intake:
         """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
         hit = self.store.hit_of(image_job)
         return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
+
+    def accept_export(self, command: dict[str, Any], period: Period) -> None:
+        """`/crystals export`: a job that sends the channel's calls to the person who asked."""
+        key = f"export-{command.get('trigger_id') or time.time()}"
+        if self.store.enqueue("export", command["channel_id"], key, key, "export", period.file_name(command["channel_id"]),
+                              command["user_id"], asdict(period)) is not None:
+            self.queue.notify()
 
     def accept_retry(self, body: dict[str, Any], value: str) -> None:
         """The Retry button under a failure: the job goes back into the queue."""

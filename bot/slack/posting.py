@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 from urllib.error import URLError
 
@@ -138,6 +139,16 @@ class SlackPoster:
         except SlackApiError as error:
             if error.response.get("error") not in {"already_reacted", "no_reaction"}:
                 raise
+
+    def direct_message_channel(self, user_id: str) -> str:
+        """The channel id of the bot's direct messages with a person (opened if need be)."""
+        return self._slack(lambda: self.client.conversations_open(users=user_id))["channel"]["id"]
+
+    def upload(self, channel: str, path: Path, title: str, comment: str) -> None:
+        """Share a file in a channel, with a comment (files_upload_v2: scope files:write)."""
+        self.pacer.wait(channel)
+        self._slack(lambda: self.client.files_upload_v2(channel=channel, file=str(path), filename=path.name,
+                                                       title=title, initial_comment=comment))
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         """Every message of a thread, oldest first, page by page."""

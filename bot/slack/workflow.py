@@ -8,6 +8,7 @@ feedback: a Confirm / Correct click -> stored -> the call's message (and its cop
           channel) shows it.
 hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
 notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
+export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
 
 Before any model call the month's spend is checked against MONTHLY_BUDGET_USD: once it is reached,
 uploads of images not in the cache and questions get a short reply instead of a model call.
@@ -17,13 +18,17 @@ lasting failure becomes a short thread reply with a Retry button, the detail goe
 """
 from __future__ import annotations
 
+import csv
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
+from bot.export import HEADER, Period, csv_row, summary
 from bot.images import ImageError
 from bot.models import Call, Job
 from bot.prompt import ThreadImage, bounded_transcript
@@ -59,7 +64,8 @@ class Workflow:
 
     def handlers(self) -> dict[str, Handler]:
         return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
-                "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self)}
+                "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self),
+                "export": Exports(self)}
 
     def call_reply(self, job: Job, call: Call) -> Message:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
@@ -311,3 +317,35 @@ class Notices:
     def give_up(self, job: Job, reason: str) -> None:
         log.error("budget notice job %s could not be posted in %s: %s", job.id, job.channel, reason)
         self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Exports:
+    """`/crystals export`: a channel's calls in a period as CSV, sent to the person who asked."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        period = Period(**job.payload)
+        with tempfile.TemporaryDirectory(prefix="crystals-export-") as folder:
+            path = Path(folder) / period.file_name(job.channel)
+            rows = self._write(job.channel, period, path)
+            poster = self.flow.poster
+            poster.upload(poster.direct_message_channel(job.user_id), path, path.name,
+                          summary(job.channel, period, rows))
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+    def _write(self, channel: str, period: Period, path: Path) -> int:
+        """The CSV, a page of the database at a time; how many calls it holds."""
+        rows, after = 0, 0
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(HEADER)
+            while page := self.flow.store.export_page(channel, period.start, period.end, after):
+                writer.writerows(csv_row(record, self.flow.team_url, channel) for record in page)
+                rows, after = rows + len(page), page[-1]["id"]
+        return rows

@@ -321,6 +321,23 @@ class Store(ABC):
             corrected=counts.get("corrected", 0),
         )
 
+    def export_page(self, channel: str, start: float | None, end: float | None, after_id: int,
+                    limit: int = 500) -> list[dict[str, Any]]:
+        """One page of a channel's calls recorded in [start, end), after job `after_id`, oldest first: the
+        job (id, message_ts, thread_ts, reply_ts, user_id, file_name), the call (label, confidence,
+        explanation) and the team's latest verdict (verdict, verdict_label, verdict_user; None if none)."""
+        rows = self._rows(
+            "SELECT jobs.id, jobs.message_ts, jobs.thread_ts, jobs.reply_ts, jobs.user_id, jobs.file_name,"
+            " calls.label, calls.confidence, calls.explanation, feedback.verdict,"
+            " feedback.label AS verdict_label, feedback.user_id AS verdict_user"
+            " FROM jobs JOIN calls ON calls.id = jobs.call_id"
+            " LEFT JOIN feedback ON feedback.id = (SELECT MAX(id) FROM feedback WHERE feedback.job_id = jobs.id)"
+            " WHERE jobs.channel = ? AND jobs.kind = 'image' AND jobs.id > ? AND jobs.created_at >= ?"
+            " AND jobs.created_at < ? ORDER BY jobs.id LIMIT ?",
+            channel, after_id, start if start is not None else float("-inf"),
+            end if end is not None else float("inf"), limit)
+        return [dict(row) for row in rows]
+
     # --- upkeep and moving data ---------------------------------------------------------------
 
     def prune(self, events_before: float, images_before: float) -> tuple[int, int]:

@@ -64,11 +64,13 @@ MIGRATIONS: list[str] = [
         created_at {real} NOT NULL
     );
     """,
-    # 4: this month's spend is summed by time; a call's channel is that of the first job that used it
+    # 4: this month's spend is summed by time; a call's channel is that of the first job that used it;
+    # a call's latest verdict is looked up for every row of an export
     """
     CREATE INDEX calls_by_time ON calls (created_at);
     CREATE INDEX follow_ups_by_time ON follow_ups (created_at);
     CREATE INDEX jobs_by_call ON jobs (call_id);
+    CREATE INDEX feedback_by_job ON feedback (job_id);
     """,
 ]
 

@@ -48,6 +48,10 @@ method.  ``conversations.replies`` returns message metadata only when asked
 with ``include_all_metadata``, as Slack does (so does ``conversations.history``,
 newest first).  Events go to the newest
 connection, or to each connection in turn with ``round_robin = True``.
+``files_upload_v2`` works in its three steps (``files.getUploadURLExternal``, the
+bytes POSTed to the returned URL, ``files.completeUploadExternal`` sharing the file
+in ``channel_id``); ``file_content`` gives an uploaded file's bytes back, and
+``conversations.open`` gives a person's DM channel (``D`` + the user id).
 """
 
 from __future__ import annotations
@@ -168,6 +172,7 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
+        self._uploads: dict[str, tuple[str, int, bytes | None]] = {}  # file id -> (name, length, bytes once sent)
         self._rate_limits: dict[str, _RateLimit] = {}
         self._failures: dict[str, list[int]] = {}
         self._drops: dict[str, int] = {}
@@ -195,6 +200,9 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
             "files.info": self._files_info,
+            "conversations.open": self._conversations_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -252,6 +260,7 @@ class FakeSlack:
         app.router.add_get("/signin", self._handle_signin)
         app.router.add_get("/elsewhere/{tail:.*}", self._handle_elsewhere)
         app.router.add_post("/response-url/{tail:.*}", self._handle_response_url)
+        app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -432,6 +441,11 @@ class FakeSlack:
         if pending_scan:
             return _pending_scan_file(info)
         return dict(info)
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a hosted file (one added by a test or uploaded by the bot)."""
+        with self._lock:
+            return self._files[file_id].data
 
     def redirect_file_to(self, file_id: str, url: str) -> None:
         """Make the file's URLs answer 302 to ``url`` (authenticated or not)."""
@@ -715,6 +729,21 @@ class FakeSlack:
             headers["Content-Disposition"] = f'attachment; filename="{stored.info["name"]}"'
         return web.Response(body=stored.data, headers=headers)
 
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """Step 2 of files_upload_v2: the bytes, POSTed to the URL files.getUploadURLExternal gave (the URL
+        is the credential: no token). Slack answers 200 with a short text."""
+        data = await request.read()
+        file_id = request.match_info["file_id"]
+        with self._lock:
+            pending = self._uploads.get(file_id)
+            if pending is None:
+                return web.Response(status=404, text="upload not found")
+            name, length, _ = pending
+            if len(data) != length:
+                return web.Response(status=400, text=f"length mismatch: {len(data)} != {length}")
+            self._uploads[file_id] = (name, length, data)
+        return web.Response(text=f"OK - {len(data)}")
+
     async def _handle_signin(self, request: web.Request) -> web.Response:
         return web.Response(text=SIGNIN_HTML, content_type="text/html", charset="utf-8")
 
@@ -906,6 +935,49 @@ class FakeSlack:
             "pin_count": 0,
             "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
         }
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A direct message with one person: its channel id (the same each time), as Slack answers."""
+        users = _require(params, "users", "users_list_not_supplied")
+        if "," in users:
+            raise SlackError("not_implemented")  # group DMs: not needed by the bot
+        return {"no_op": True, "already_open": True, "channel": {"id": f"D{users}"}}
+
+    def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of files_upload_v2: a file id and the URL to POST its bytes to."""
+        name = _require(params, "filename", "invalid_arguments")
+        length = int(_require(params, "length", "invalid_arguments"))
+        file_id = f"F{next(self._id_counter):09d}"
+        with self._lock:
+            self._uploads[file_id] = (name, length, None)
+        return {"upload_url": f"{self.base_url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: the uploaded files are hosted and shared in ``channel_id`` (a message from the bot with
+        ``initial_comment``, in ``thread_ts`` if given)."""
+        files = json.loads(_require(params, "files", "invalid_arguments"))
+        channel = params.get("channel_id")
+        shared = []
+        for entry in files:
+            with self._lock:
+                pending = self._uploads.pop(entry["id"], None)
+            if pending is None or pending[2] is None:
+                raise SlackError("file_not_found")
+            name, _, data = pending
+            mimetype = "text/csv" if name.endswith(".csv") else "application/octet-stream"
+            info = self.add_file(name, data, mimetype, name.rsplit(".", 1)[-1], file_id=entry["id"],
+                                 user=self.bot_user_id)
+            info["title"] = entry.get("title") or name
+            shared.append({"id": info["id"], "title": info["title"]})
+            if channel:
+                message = {"type": "message", "subtype": "file_share", "user": self.bot_user_id,
+                           "bot_id": self.bot_id, "text": params.get("initial_comment", ""), "ts": self._next_ts(),
+                           "files": [info], "upload": True}
+                if params.get("thread_ts"):
+                    message["thread_ts"] = params["thread_ts"]
+                with self._lock:
+                    self._store_message(channel, message)
+        return {"files": shared}
 
     def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = _require(params, "file", "file_not_found")

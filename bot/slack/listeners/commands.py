@@ -1,5 +1,5 @@
-"""`/crystals help | recent | stats` (stats include this month's model spend), answered only to the person
-who asked."""
+"""`/crystals help | recent | stats | export`, answered only to the person who asked (stats include this
+month's model spend; an export arrives as a CSV in a direct message)."""
 from __future__ import annotations
 
 import time
@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.budget import month_name, month_start
+from bot.export import ExportRequestError, parse_period
 from bot.models import MonthSpend
 from bot.render import Message, RecentCall, help_message, permalink, recent_message, stats_message
 from bot.slack.intake import Intake
@@ -19,8 +20,23 @@ RECENT_LIMIT = 10
 def register(app: App, intake: Intake, *, team_url: str) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
-        message = answer(intake, command.get("text", "").strip().lower(), command["channel_id"], team_url)
+        text = command.get("text", "").strip()
+        if text.lower().split()[:1] == ["export"]:
+            message = export(intake, command, text)
+        else:
+            message = answer(intake, text.lower(), command["channel_id"], team_url)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def export(intake: Intake, command: dict[str, Any], text: str) -> Message:
+    """Queue the export (the work happens on the job queue) and say where it will arrive."""
+    try:
+        period = parse_period(text)
+    except ExportRequestError as error:
+        return Message(str(error))
+    intake.accept_export(command, period)
+    return Message(f"I am putting together a CSV of this channel's calls {period.describe()}; "
+                   "it will arrive in a direct message from me.")
 
 
 def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:

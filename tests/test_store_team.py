@@ -1,5 +1,5 @@
-"""bot.store on SQLite and PostgreSQL: this month's model spend (in all and per channel) and the job that
-shared a call in the hits channel."""
+"""bot.store on SQLite and PostgreSQL: this month's model spend (in all and per channel), the job that
+shared a call in the hits channel, and a channel's calls for an export, page by page."""
 from __future__ import annotations
 
 import time
@@ -41,3 +41,27 @@ def test_hit_of_finds_the_job_that_shared_an_image(store, new_job):
     assert store.hit_of(image_job).id == hit_id
     assert store.enqueue("hit", image_job.channel, image_job.message_ts, image_job.thread_ts,
                          store.hit_key(image_job), image_job.file_name, "U1", {}) is None  # shared once
+
+
+def test_export_pages_a_channels_calls_with_the_latest_verdict_within_the_period(store, new_job):
+    jobs = [new_job() for _ in range(3)]
+    for number, job_id in enumerate(jobs):
+        classified(store, job_id, "crystals", colour=(number, 0, 0))
+    store.finish_job(new_job(), "failed", error="corrupt")  # no call: not exported
+    classified(store, new_job(channel="C2"), "clear", colour=(7, 7, 7))
+    store.add_feedback(jobs[0], "U2", "confirmed", "crystals")
+    store.add_feedback(jobs[0], "U3", "corrected", "other")
+
+    pages, after = [], 0
+    while page := store.export_page("C1", None, None, after, limit=2):
+        pages.append([row["id"] for row in page])
+        after = page[-1]["id"]
+    assert pages == [jobs[:2], jobs[2:]]
+    first = store.export_page("C1", None, None, 0)[0]
+    assert (first["label"], first["verdict"], first["verdict_label"], first["verdict_user"]) == \
+        ("crystals", "corrected", "other", "U3")
+    assert first["file_name"] == "F1.png" and first["user_id"] == "U1" and first["reply_ts"] == "1700000001.000000"
+    assert store.export_page("C1", None, None, 0)[1]["verdict"] is None
+    assert store.export_page("C1", time.time() + 1, None, 0) == []
+    assert store.export_page("C1", None, time.time() - 3600, 0) == []
+    assert len(store.export_page("C1", time.time() - 3600, time.time() + 1, 0)) == 3
