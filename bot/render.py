@@ -88,7 +88,8 @@ def feedback_blocks(job_id: int, label: str, categories: Sequence[Category], fee
     """The team's latest verdict, if any, and the Confirm / Correct controls."""
     blocks: Blocks = []
     if feedback:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": feedback_line(feedback, categories)}]})
+        verdict = feedback_line(feedback, categories)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]})
     return [*blocks, feedback_actions(job_id, label, categories)]
 
 

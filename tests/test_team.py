@@ -43,6 +43,11 @@ def channel_posts(bot: RunningBot, channel: str) -> list[ApiCall]:
             if c.params["channel"] == channel and not c.params.get("thread_ts") and c.status == 200]
 
 
+def message_updates(bot: RunningBot, count: int) -> list[ApiCall]:
+    return bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")) == count and bot.slack.calls_to("chat.update"),
+                              what=f"{count} messages updated")
+
+
 def answered(bot: RunningBot, event: dict) -> str:
     """The text of the bot's one reply to an upload, once the upload is done."""
     bot.wait_until_done(event)
@@ -150,7 +155,7 @@ def test_a_crystals_call_is_shared_in_the_hits_channel_and_feedback_in_either_pl
     bot.slack.push_interactive(bot.slack.block_actions_payload(
         CONFIRM_ACTION, next(b for b in hit.params["blocks"] if b["type"] == "actions")["elements"][0]["value"],
         message=hit_message, channel=HITS, user="U7"))
-    confirmed = bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")) == 2 and bot.slack.calls_to("chat.update"))
+    confirmed = message_updates(bot, 2)
     assert {(u.params["channel"], u.params["ts"]) for u in confirmed} == {(CHANNEL, reply.response["ts"]),
                                                                           (HITS, hit.response["ts"])}
     assert all(":white_check_mark: Confirmed by <@U7>" in section_text(u) for u in confirmed)
@@ -159,7 +164,7 @@ def test_a_crystals_call_is_shared_in_the_hits_channel_and_feedback_in_either_pl
     bot.slack.push_interactive(bot.slack.block_actions_payload(
         CORRECT_ACTION, None, message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL, user="U8",
         selected_option_value=f"{job.id}:precipitate"))
-    updates = bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")) == 4 and bot.slack.calls_to("chat.update"))
+    updates = message_updates(bot, 4)
     assert {u.params["channel"] for u in updates[2:]} == {CHANNEL, HITS}
     assert all(":pencil2: Corrected to :hourglass: *precipitate* by <@U8>" in section_text(u) for u in updates[2:])
 
@@ -241,10 +246,11 @@ def test_export_sends_the_channels_calls_and_verdicts_as_csv_in_a_direct_message
     assert [(r["file"], r["category"], r["uploader"]) for r in rows] == [("10.jpeg", "crystals", "U1"),
                                                                          ("236.jpeg", "clear", "U1")]
     crystals = rows[0]
-    assert (crystals["team_verdict"], crystals["team_label"], crystals["verdict_by"]) == ("corrected", "precipitate", "U8")
+    verdict = (crystals["team_verdict"], crystals["team_label"], crystals["verdict_by"])
+    assert verdict == ("corrected", "precipitate", "U8")
     assert crystals["confidence"] == "0.930" and crystals["explanation"]
-    assert crystals["thread_link"] == f"https://lab.slack.com/archives/{CHANNEL}/p{reply.response['ts'].replace('.', '')}" \
-                                      f"?thread_ts={event['ts']}&cid={CHANNEL}"
+    reply_ts = reply.response["ts"].replace(".", "")
+    assert crystals["thread_link"] == f"https://lab.slack.com/archives/{CHANNEL}/p{reply_ts}?thread_ts={event['ts']}&cid={CHANNEL}"
     assert rows[1]["team_verdict"] == "" and rows[1]["time_utc"].startswith("20")
 
     later, none, _ = exported(bot, "export from 2099-01-01", user="U5")

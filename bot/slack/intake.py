@@ -97,9 +97,9 @@ class Intake:
 
     def accept_export(self, command: dict[str, Any], period: Period) -> None:
         """`/crystals export`: a job that sends the channel's calls to the person who asked."""
-        key = f"export-{command.get('trigger_id') or time.time()}"
-        if self.store.enqueue("export", command["channel_id"], key, key, "export", period.file_name(command["channel_id"]),
-                              command["user_id"], asdict(period)) is not None:
+        key, channel = f"export-{command.get('trigger_id') or time.time()}", command["channel_id"]
+        if self.store.enqueue("export", channel, key, key, "export", period.file_name(channel), command["user_id"],
+                              asdict(period)) is not None:
             self.queue.notify()
 
     def accept_retry(self, body: dict[str, Any], value: str) -> None:

@@ -71,6 +71,11 @@ class Workflow:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                             self.store.latest_feedback(job.id))
 
+    def classified(self, job_id: int) -> tuple[Job | None, Call | None]:
+        """An image job and its call (None for what is not there)."""
+        job = self.store.job(job_id)
+        return job, self.store.call(job.call_id) if job and job.call_id else None
+
     def hit_post(self, image_job: Job, call: Call) -> Message:
         link = permalink(self.team_url, image_job.channel, image_job.reply_ts or image_job.message_ts,
                          image_job.thread_ts)
@@ -267,8 +272,7 @@ class Clicks:
 
     def run(self, job: Job) -> None:
         store = self.flow.store
-        target = store.job(job.payload["job_id"])
-        call = store.call(target.call_id) if target and target.call_id else None
+        target, call = self.flow.classified(job.payload["job_id"])
         if target and call and target.reply_ts:
             store.add_feedback(target.id, job.user_id, job.payload["verdict"], job.payload["label"], request_id=job.id)
             self.flow.poster.update(target.channel, target.reply_ts, self.flow.call_reply(target, call))
@@ -290,8 +294,7 @@ class Hits:
 
     def run(self, job: Job) -> None:
         store = self.flow.store
-        target = store.job(job.payload["job_id"])
-        call = store.call(target.call_id) if target and target.call_id else None
+        target, call = self.flow.classified(job.payload["job_id"])
         if target and call:
             reply_ts = self.flow.poster.post(job, job.payload["hits_channel"], self.flow.hit_post(target, call))
             store.update_job(job.id, "replied", reply_ts=reply_ts)

@@ -907,34 +907,14 @@ class FakeSlack:
                 raise SlackError("thread_not_found")
             replies = [m for m in self._messages[channel] if m.get("thread_ts") == ts and m["ts"] != ts]
             thread = [dict(parent)] + [dict(m) for m in sorted(replies, key=_ts_key)]
-        if params.get("include_all_metadata") not in (True, "true", "1", 1):
-            thread = [{k: v for k, v in m.items() if k != "metadata"} for m in thread]
-        page = thread[offset : offset + limit]
-        has_more = offset + limit < len(thread)
-        return {
-            "messages": page,
-            "has_more": has_more,
-            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
-        }
+        return _message_page(thread, params, default_limit=1000)
 
     def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         """Top-level messages (and thread parents), newest first, paged by cursor."""
         channel = _require(params, "channel", "channel_not_found")
-        limit = int(params.get("limit") or 100)
-        offset = int(params.get("cursor") or 0)
         with self._lock:
             top = [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
-        top.sort(key=_ts_key, reverse=True)
-        if params.get("include_all_metadata") not in (True, "true", "1", 1):
-            top = [{k: v for k, v in m.items() if k != "metadata"} for m in top]
-        page = top[offset : offset + limit]
-        has_more = offset + limit < len(top)
-        return {
-            "messages": page,
-            "has_more": has_more,
-            "pin_count": 0,
-            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
-        }
+        return {**_message_page(sorted(top, key=_ts_key, reverse=True), params, default_limit=100), "pin_count": 0}
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         """A direct message with one person: its channel id (the same each time), as Slack answers."""
@@ -1058,6 +1038,20 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             except ValueError:
                 pass
     return params
+
+
+def _message_page(messages: list[dict[str, Any]], params: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
+    """One page of messages by ``limit`` and ``cursor``; metadata only with ``include_all_metadata``."""
+    limit = int(params.get("limit") or default_limit)
+    offset = int(params.get("cursor") or 0)
+    if params.get("include_all_metadata") not in (True, "true", "1", 1):
+        messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+    has_more = offset + limit < len(messages)
+    return {
+        "messages": messages[offset : offset + limit],
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+    }
 
 
 def _require(params: dict[str, Any], key: str, error: str) -> str:
