@@ -208,7 +208,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MONTHLY_BUDGET_USD": ("", _optional_amount,
                            "estimated model spend per calendar month (UTC) after which the bot stops calling "
                            "the model (empty: no limit)"),
-    "HITS_CHANNEL": ("", _text, "channel id where every crystals call is posted too (empty: none)"),
+    "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
 }
 _PARSES_EMPTY = (_channel_list, _optional_amount)
 

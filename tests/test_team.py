@@ -266,3 +266,22 @@ def test_an_export_with_a_bad_date_says_how_to_write_one_and_sends_nothing(start
     assert answer["text"] == ("`yesterday` is not a date like 2026-11-30. "
                               "Write `/crystals export [from YYYY-MM-DD] [to YYYY-MM-DD]`.")
     assert bot.slack.calls_to("conversations.open") == [] and bot.slack.calls_to("files.getUploadURLExternal") == []
+
+
+def test_the_hits_channel_may_be_given_by_name(fake_slack, start_bot) -> None:
+    fake_slack.add_channel("general", "C0GENERAL")
+    fake_slack.add_channel("crystal-hits", "C0HITS", private=True)
+    bot = label_images(start_bot(HITS_CHANNEL="#crystal-hits"))
+    bot.wait_until_done(bot.upload(CRYSTALS))
+    bot.drain()
+    (hit,) = channel_posts(bot, "C0HITS")
+    assert "*crystals*" in section_text(hit)
+
+
+def test_a_hits_channel_name_the_bot_cannot_see_is_logged_and_the_calls_still_made(start_bot, caplog) -> None:
+    bot = label_images(start_bot(HITS_CHANNEL="nowhere"))
+    event = bot.upload(CRYSTALS)
+    assert answered(bot, event).startswith("crystals")
+    bot.drain()
+    assert "there is no channel #nowhere that the bot can see" in caplog.text
+    assert [c for c in bot.slack.calls_to("chat.postMessage") if not c.params.get("thread_ts")] == []

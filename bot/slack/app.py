@@ -16,7 +16,7 @@ from bot.services import Services
 from bot.slack import listeners
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
-from bot.slack.posting import ChannelPacer, SlackPoster, web_client
+from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
 from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
                          identity["user_id"], ChannelPacer())
     files = SlackFiles(client, settings.slack_bot_token, settings.slack_api_url,
                        max_bytes=settings.max_download_mb * 1_000_000)
-    workflow = Workflow(services, poster, files, team_url=identity.get("url", ""))
+    hits_channel = channel_id(client, settings.hits_channel)
+    workflow = Workflow(services, poster, files, team_url=identity.get("url", ""), hits_channel=hits_channel)
 
     def upkeep() -> None:
         now = time.time()
@@ -87,7 +88,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
     queue = JobQueue(services.store, workflow.handlers(), queue_settings(settings), upkeep=upkeep)
-    intake = Intake(services, queue, poster, identity["user_id"])
+    intake = Intake(services, queue, poster, identity["user_id"], hits_channel)
     listeners.register(app, intake, team_url=identity.get("url", ""))
 
     @app.error

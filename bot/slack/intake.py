@@ -32,6 +32,7 @@ class Intake:
     queue: JobQueue
     poster: SlackPoster
     bot_user_id: str
+    hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,7 +45,7 @@ class Intake:
     def say_not_allowed_once(self, channel: str) -> None:
         """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only (the
         hits channel excepted: the bot posts there)."""
-        if channel != self.services.settings.hits_channel and self.store.first_sighting(f"not-allowed:{channel}"):
+        if channel != self.hits_channel and self.store.first_sighting(f"not-allowed:{channel}"):
             self.poster.client.chat_postMessage(channel=channel, text=NOT_ALLOWED)
 
     def accept_upload(self, event: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ metadata naming its job, and a job that runs again looks in its thread for that 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,25 @@ JOB_EVENT_TYPE = "crystal_job"
 RATE_LIMIT_RETRIES = 30  # each waits out Slack's Retry-After: minutes of patience before the queue takes over
 HISTORY_PAGES = 5  # a top-level post is looked for among the channel's latest 1,000 messages
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+
+
+def channel_id(client: WebClient, setting: str) -> str:
+    """A channel setting as an id: an id as it is; a name (`crystal-hits` or `#crystal-hits`) looked up
+    among the channels the bot can see (scopes channels:read, groups:read); "" for none, or for a
+    name not found, which is logged."""
+    if not setting or CHANNEL_ID.fullmatch(setting):
+        return setting
+    name = setting.removeprefix("#")
+    for page in client.conversations_list(types="public_channel,private_channel", exclude_archived=True, limit=1000):
+        for channel in page["channels"]:
+            if channel.get("name") == name:
+                return channel["id"]
+    log.error("there is no channel #%s that the bot can see: invite the bot there, or give its id (C0...). "
+              "Until then no calls are shared there.", name)
+    return ""
 
 
 def web_client(token: str, base_url: str, *, idempotent: bool = True) -> WebClient:

@@ -57,6 +57,7 @@ class Workflow:
     poster: SlackPoster
     files: SlackFiles
     team_url: str = ""
+    hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,7 +155,7 @@ class ImageJobs:
 
     def _share_hit(self, job: Job, call: Call) -> None:
         """A crystals call also goes to HITS_CHANNEL, as a job of its own (so it is posted once)."""
-        hits_channel = self.flow.services.settings.hits_channel
+        hits_channel = self.flow.hits_channel
         if hits_channel and call.label == HIT_LABEL and job.channel != hits_channel:
             self.flow.store.enqueue("hit", job.channel, job.message_ts, job.thread_ts, self.flow.store.hit_key(job),
                                     job.file_name, job.user_id, {"job_id": job.id, "hits_channel": hits_channel})

@@ -173,6 +173,7 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, tuple[str, int, bytes | None]] = {}  # file id -> (name, length, bytes once sent)
+        self._channels: list[dict[str, Any]] = []  # what conversations.list knows (add_channel)
         self._rate_limits: dict[str, _RateLimit] = {}
         self._failures: dict[str, list[int]] = {}
         self._drops: dict[str, int] = {}
@@ -201,6 +202,7 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "files.info": self._files_info,
             "conversations.open": self._conversations_open,
+            "conversations.list": self._conversations_list,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -441,6 +443,12 @@ class FakeSlack:
         if pending_scan:
             return _pending_scan_file(info)
         return dict(info)
+
+    def add_channel(self, name: str, channel_id: str, *, private: bool = False, archived: bool = False) -> None:
+        """A channel conversations.list lists (other methods take any channel id)."""
+        with self._lock:
+            self._channels.append({"id": channel_id, "name": name, "is_channel": not private, "is_group": private,
+                                   "is_private": private, "is_archived": archived, "is_member": True})
 
     def file_content(self, file_id: str) -> bytes:
         """The bytes of a hosted file (one added by a test or uploaded by the bot)."""
@@ -907,14 +915,14 @@ class FakeSlack:
                 raise SlackError("thread_not_found")
             replies = [m for m in self._messages[channel] if m.get("thread_ts") == ts and m["ts"] != ts]
             thread = [dict(parent)] + [dict(m) for m in sorted(replies, key=_ts_key)]
-        return _message_page(thread, params, default_limit=1000)
+        return _page(thread, params, default_limit=1000)
 
     def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         """Top-level messages (and thread parents), newest first, paged by cursor."""
         channel = _require(params, "channel", "channel_not_found")
         with self._lock:
             top = [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
-        return {**_message_page(sorted(top, key=_ts_key, reverse=True), params, default_limit=100), "pin_count": 0}
+        return {**_page(sorted(top, key=_ts_key, reverse=True), params, default_limit=100), "pin_count": 0}
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         """A direct message with one person: its channel id (the same each time), as Slack answers."""
@@ -922,6 +930,16 @@ class FakeSlack:
         if "," in users:
             raise SlackError("not_implemented")  # group DMs: not needed by the bot
         return {"no_op": True, "already_open": True, "channel": {"id": f"D{users}"}}
+
+    def _conversations_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Channels of the asked ``types`` (default public), archived ones unless ``exclude_archived``."""
+        types = set(str(params.get("types") or "public_channel").split(","))
+        excluded = params.get("exclude_archived") in (True, "true", "1", 1)
+        with self._lock:
+            channels = [dict(c) for c in self._channels
+                        if ("private_channel" if c["is_private"] else "public_channel") in types
+                        and not (excluded and c["is_archived"])]
+        return _page(channels, params, default_limit=100, key="channels")
 
     def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
         """Step 1 of files_upload_v2: a file id and the URL to POST its bytes to."""
@@ -1040,15 +1058,16 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     return params
 
 
-def _message_page(messages: list[dict[str, Any]], params: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
-    """One page of messages by ``limit`` and ``cursor``; metadata only with ``include_all_metadata``."""
+def _page(items: list[dict[str, Any]], params: dict[str, Any], *, default_limit: int,
+          key: str = "messages") -> dict[str, Any]:
+    """One page of ``items`` by ``limit`` and ``cursor``; message metadata only with ``include_all_metadata``."""
     limit = int(params.get("limit") or default_limit)
     offset = int(params.get("cursor") or 0)
     if params.get("include_all_metadata") not in (True, "true", "1", 1):
-        messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
-    has_more = offset + limit < len(messages)
+        items = [{k: v for k, v in m.items() if k != "metadata"} for m in items]
+    has_more = offset + limit < len(items)
     return {
-        "messages": messages[offset : offset + limit],
+        key: items[offset : offset + limit],
         "has_more": has_more,
         "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
     }
