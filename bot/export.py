@@ -5,10 +5,11 @@ time and are written as they come, so a large channel is never held in memory at
 """
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, TextIO
 
 from bot.render import permalink
 
@@ -64,6 +65,17 @@ def _day(word: str) -> date:
 
 def _midnight(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+def write_csv(pages: Iterable[list[Mapping[str, Any]]], team_url: str, channel: str, out: TextIO) -> int:
+    """The CSV (column names, then a row per call) written page by page as the pages come; how many calls."""
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    rows = 0
+    for page in pages:
+        writer.writerows(csv_row(record, team_url, channel) for record in page)
+        rows += len(page)
+    return rows
 
 
 def csv_row(record: Mapping[str, Any], team_url: str, channel: str) -> tuple[str, ...]:

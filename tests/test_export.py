@@ -1,11 +1,13 @@
 """bot.export: the period of `/crystals export` and a call as a CSV row."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timezone
 
 import pytest
 
-from bot.export import ExportRequestError, Period, csv_row, inert, parse_period, summary
+from bot.export import HEADER, ExportRequestError, Period, csv_row, inert, parse_period, summary, write_csv
 
 
 def utc(*day: int) -> float:
@@ -69,3 +71,12 @@ def test_the_summary_says_how_many_calls_and_when_there_are_none():
     period = parse_period("export to 2026-11-30")
     assert summary("C1", period, 2) == "The 2 classified images in <#C1> up to 2026-11-30, with the team's latest verdicts."
     assert summary("C1", period, 0).startswith("No images were classified in <#C1> up to 2026-11-30")
+
+
+def test_write_csv_writes_the_column_names_and_every_page():
+    out = io.StringIO()
+    rows = write_csv(iter([[RECORD, RECORD], [RECORD]]), "https://lab.slack.com/", "C1", out)
+    lines = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows == 3 and lines[0] == list(HEADER) and len(lines) == 4 and lines[3][2] == "A1.png"
+    empty = io.StringIO()
+    assert write_csv(iter([]), "https://lab.slack.com/", "C1", empty) == 0 and empty.getvalue().count("\n") == 1

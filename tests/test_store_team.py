@@ -52,16 +52,14 @@ def test_export_pages_a_channels_calls_with_the_latest_verdict_within_the_period
     store.add_feedback(jobs[0], "U2", "confirmed", "crystals")
     store.add_feedback(jobs[0], "U3", "corrected", "other")
 
-    pages, after = [], 0
-    while page := store.export_page("C1", None, None, after, limit=2):
-        pages.append([row["id"] for row in page])
-        after = page[-1]["id"]
-    assert pages == [jobs[:2], jobs[2:]]
-    first = store.export_page("C1", None, None, 0)[0]
+    def exported(start=None, end=None, page=500):
+        return [[row["id"] for row in rows] for rows in store.export_pages("C1", start, end, page)]
+
+    assert exported(page=2) == [jobs[:2], jobs[2:]]
+    first, second, _ = next(store.export_pages("C1", None, None))
     assert (first["label"], first["verdict"], first["verdict_label"], first["verdict_user"]) == \
         ("crystals", "corrected", "other", "U3")
     assert first["file_name"] == "F1.png" and first["user_id"] == "U1" and first["reply_ts"] == "1700000001.000000"
-    assert store.export_page("C1", None, None, 0)[1]["verdict"] is None
-    assert store.export_page("C1", time.time() + 1, None, 0) == []
-    assert store.export_page("C1", None, time.time() - 3600, 0) == []
-    assert len(store.export_page("C1", time.time() - 3600, time.time() + 1, 0)) == 3
+    assert second["verdict"] is None
+    assert exported(start=time.time() + 1) == [] and exported(end=time.time() - 3600) == []
+    assert exported(time.time() - 3600, time.time() + 1) == [jobs]

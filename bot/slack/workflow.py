@@ -18,7 +18,6 @@ lasting failure becomes a short thread reply with a Retry button, the detail goe
 """
 from __future__ import annotations
 
-import csv
 import logging
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
-from bot.export import HEADER, Period, csv_row, summary
+from bot.export import Period, summary, write_csv
 from bot.images import ImageError
 from bot.models import Call, Job
 from bot.prompt import ThreadImage, bounded_transcript
@@ -333,7 +332,9 @@ class Exports:
         period = Period(**job.payload)
         with tempfile.TemporaryDirectory(prefix="crystals-export-") as folder:
             path = Path(folder) / period.file_name(job.channel)
-            rows = self._write(job.channel, period, path)
+            with path.open("w", newline="", encoding="utf-8") as out:
+                rows = write_csv(self.flow.store.export_pages(job.channel, period.start, period.end),
+                                 self.flow.team_url, job.channel, out)
             poster = self.flow.poster
             poster.upload(poster.direct_message_channel(job.user_id), path, path.name,
                           summary(job.channel, period, rows))
@@ -342,14 +343,3 @@ class Exports:
     def give_up(self, job: Job, reason: str) -> None:
         log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
         self.flow.store.finish_job(job.id, "failed", error=reason)
-
-    def _write(self, channel: str, period: Period, path: Path) -> int:
-        """The CSV, a page of the database at a time; how many calls it holds."""
-        rows, after = 0, 0
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(HEADER)
-            while page := self.flow.store.export_page(channel, period.start, period.end, after):
-                writer.writerows(csv_row(record, self.flow.team_url, channel) for record in page)
-                rows, after = rows + len(page), page[-1]["id"]
-        return rows

@@ -321,11 +321,18 @@ class Store(ABC):
             corrected=counts.get("corrected", 0),
         )
 
-    def export_page(self, channel: str, start: float | None, end: float | None, after_id: int,
-                    limit: int = 500) -> list[dict[str, Any]]:
-        """One page of a channel's calls recorded in [start, end), after job `after_id`, oldest first: the
-        job (id, message_ts, thread_ts, reply_ts, user_id, file_name), the call (label, confidence,
+    def export_pages(self, channel: str, start: float | None, end: float | None,
+                     page: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """A channel's calls recorded in [start, end), oldest first, a page at a time (never all in memory):
+        the job (id, message_ts, thread_ts, reply_ts, user_id, file_name), the call (label, confidence,
         explanation) and the team's latest verdict (verdict, verdict_label, verdict_user; None if none)."""
+        after = 0
+        while rows := self._export_page(channel, start, end, after, page):
+            yield rows
+            after = rows[-1]["id"]
+
+    def _export_page(self, channel: str, start: float | None, end: float | None, after_id: int,
+                     limit: int) -> list[dict[str, Any]]:
         rows = self._rows(
             "SELECT jobs.id, jobs.message_ts, jobs.thread_ts, jobs.reply_ts, jobs.user_id, jobs.file_name,"
             " calls.label, calls.confidence, calls.explanation, feedback.verdict,"

@@ -65,12 +65,13 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 4: this month's spend is summed by time; a call's channel is that of the first job that used it;
-    # a call's latest verdict is looked up for every row of an export
+    # an export reads a channel's image jobs in id order, each with its latest verdict
     """
-    CREATE INDEX calls_by_time ON calls (created_at);
-    CREATE INDEX follow_ups_by_time ON follow_ups (created_at);
+    CREATE INDEX calls_by_time ON calls (created_at, cost_usd);
+    CREATE INDEX follow_ups_by_time ON follow_ups (created_at, cost_usd);
     CREATE INDEX jobs_by_call ON jobs (call_id);
-    CREATE INDEX feedback_by_job ON feedback (job_id);
+    CREATE INDEX jobs_by_channel ON jobs (channel, kind, id);
+    CREATE INDEX feedback_by_job ON feedback (job_id, id);
     """,
 ]
 
