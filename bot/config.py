@@ -72,6 +72,8 @@ class Settings:
     keep_events_days: float
     keep_images_days: float
     database_pool_size: int
+    monthly_budget_usd: float | None
+    hits_channel: str
 
 
 def _whole_number(value: str) -> int:
@@ -149,6 +151,16 @@ def _channel_list(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+def _optional_amount(value: str) -> float | None:
+    """`25` -> 25.0 (US dollars); empty: no limit."""
+    if not value:
+        return None
+    number = float(value)
+    if not 0 <= number < float("inf"):  # also refuses nan
+        raise ValueError("must be an amount of 0 or more (US dollars), or empty for no limit")
+    return number
+
+
 def _project_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -210,7 +222,12 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "SHUTDOWN_GRACE_SECONDS": ("20", _positive_float, "on SIGTERM, how long running jobs may finish"),
     "KEEP_EVENTS_DAYS": ("7", _positive_float, "how long event ids are kept for de-duplication"),
     "KEEP_IMAGES_DAYS": ("90", _positive_float, "how long image bytes are kept for follow-up questions"),
+    "MONTHLY_BUDGET_USD": ("", _optional_amount,
+                           "estimated model spend per calendar month (UTC) after which the bot stops calling "
+                           "the model (empty: no limit)"),
+    "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
 }
+_PARSES_EMPTY = (_channel_list, _optional_amount)
 
 # What each command needs beyond the defaults: variable -> how to get it.
 _BOT_TOKEN = {"SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"}
@@ -237,7 +254,7 @@ def load_settings(*needs: str, environ: Mapping[str, str] | None = None, env_fil
         if raw is None:
             raw = ""
         try:
-            values[name.lower()] = parse(raw) if raw or parse is _channel_list else raw
+            values[name.lower()] = parse(raw) if raw or parse in _PARSES_EMPTY else raw
         except ValueError as error:
             problems.append(f"  {name}={redact_urls(raw)!r}: {redact_urls(str(error))} ({help_text})")
     for need in needs:

@@ -99,3 +99,13 @@ class ChannelStats:
     failed: int
     confirmed: int
     corrected: int
+
+
+@dataclass(frozen=True)
+class MonthSpend:
+    """The estimated model spend of one calendar month (UTC), in US dollars."""
+
+    month: str  # "2026-11"
+    total_usd: float
+    by_channel: dict[str, float]
+    budget_usd: float | None  # MONTHLY_BUDGET_USD, None when there is none

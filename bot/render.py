@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Inspection, Job
+from bot.budget import WARN_SHARE, BudgetState
+from bot.models import Call, ChannelStats, Feedback, Inspection, Job, MonthSpend
 from bot.prompt import Category, find_category
 
 CONFIRM_ACTION = "feedback_confirm"
@@ -16,6 +17,8 @@ CORRECT_ACTION = "feedback_correct"
 RETRY_ACTION = "job_retry"
 SECTION_LIMIT = 3000  # Block Kit section text
 MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
+SPEND_CHANNELS = 10  # channels listed in the spend part of /crystals stats
+SLACK_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")  # what an image block can show
 
 Blocks = list[dict[str, Any]]
 
@@ -75,13 +78,41 @@ def call_message(job_id: int, file_name: str, call: Call, categories: Sequence[C
         {"type": "context", "elements": [{"type": "mrkdwn",
                                           "text": clip(f"_Observed:_ {escape(call.observations)}", 2000)}]},
     ]
-    if feedback:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": feedback_line(feedback, categories)}]})
-    blocks += [
-        feedback_actions(job_id, call.label, categories),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": footer(call)}]},
-    ]
+    blocks += feedback_blocks(job_id, call.label, categories, feedback)
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer(call)}]})
     text = f"{call.label} ({percent(call.confidence)}) for {escape(file_name)}: {escape(call.explanation)}"
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def feedback_blocks(job_id: int, label: str, categories: Sequence[Category], feedback: Feedback | None) -> Blocks:
+    """The team's latest verdict, if any, and the Confirm / Correct controls."""
+    blocks: Blocks = []
+    if feedback:
+        verdict = feedback_line(feedback, categories)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]})
+    return [*blocks, feedback_actions(job_id, label, categories)]
+
+
+def shows_in_slack(file_name: str) -> bool:
+    """Whether an image block can show the file (Slack shows PNG, JPEG and GIF; not TIFF, BMP or WebP)."""
+    return file_name.lower().endswith(SLACK_IMAGE_SUFFIXES)
+
+
+def hit_message(job: Job, call: Call, categories: Sequence[Category], feedback: Feedback | None,
+                thread_link: str) -> Message:
+    """A call shared in the hits channel: the image, the call, who uploaded it where, a link to the
+    thread, and the same Confirm / Correct controls as the call itself."""
+    emoji = find_category(categories, call.label).emoji
+    body = (f"{emoji} *{call.label}* · {code(job.file_name)} · {percent(call.confidence)} · "
+            f"from <@{job.user_id}> in <#{job.channel}>\n{escape(call.explanation)}")
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(body, SECTION_LIMIT)}}]
+    if shows_in_slack(job.file_name):
+        blocks.append({"type": "image", "slack_file": {"id": job.file_id},
+                       "alt_text": clip(f"{call.label}: {job.file_name}", 2000)})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{thread_link}|Open the thread>"}]})
+    blocks += feedback_blocks(job.id, call.label, categories, feedback)
+    text = (f"{call.label} ({percent(call.confidence)}) for {escape(job.file_name)} from <@{job.user_id}>: "
+            f"{escape(call.explanation)}")
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
@@ -153,7 +184,10 @@ def help_message(command: str) -> Message:
         "• Reply in the thread (or mention me) to ask a follow-up question.\n"
         "• Use the buttons under a call to confirm it or correct it.\n"
         f"• `{command} recent`: the last calls in this channel.\n"
-        f"• `{command} stats`: calls per category and how often the team confirmed or corrected me."
+        f"• `{command} stats`: calls per category, how often the team confirmed or corrected me, and this "
+        "month's model spend.\n"
+        f"• `{command} export [from YYYY-MM-DD] [to YYYY-MM-DD]`: this channel's calls as a CSV, in a direct "
+        "message."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
@@ -204,16 +238,52 @@ def _recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
     return f"• {emoji.get('crystals', '') if hits else ':test_tube:'} *Plate {escape(inspection.plate_name)}*: {state} {link}"
 
 
-def stats_message(stats: ChannelStats, categories: Sequence[Category]) -> Message:
+def stats_message(stats: ChannelStats, categories: Sequence[Category], spend: MonthSpend | None = None,
+                  channel: str = "") -> Message:
+    """Calls per category and the team's feedback in this channel; with `spend`, the month's model spend."""
+    text = _calls_text(stats, categories) + (f"\n{spend_text(spend, channel)}" if spend else "")
+    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
+
+
+def _calls_text(stats: ChannelStats, categories: Sequence[Category]) -> str:
     total = sum(stats.calls_by_label.values())
     if not total and not stats.failed:
-        return Message("No images have been classified in this channel yet.")
+        return "No images have been classified in this channel yet."
     lines = [f"• {c.emoji} {c.name}: {stats.calls_by_label.get(c.name, 0)}" for c in categories]
     reviewed = stats.confirmed + stats.corrected
     agreement = f": the team agreed with {stats.confirmed / reviewed:.0%} of the calls it reviewed" if reviewed else ""
-    text = (f"*{total} images classified in this channel*" + (f" ({stats.failed} could not be)" if stats.failed else "")
+    return (f"*{total} images classified in this channel*" + (f" ({stats.failed} could not be)" if stats.failed else "")
             + "\n" + "\n".join(lines)
             + f"\n*Feedback:* {stats.confirmed} confirmed, {stats.corrected} corrected{agreement}.")
+
+
+def spend_text(spend: MonthSpend, channel: str) -> str:
+    """This month's estimated model spend: in all, in this channel, against the budget, per channel."""
+    text = (f"*Model spend in {spend.month}* (estimated): ${spend.total_usd:.2f} in all, "
+            f"${spend.by_channel.get(channel, 0.0):.2f} in this channel")
+    if spend.budget_usd is not None:
+        share = f" ({spend.total_usd / spend.budget_usd:.0%})" if spend.budget_usd else ""
+        text += f"; the monthly budget is ${spend.budget_usd:.2f}{share}"
+    ranked = sorted(spend.by_channel.items(), key=lambda item: -item[1])[:SPEND_CHANNELS]
+    return text + "." + "".join(f"\n• <#{name}>: ${cost:.2f}" for name, cost in ranked)
+
+
+def budget_spent_reason(budget_usd: float) -> str:
+    """Why an image or a question got no model call: short, and who can change it."""
+    return (f"this month's model budget (${budget_usd:.2f}) is spent, so I make no new model calls until next month "
+            "(images I have seen before are still answered). An admin can raise MONTHLY_BUDGET_USD.")
+
+
+def budget_notice(state: BudgetState, spent_usd: float, budget_usd: float) -> Message:
+    """The channel's one notice a month that the budget is nearly or wholly spent."""
+    if state is BudgetState.SPENT:
+        text = (f":money_with_wings: This month's model budget (${budget_usd:.2f}) is spent: until next month I "
+                "classify no new images and answer no questions. Images I have seen before are still answered. "
+                "An admin can raise MONTHLY_BUDGET_USD.")
+    else:
+        text = (f":money_with_wings: {WARN_SHARE:.0%} of this month's model budget is spent (${spent_usd:.2f} of "
+                f"${budget_usd:.2f}). Once it is all spent I stop calling the model until next month. "
+                "An admin can raise MONTHLY_BUDGET_USD.")
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 

@@ -123,3 +123,14 @@ def test_a_refused_url_is_shown_without_its_credentials(settings):
     message = problem(settings, OPENAI_BASE_URL="ftp://lab:hunter2@gateway.example/v1?key=k3y-secret")
     assert "OPENAI_BASE_URL='ftp://***@gateway.example/v1?key=***'" in message
     assert "hunter2" not in message and "k3y-secret" not in message
+def test_a_monthly_budget_is_optional_and_never_negative(settings):
+    assert settings().monthly_budget_usd is None
+    assert settings(MONTHLY_BUDGET_USD="25.5").monthly_budget_usd == 25.5
+    assert settings(MONTHLY_BUDGET_USD="0").monthly_budget_usd == 0
+    assert "MONTHLY_BUDGET_USD='-3'" in problem(settings, MONTHLY_BUDGET_USD="-3")
+    assert "MONTHLY_BUDGET_USD='nan'" in problem(settings, MONTHLY_BUDGET_USD="nan")
+
+
+def test_the_hits_channel_is_optional(settings):
+    assert settings().hits_channel == ""
+    assert settings(HITS_CHANNEL=" C0HITS ").hits_channel == "C0HITS"

@@ -182,3 +182,46 @@ def test_files_upload_v2_shares_the_bytes_in_the_thread(fake: FakeSlack, client:
     assert shared["thread_ts"] == parent and [f["name"] for f in shared["files"]] == ["map.png", "calls.csv"]
     with pytest.raises(SlackApiError):  # completing an upload whose bytes never arrived
         client.files_completeUploadExternal(files=[{"id": "F404"}], channel_id="C1")
+def test_files_upload_v2_in_a_direct_message(fake: FakeSlack, client: WebClient) -> None:
+    dm = client.conversations_open(users="U5")["channel"]["id"]
+    done = client.files_upload_v2(channel=dm, content=b"a,b\n1,2\n", filename="calls.csv", title="Calls",
+                                  initial_comment="here you are")
+
+    assert done["file"]["title"] == "Calls" and fake.file_content(done["file"]["id"]) == b"a,b\n1,2\n"
+    (message,) = fake.messages(dm)
+    assert message["text"] == "here you are" and message["files"][0]["name"] == "calls.csv"
+    assert [c.method for c in fake.calls][-2:] == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+    assert client.conversations_open(users="U5")["channel"]["id"] == dm  # the same DM each time
+
+
+def test_an_upload_never_sent_cannot_be_completed(fake: FakeSlack, client: WebClient) -> None:
+    started = client.files_getUploadURLExternal(filename="x.csv", length=3)
+    with pytest.raises(SlackApiError) as error:
+        client.files_completeUploadExternal(files=[{"id": started["file_id"]}], channel_id="D1")
+    assert error.value.response["error"] == "file_not_found"
+
+
+def test_conversations_history_newest_first_paged_with_metadata_on_request(fake: FakeSlack, client: WebClient) -> None:
+    for n in range(3):
+        client.chat_postMessage(channel="C1", text=f"top {n}", metadata={"event_type": "t", "event_payload": {"n": n}})
+    parent = fake.add_message("C1", "parent")
+    fake.add_message("C1", "a reply, not listed", thread_ts=parent["ts"])
+
+    first = client.conversations_history(channel="C1", limit=2, include_all_metadata=True)
+    second = client.conversations_history(channel="C1", limit=2, cursor=first["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in first["messages"] + second["messages"]] == ["parent", "top 2", "top 1", "top 0"]
+    assert first["messages"][1]["metadata"]["event_payload"] == {"n": 2} and "metadata" not in second["messages"][0]
+    assert not second["has_more"]
+
+
+def test_conversations_list_pages_the_channels_of_the_asked_types(fake: FakeSlack, client: WebClient) -> None:
+    for n in range(3):
+        fake.add_channel(f"public-{n}", f"C{n}")
+    fake.add_channel("secret", "G1", private=True)
+    fake.add_channel("old", "C9", archived=True)
+
+    pages = [[c["name"] for c in page["channels"]]  # slack_sdk follows the cursor (one response object, refilled)
+             for page in client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                                   limit=2)]
+    assert pages == [["public-0", "public-1"], ["public-2", "secret"]]
+    assert [c["id"] for c in client.conversations_list()["channels"]] == ["C0", "C1", "C2", "C9"]

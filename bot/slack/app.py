@@ -17,7 +17,7 @@ from bot.slack import listeners
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
 from bot.slack.plates import plate_handlers
-from bot.slack.posting import ChannelPacer, SlackPoster, web_client
+from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
 from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     poster = SlackPoster(client, web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False),
                          identity["user_id"], ChannelPacer())
     files = SlackFiles.from_settings(client, settings)
-    workflow = Workflow(services, poster, files)
+    hits_channel = channel_id(client, settings.hits_channel)
+    workflow = Workflow(services, poster, files, team_url=identity.get("url", ""), hits_channel=hits_channel)
 
     def upkeep() -> None:
         now = time.time()
@@ -89,7 +90,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     queue = JobQueue(services.store, {**workflow.handlers(), **plate_handlers(workflow)}, queue_settings(settings),
                      upkeep=upkeep)
     workflow.wake = queue.notify
-    intake = Intake(services, queue, poster, identity["user_id"])
+    intake = Intake(services, queue, poster, identity["user_id"], hits_channel)
     listeners.register(app, intake, team_url=identity.get("url", ""))
 
     @app.error

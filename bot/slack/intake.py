@@ -3,11 +3,15 @@ ack is never late; the work itself happens on the queue's workers (bot/slack/wor
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.addressing import asks_something, mentions
+from bot.export import Period
+from bot.models import Job
 from bot.queue import JobQueue, RetryLater
 from bot.plates.naming import plate_positions, shared_plate_id
 from bot.render import clip, parse_feedback_value, parse_job_id
@@ -52,6 +56,7 @@ class Intake:
     queue: JobQueue
     poster: SlackPoster
     bot_user_id: str
+    hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,8 +67,9 @@ class Intake:
         return not allowed or channel in allowed
 
     def say_not_allowed_once(self, channel: str) -> None:
-        """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only."""
-        if self.store.first_sighting(f"not-allowed:{channel}"):
+        """The bot was invited to a channel outside ALLOWED_CHANNELS: say why, the first time only (the
+        hits channel excepted: the bot posts there)."""
+        if channel != self.hits_channel and self.store.first_sighting(f"not-allowed:{channel}"):
             self.poster.client.chat_postMessage(channel=channel, text=NOT_ALLOWED)
 
     def accept_upload(self, event: dict[str, Any]) -> None:
@@ -84,10 +90,13 @@ class Intake:
             self._react_working(channel, ts)
 
     def should_answer(self, event: dict[str, Any]) -> bool:
-        """A person's message in a thread of the bot's calls, or one that mentions the bot."""
-        mentioned = f"<@{self.bot_user_id}>" in event.get("text", "")
-        in_call_thread = bool(event.get("thread_ts")) and bool(self.store.thread_jobs(event["channel"], event["thread_ts"]))
-        return mentioned or in_call_thread
+        """A message that mentions the bot, or one in a thread of the bot's calls that asks something
+        (people chatting there are left alone: no model call, no reply)."""
+        text = event.get("text", "")
+        if mentions(text, self.bot_user_id):
+            return True
+        return (asks_something(text) and bool(event.get("thread_ts"))
+                and bool(self.store.thread_jobs(event["channel"], event["thread_ts"])))
 
     def accept_question(self, event: dict[str, Any]) -> None:
         thread_ts = event.get("thread_ts") or event["ts"]
@@ -102,14 +111,27 @@ class Intake:
         target = self.store.job(parsed[0]) if parsed else None
         call = self.store.call(target.call_id) if target and target.call_id else None
         channel = (body.get("channel") or {}).get("id")
-        if not parsed or not target or not call or target.channel != channel or target.kind not in IMAGE_KINDS:
+        shown_in = self._shown_in(target) if target else set()
+        if not parsed or not target or not call or target.kind not in IMAGE_KINDS or channel not in shown_in:
             log.warning("ignored a feedback click with value %.40r in channel %s", value, channel)
             return
         label = parsed[1]
         payload = {"job_id": target.id, "label": label, "verdict": "confirmed" if label == call.label else "corrected"}
         key = f"click:{body.get('actions', [{}])[0].get('action_ts', '')}:{body['user']['id']}"
-        if self.store.enqueue("feedback", channel, target.message_ts, target.thread_ts, key, "feedback",
+        if self.store.enqueue("feedback", target.channel, target.message_ts, target.thread_ts, key, "feedback",
                               body["user"]["id"], payload) is not None:
+            self.queue.notify()
+
+    def _shown_in(self, image_job: Job) -> set[str]:
+        """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
+        hit = self.store.hit_of(image_job)
+        return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
+
+    def accept_export(self, command: dict[str, Any], period: Period) -> None:
+        """`/crystals export`: a job that sends the channel's calls to the person who asked."""
+        key, channel = f"export-{command.get('trigger_id') or time.time()}", command["channel_id"]
+        if self.store.enqueue("export", channel, key, key, "export", period.file_name(channel), command["user_id"],
+                              asdict(period)) is not None:
             self.queue.notify()
 
     def accept_retry(self, body: dict[str, Any], value: str) -> None:

@@ -239,7 +239,7 @@ class PlateSummaries:
             view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
             stem = _file_stem(inspection.plate_name)
             name = inspection.plate_name
-            poster.upload(job.channel, job.thread_ts, [
+            poster.upload(job.channel, thread_ts=job.thread_ts, files=[
                 {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
                 {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
             ])

@@ -8,6 +8,7 @@ metadata naming its job, and a job that runs again looks in its thread for that 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable
@@ -26,7 +27,27 @@ log = logging.getLogger(__name__)
 
 JOB_EVENT_TYPE = "crystal_job"
 RATE_LIMIT_RETRIES = 30  # each waits out Slack's Retry-After: minutes of patience before the queue takes over
+HISTORY_PAGES = 5  # a top-level post is looked for among the channel's latest 1,000 messages
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+
+
+def channel_id(client: WebClient, setting: str) -> str:
+    """A channel setting as an id: an id as it is; a name (`crystal-hits` or `#crystal-hits`) looked up
+    among the channels the bot can see (scopes channels:read, groups:read); "" for none, or for a
+    name not found, which is logged."""
+    if not setting or CHANNEL_ID.fullmatch(setting):
+        return setting
+    name = setting.removeprefix("#")
+    for page in client.conversations_list(types="public_channel,private_channel", exclude_archived=True, limit=1000):
+        for channel in page["channels"]:
+            if channel.get("name") == name:
+                return channel["id"]
+    log.error("there is no channel #%s that the bot can see: invite the bot there, or give its id (C0...). "
+              "Until then no calls are shared there.", name)
+    return ""
 
 
 def web_client(token: str, base_url: str, *, idempotent: bool = True) -> WebClient:
@@ -85,42 +106,58 @@ class SlackPoster:
 
     def reply(self, job: Job, message: Message) -> str:
         """The job's one reply in its thread: posted once, updated after that. Returns its ts."""
-        ts = job.reply_ts or (self.find_reply(job) if job.attempts > 1 else None)
+        return self._post_once(job, job.channel, job.thread_ts, message)
+
+    def post(self, job: Job, channel: str, message: Message) -> str:
+        """The job's one message at the top of `channel` (a notice, a hit): posted once, updated after."""
+        return self._post_once(job, channel, None, message)
+
+    def _post_once(self, job: Job, channel: str, thread_ts: str | None, message: Message) -> str:
+        ts = job.reply_ts or (self.find_post(job, channel, thread_ts) if job.attempts > 1 else None)
         if ts:
-            self.update(job.channel, ts, message)
+            self.update(channel, ts, message)
             return ts
         metadata = {"event_type": JOB_EVENT_TYPE, "event_payload": {"job_id": job.id}}
-        self.pacer.wait(job.channel)
+        self.pacer.wait(channel)
         response = self._slack(lambda: self.poster.chat_postMessage(
-            channel=job.channel, thread_ts=job.thread_ts, text=message.text, blocks=message.blocks,
-            metadata=metadata))
+            channel=channel, thread_ts=thread_ts, text=message.text, blocks=message.blocks, metadata=metadata))
         return response["ts"]
 
-    def find_reply(self, job: Job) -> str | None:
-        """The ts of a reply this job already posted (found by its metadata), if any."""
-        cursor = None
+    def find_post(self, job: Job, channel: str, thread_ts: str | None) -> str | None:
+        """The ts of a message this job already posted (found by its metadata), if any: in the thread,
+        or among the channel's latest HISTORY_PAGES pages for a top-level message."""
+        cursor, pages = None, 0
         while True:
-            page = self._slack(lambda: self.client.conversations_replies(
-                channel=job.channel, ts=job.thread_ts, include_all_metadata=True, limit=200, cursor=cursor))
+            page = self._slack(lambda: self._metadata_page(channel, thread_ts, cursor))
             for message in page["messages"]:
                 metadata = message.get("metadata") or {}
                 if (metadata.get("event_type") == JOB_EVENT_TYPE and message.get("user") == self.bot_user_id
                         and metadata.get("event_payload", {}).get("job_id") == job.id):
-                    log.info("job %s had already replied (%s); not posting again", job.id, message["ts"])
+                    log.info("job %s had already posted (%s); not posting again", job.id, message["ts"])
                     return message["ts"]
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not page.get("has_more") or not cursor:
+            cursor, pages = (page.get("response_metadata") or {}).get("next_cursor"), pages + 1
+            if not page.get("has_more") or not cursor or (thread_ts is None and pages >= HISTORY_PAGES):
                 return None
+
+    def _metadata_page(self, channel: str, thread_ts: str | None, cursor: str | None) -> Any:
+        """A page of a thread (or of the channel's history, newest first), with message metadata."""
+        if thread_ts:
+            return self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True,
+                                                     limit=200, cursor=cursor)
+        return self.client.conversations_history(channel=channel, include_all_metadata=True, limit=200, cursor=cursor)
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         self.pacer.wait(channel)
         self._slack(lambda: self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks))
 
-    def upload(self, channel: str, thread_ts: str, files: list[dict[str, Any]]) -> None:
-        """Share files in a thread (Slack's external upload: a URL per file, the bytes, one completion).
-        Not repeated blindly: the caller records that it is done."""
+    def upload(self, channel: str, files: list[dict[str, Any]], *, thread_ts: str | None = None,
+               comment: str | None = None) -> None:
+        """Share files (each {"content" or "file", "filename", "title"}) in a channel or a thread, with an
+        optional comment: Slack's external upload (a URL per file, the bytes, one completion; scope
+        files:write). Not repeated blindly: the caller records that it is done."""
         self.pacer.wait(channel)
-        self._slack(lambda: self.poster.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=files))
+        self._slack(lambda: self.poster.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=files,
+                                                        initial_comment=comment))
 
     def react(self, channel: str, ts: str, name: str, *, add: bool) -> None:
         """Add or remove a reaction; one already there (or already gone) is not an error."""
@@ -130,6 +167,10 @@ class SlackPoster:
         except SlackApiError as error:
             if error.response.get("error") not in {"already_reacted", "no_reaction"}:
                 raise
+
+    def direct_message_channel(self, user_id: str) -> str:
+        """The channel id of the bot's direct messages with a person (opened if need be)."""
+        return self._slack(lambda: self.client.conversations_open(users=user_id))["channel"]["id"]
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         """Every message of a thread, oldest first, page by page."""

@@ -4,7 +4,14 @@ image:    complete the file record -> download -> normalise -> classify -> store
           thread (once) -> done; the last image of a message queues its outcome job.
 outcome:  the message's :eyes: gives way to the outcome reaction(s).
 question: the thread's calls, images and history -> the model -> one answer in the thread.
-feedback: a Confirm / Correct click -> stored -> the call's message shows it.
+feedback: a Confirm / Correct click -> stored -> the call's message (and its copy in the hits
+          channel) shows it.
+hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
+notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
+export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
+
+Before any model call the month's spend is checked against MONTHLY_BUDGET_USD: once it is reached,
+uploads of images not in the cache and questions get a short reply instead of a model call.
 
 A step that may pass (a busy model, Slack's 429 or 5xx) raises and the queue retries the job; a
 lasting failure becomes a short thread reply with a Retry button, the detail goes to the log.
@@ -12,18 +19,23 @@ lasting failure becomes a short thread reply with a Retry button, the detail goe
 from __future__ import annotations
 
 import logging
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
+from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
+from bot.export import Period, summary, write_csv
 from bot.images import ImageError
 from bot.models import Call, Job
 from bot.plates.report import calls_by_well_text, plate_image
 from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
-from bot.render import (Message, answer_message, call_message, clip, failure_message, percent,
-                        unanswered_message)
+from bot.render import (Message, answer_message, budget_notice, budget_spent_reason, call_message, clip,
+                        failure_message, hit_message, percent, permalink, unanswered_message)
 from bot.services import Services
 from bot.store import Store
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
@@ -34,6 +46,11 @@ log = logging.getLogger(__name__)
 MAX_WELL_IMAGES = 6  # images of a plate's wells shown to the model for one question
 WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
+HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
+
+
+class BudgetSpent(Exception):
+    """This month's model budget is reached: no model call; str() is the reply."""
 
 
 @dataclass
@@ -42,6 +59,8 @@ class Workflow:
     poster: SlackPoster
     files: SlackFiles
     wake: Callable[[], None] = lambda: None  # tells the queue new jobs are waiting (set once the queue exists)
+    team_url: str = ""
+    hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,11 +68,44 @@ class Workflow:
 
     def handlers(self) -> dict[str, Handler]:
         return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
-                "feedback": Clicks(self)}
+                "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self),
+                "export": Exports(self)}
 
     def call_reply(self, job: Job, call: Call) -> Message:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                             self.store.latest_feedback(job.id))
+
+    def classified(self, job_id: int) -> tuple[Job | None, Call | None]:
+        """An image job and its call (None for what is not there)."""
+        job = self.store.job(job_id)
+        return job, self.store.call(job.call_id) if job and job.call_id else None
+
+    def hit_post(self, image_job: Job, call: Call) -> Message:
+        link = permalink(self.team_url, image_job.channel, image_job.reply_ts or image_job.message_ts,
+                         image_job.thread_ts)
+        return hit_message(image_job, call, self.services.prompt_set.categories,
+                           self.store.latest_feedback(image_job.id), link)
+
+    def ensure_budget_left(self, channel: str) -> None:
+        """Before a model call: BudgetSpent once this month's spend has reached MONTHLY_BUDGET_USD."""
+        budget = self.services.settings.monthly_budget_usd
+        if budget is not None and self.check_budget(channel) is BudgetState.SPENT:
+            raise BudgetSpent(budget_spent_reason(budget))
+
+    def check_budget(self, channel: str) -> BudgetState:
+        """This month's budget state; from 80 % on, the channel is told (a notice job per channel, month
+        and state, so only once)."""
+        budget = self.services.settings.monthly_budget_usd
+        if budget is None:
+            return BudgetState.OK
+        now = time.time()
+        spent = self.store.spend_since(month_start(now))
+        state = budget_state(spent, budget)
+        if state is not BudgetState.OK:
+            month = f"budget-{month_name(now)}"
+            self.store.enqueue("notice", channel, month, month, state.value, "budget", "",
+                               {"state": state.value, "spent": spent, "budget": budget})
+        return state
 
 
 @dataclass
@@ -64,7 +116,7 @@ class ImageJobs:
         store = self.flow.store
         try:
             call = store.call(job.call_id) if job.call_id else self._classify(job)
-        except (ImageError, DownloadError, ModelError) as error:
+        except (ImageError, DownloadError, ModelError, BudgetSpent) as error:
             if getattr(error, "retryable", False):
                 raise RetryLater(str(error)) from error
             log.warning("job %s (%s) failed: %s", job.id, job.file_name, error)
@@ -75,6 +127,7 @@ class ImageJobs:
         job = store.job(job.id) or job  # the file's name may have arrived with its full record
         reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))
         store.update_job(job.id, "replied", reply_ts=reply_ts)
+        self._share_hit(job, call)
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
@@ -99,9 +152,22 @@ class ImageJobs:
         name = file.get("name") or job.file_name  # a file still being scanned had no name yet
         data = self.flow.files.download(file)
         store.update_job(job.id, "downloaded", file_name=name)
-        _, call = self.flow.services.classify_bytes(data, name)
+        classifier = self.flow.services.classifier
+        image = self.flow.services.normalise(data, name)
+        call = classifier.cached(image)
+        if call is None:
+            self.flow.ensure_budget_left(job.channel)
+            call = classifier.classify(image)
+            self.flow.check_budget(job.channel)  # this call may have reached 80 % or all of the budget
         store.update_job(job.id, "classified", call_id=call.id)
         return call
+
+    def _share_hit(self, job: Job, call: Call) -> None:
+        """A crystals call also goes to HITS_CHANNEL, as a job of its own (so it is posted once)."""
+        hits_channel = self.flow.hits_channel
+        if hits_channel and call.label == HIT_LABEL and job.channel != hits_channel:
+            self.flow.store.enqueue("hit", job.channel, job.message_ts, job.thread_ts, self.flow.store.hit_key(job),
+                                    job.file_name, job.user_id, {"job_id": job.id, "hits_channel": hits_channel})
 
     def _fail(self, job: Job, reason: str, *, retry: bool) -> None:
         message = failure_message(job.file_name, reason, job.id if retry else None)
@@ -152,6 +218,11 @@ class Questions:
     def run(self, job: Job) -> None:
         services = self.flow.services
         try:
+            self.flow.ensure_budget_left(job.channel)
+        except BudgetSpent as refusal:
+            self.give_up(job, str(refusal))
+            return
+        try:
             answer = services.classifier.follow_up(self._thread_images(job), self._transcript(job),
                                                    speaker_text(job.payload, self.flow.poster.bot_user_id,
                                                                 services.settings.max_question_chars))
@@ -161,6 +232,7 @@ class Questions:
             self.give_up(job, str(error))
             return
         self.flow.store.record_follow_up(job.id, answer.model, answer.usage, answer.cost_usd)
+        self.flow.check_budget(job.channel)  # this answer may have reached 80 % or all of the budget
         self.flow.poster.reply(job, answer_message(answer.text))
         self.flow.store.finish_job(job.id, "done")
 
@@ -224,13 +296,75 @@ class Clicks:
 
     def run(self, job: Job) -> None:
         store = self.flow.store
-        target = store.job(job.payload["job_id"])
-        call = store.call(target.call_id) if target and target.call_id else None
+        target, call = self.flow.classified(job.payload["job_id"])
         if target and call and target.reply_ts:
             store.add_feedback(target.id, job.user_id, job.payload["verdict"], job.payload["label"], request_id=job.id)
             self.flow.poster.update(target.channel, target.reply_ts, self.flow.call_reply(target, call))
+            hit = store.hit_of(target)
+            if hit and hit.reply_ts:
+                self.flow.poster.update(hit.payload["hits_channel"], hit.reply_ts, self.flow.hit_post(target, call))
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("click job %s could not be shown on the call: %s", job.id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Hits:
+    """A crystals call posted in the hits channel, once; its ts is kept so feedback updates it too."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store = self.flow.store
+        target, call = self.flow.classified(job.payload["job_id"])
+        if target and call:
+            reply_ts = self.flow.poster.post(job, job.payload["hits_channel"], self.flow.hit_post(target, call))
+            store.update_job(job.id, "replied", reply_ts=reply_ts)
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("hit job %s could not be posted in %s: %s", job.id, job.payload["hits_channel"], reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Notices:
+    """A budget notice at the top of a channel (one per channel, month and state)."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        message = budget_notice(BudgetState(job.payload["state"]), job.payload["spent"], job.payload["budget"])
+        reply_ts = self.flow.poster.post(job, job.channel, message)
+        self.flow.store.update_job(job.id, "replied", reply_ts=reply_ts)
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("budget notice job %s could not be posted in %s: %s", job.id, job.channel, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Exports:
+    """`/crystals export`: a channel's calls in a period as CSV, sent to the person who asked."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        period = Period(**job.payload)
+        with tempfile.TemporaryDirectory(prefix="crystals-export-") as folder:
+            path = Path(folder) / period.file_name(job.channel)
+            with path.open("w", newline="", encoding="utf-8") as out:
+                rows = write_csv(self.flow.store.export_pages(job.channel, period.start, period.end),
+                                 self.flow.team_url, job.channel, out)
+            poster = self.flow.poster
+            poster.upload(poster.direct_message_channel(job.user_id),
+                          [{"file": str(path), "filename": path.name, "title": path.name}],
+                          comment=summary(job.channel, period, rows))
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
         self.flow.store.finish_job(job.id, "failed", error=reason)

@@ -125,6 +125,29 @@ class Store(ABC):
                    " created_at) VALUES (?,?,?,?,?,?,?)", job_id, model, usage.input_tokens, usage.cached_tokens,
                    usage.output_tokens, cost_usd, time.time())
 
+    def spend_since(self, since: float) -> float:
+        """The estimated cost of every model call since `since`: classifications and follow-up answers,
+        from Slack and from the terminal (calls of models without a price count as 0)."""
+        rows = self._rows("SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE created_at >= ?)"
+                          " + (SELECT COALESCE(SUM(cost_usd), 0) FROM follow_ups WHERE created_at >= ?) AS spent",
+                          since, since)
+        return float(rows[0]["spent"])
+
+    def spend_by_channel_since(self, since: float) -> dict[str, float]:
+        """The same per Slack channel: a call counts where it was first asked for (answers from the
+        cache elsewhere cost nothing), a follow-up answer where it was asked."""
+        rows = self._rows(
+            "SELECT jobs.channel, calls.cost_usd AS cost FROM calls"
+            " JOIN jobs ON jobs.id = (SELECT MIN(id) FROM jobs WHERE jobs.call_id = calls.id)"
+            " WHERE calls.created_at >= ? AND calls.cost_usd IS NOT NULL"
+            " UNION ALL SELECT jobs.channel, follow_ups.cost_usd AS cost FROM follow_ups"
+            " JOIN jobs ON jobs.id = follow_ups.job_id WHERE follow_ups.created_at >= ? AND follow_ups.cost_usd IS NOT NULL",
+            since, since)
+        spend: dict[str, float] = {}
+        for row in rows:
+            spend[row["channel"]] = spend.get(row["channel"], 0.0) + float(row["cost"])
+        return spend
+
     # --- Batch API runs -----------------------------------------------------------------------
 
     def save_batch(self, batch_id: str, model: str, fingerprint: str, entries: dict[str, Any]) -> None:
@@ -258,6 +281,17 @@ class Store(ABC):
                           " AND call_id IS NOT NULL ORDER BY id", channel, thread_ts)
         return [_job_from_row(row) for row in rows]
 
+    @staticmethod
+    def hit_key(image_job: Job) -> str:
+        """The key of the job that shares an image's call in the hits channel (one per image)."""
+        return f"hit:{image_job.file_id}"
+
+    def hit_of(self, image_job: Job) -> Job | None:
+        """The job that shared an image's call in the hits channel, if there is one."""
+        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND message_ts = ? AND file_id = ? AND kind = 'hit'",
+                          image_job.channel, image_job.message_ts, self.hit_key(image_job))
+        return _job_from_row(rows[0]) if rows else None
+
     def recent_jobs(self, channel: str, limit: int) -> list[Job]:
         rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND kind = 'image' ORDER BY id DESC LIMIT ?",
                           channel, limit)
@@ -373,6 +407,30 @@ class Store(ABC):
             confirmed=counts.get("confirmed", 0),
             corrected=counts.get("corrected", 0),
         )
+
+    def export_pages(self, channel: str, start: float | None, end: float | None,
+                     page: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """A channel's calls recorded in [start, end), oldest first, a page at a time (never all in memory):
+        the job (id, message_ts, thread_ts, reply_ts, user_id, file_name), the call (label, confidence,
+        explanation) and the team's latest verdict (verdict, verdict_label, verdict_user; None if none)."""
+        after = 0
+        while rows := self._export_page(channel, start, end, after, page):
+            yield rows
+            after = rows[-1]["id"]
+
+    def _export_page(self, channel: str, start: float | None, end: float | None, after_id: int,
+                     limit: int) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT jobs.id, jobs.message_ts, jobs.thread_ts, jobs.reply_ts, jobs.user_id, jobs.file_name,"
+            " calls.label, calls.confidence, calls.explanation, feedback.verdict,"
+            " feedback.label AS verdict_label, feedback.user_id AS verdict_user"
+            " FROM jobs JOIN calls ON calls.id = jobs.call_id"
+            " LEFT JOIN feedback ON feedback.id = (SELECT MAX(id) FROM feedback WHERE feedback.job_id = jobs.id)"
+            " WHERE jobs.channel = ? AND jobs.kind = 'image' AND jobs.id > ? AND jobs.created_at >= ?"
+            " AND jobs.created_at < ? ORDER BY jobs.id LIMIT ?",
+            channel, after_id, start if start is not None else float("-inf"),
+            end if end is not None else float("inf"), limit)
+        return [dict(row) for row in rows]
 
     # --- upkeep and moving data ---------------------------------------------------------------
 

@@ -81,6 +81,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX inspections_by_plate ON inspections (channel, plate);
     CREATE INDEX inspections_by_thread ON inspections (channel, thread_ts);
     """,
+    # 5: this month's spend is summed by time; a call's channel is that of the first job that used it;
+    # an export reads a channel's image jobs in id order, each with its latest verdict
+    """
+    CREATE INDEX calls_by_time ON calls (created_at, cost_usd);
+    CREATE INDEX follow_ups_by_time ON follow_ups (created_at, cost_usd);
+    CREATE INDEX jobs_by_call ON jobs (call_id);
+    CREATE INDEX jobs_by_channel ON jobs (channel, kind, id);
+    CREATE INDEX feedback_by_job ON feedback (job_id, id);
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}

@@ -45,11 +45,16 @@ HTTP error status (e.g. 503); ``drop_after_accepting`` carries out the next
 calls and then closes the connection without an answer (the post exists, the
 client sees a dropped connection).  ``set_handler`` adds or overrides a Web API
 method.  ``conversations.replies`` returns message metadata only when asked
-with ``include_all_metadata``, as Slack does.  Events go to the newest
+with ``include_all_metadata``, as Slack does (so does ``conversations.history``,
+newest first).  Events go to the newest
 connection, or to each connection in turn with ``round_robin = True``.
 ``files.getUploadURLExternal``, the upload URL it hands out and
 ``files.completeUploadExternal`` work as ``files_upload_v2`` uses them; the
 files shared are in ``fake.uploads`` with their bytes.
+``files_upload_v2`` works in its three steps (``files.getUploadURLExternal``, the
+bytes POSTed to the returned URL, ``files.completeUploadExternal`` sharing the file
+in ``channel_id``); ``file_content`` gives an uploaded file's bytes back, and
+``conversations.open`` gives a person's DM channel (``D`` + the user id).
 """
 
 from __future__ import annotations
@@ -227,7 +232,10 @@ class FakeSlack:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "files.info": self._files_info,
+            "conversations.open": self._conversations_open,
+            "conversations.list": self._conversations_list,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -496,6 +504,18 @@ class FakeSlack:
         if pending_scan:
             return _pending_scan_file(info)
         return dict(info)
+
+    def add_channel(self, name: str, channel_id: str, *, private: bool = False, archived: bool = False) -> None:
+        """A channel conversations.list lists (other methods take any channel id)."""
+        with self._lock:
+            self._channels.append({"id": channel_id, "name": name, "is_channel": not private, "is_group": private,
+                                   "is_private": private, "is_archived": archived, "is_member": True})
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a file: one uploaded by the bot, or one added by a test."""
+        with self._lock:
+            upload = self._uploads.get(file_id)
+            return upload.data if upload and upload.data is not None else self._files[file_id].data
 
     def redirect_file_to(self, file_id: str, url: str) -> None:
         """Make the file's URLs answer 302 to ``url`` (authenticated or not)."""
@@ -969,15 +989,31 @@ class FakeSlack:
                 raise SlackError("thread_not_found")
             replies = [m for m in self._messages[channel] if m.get("thread_ts") == ts and m["ts"] != ts]
             thread = [dict(parent)] + [dict(m) for m in sorted(replies, key=_ts_key)]
-        if params.get("include_all_metadata") not in (True, "true", "1", 1):
-            thread = [{k: v for k, v in m.items() if k != "metadata"} for m in thread]
-        page = thread[offset : offset + limit]
-        has_more = offset + limit < len(thread)
-        return {
-            "messages": page,
-            "has_more": has_more,
-            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
-        }
+        return _page(thread, params, default_limit=1000)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and thread parents), newest first, paged by cursor."""
+        channel = _require(params, "channel", "channel_not_found")
+        with self._lock:
+            top = [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        return {**_page(sorted(top, key=_ts_key, reverse=True), params, default_limit=100), "pin_count": 0}
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A direct message with one person: its channel id (the same each time), as Slack answers."""
+        users = _require(params, "users", "users_list_not_supplied")
+        if "," in users:
+            raise SlackError("not_implemented")  # group DMs: not needed by the bot
+        return {"no_op": True, "already_open": True, "channel": {"id": f"D{users}"}}
+
+    def _conversations_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Channels of the asked ``types`` (default public), archived ones unless ``exclude_archived``."""
+        types = set(str(params.get("types") or "public_channel").split(","))
+        excluded = params.get("exclude_archived") in (True, "true", "1", 1)
+        with self._lock:
+            channels = [dict(c) for c in self._channels
+                        if ("private_channel" if c["is_private"] else "public_channel") in types
+                        and not (excluded and c["is_archived"])]
+        return _page(channels, params, default_limit=100, key="channels")
 
     def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = _require(params, "file", "file_not_found")
@@ -1086,6 +1122,21 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             except ValueError:
                 pass
     return params
+
+
+def _page(items: list[dict[str, Any]], params: dict[str, Any], *, default_limit: int,
+          key: str = "messages") -> dict[str, Any]:
+    """One page of ``items`` by ``limit`` and ``cursor``; message metadata only with ``include_all_metadata``."""
+    limit = int(params.get("limit") or default_limit)
+    offset = int(params.get("cursor") or 0)
+    if params.get("include_all_metadata") not in (True, "true", "1", 1):
+        items = [{k: v for k, v in m.items() if k != "metadata"} for m in items]
+    has_more = offset + limit < len(items)
+    return {
+        key: items[offset : offset + limit],
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+    }
 
 
 def _require(params: dict[str, Any], key: str, error: str) -> str:

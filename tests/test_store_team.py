@@ -1,0 +1,65 @@
+"""bot.store on SQLite and PostgreSQL: this month's model spend (in all and per channel), the job that
+shared a call in the hits channel, and a channel's calls for an export, page by page."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from bot.models import Usage
+from tests.test_store import CALL, classified, make_image, new_job, store  # noqa: F401 (fixtures)
+
+
+def test_spend_since_adds_calls_and_follow_up_answers_after_the_moment_only(store):
+    store.save_call(make_image((1, 1, 1)), replace(CALL, cost_usd=0.5), "fp")
+    store.record_follow_up(1, "gpt-4.1", Usage(), 0.25)
+    since = time.time()
+    time.sleep(0.01)
+    store.save_call(make_image((2, 2, 2)), replace(CALL, cost_usd=0.125), "fp")
+    store.save_call(make_image((3, 3, 3)), replace(CALL, cost_usd=None), "fp")  # a model without a price
+    store.record_follow_up(1, "gpt-4.1", Usage(), 0.0625)
+    assert store.spend_since(0) == 0.5 + 0.25 + 0.125 + 0.0625
+    assert store.spend_since(since) == 0.125 + 0.0625
+    assert store.spend_since(time.time() + 1) == 0
+
+
+def test_spend_by_channel_counts_a_call_where_it_was_first_asked_for(store, new_job):
+    first, cached_elsewhere, other = new_job(channel="C1"), new_job(channel="C2"), new_job(channel="C2")
+    call_id = classified(store, first, "crystals")
+    store.update_job(cached_elsewhere, "replied", call_id=call_id)  # the same image, answered from the cache
+    classified(store, other, "clear", colour=(9, 9, 9))
+    store.record_follow_up(other, "gpt-4.1", Usage(), 0.5)
+    store.save_call(make_image((4, 4, 4)), CALL, "fp")  # from the terminal: in no channel
+    assert store.spend_by_channel_since(0) == {"C1": CALL.cost_usd, "C2": CALL.cost_usd + 0.5}
+    assert store.spend_by_channel_since(time.time() + 1) == {}
+
+
+def test_hit_of_finds_the_job_that_shared_an_image(store, new_job):
+    image_job = store.job(new_job())
+    assert store.hit_of(image_job) is None
+    hit_id = store.enqueue("hit", image_job.channel, image_job.message_ts, image_job.thread_ts,
+                           store.hit_key(image_job), image_job.file_name, "U1", {"job_id": image_job.id})
+    assert store.hit_of(image_job).id == hit_id
+    assert store.enqueue("hit", image_job.channel, image_job.message_ts, image_job.thread_ts,
+                         store.hit_key(image_job), image_job.file_name, "U1", {}) is None  # shared once
+
+
+def test_export_pages_a_channels_calls_with_the_latest_verdict_within_the_period(store, new_job):
+    jobs = [new_job() for _ in range(3)]
+    for number, job_id in enumerate(jobs):
+        classified(store, job_id, "crystals", colour=(number, 0, 0))
+    store.finish_job(new_job(), "failed", error="corrupt")  # no call: not exported
+    classified(store, new_job(channel="C2"), "clear", colour=(7, 7, 7))
+    store.add_feedback(jobs[0], "U2", "confirmed", "crystals")
+    store.add_feedback(jobs[0], "U3", "corrected", "other")
+
+    def exported(start=None, end=None, page=500):
+        return [[row["id"] for row in rows] for rows in store.export_pages("C1", start, end, page)]
+
+    assert exported(page=2) == [jobs[:2], jobs[2:]]
+    first, second, _ = next(store.export_pages("C1", None, None))
+    assert (first["label"], first["verdict"], first["verdict_label"], first["verdict_user"]) == \
+        ("crystals", "corrected", "other", "U3")
+    assert first["file_name"] == "F1.png" and first["user_id"] == "U1" and first["reply_ts"] == "1700000001.000000"
+    assert second["verdict"] is None
+    assert exported(start=time.time() + 1) == [] and exported(end=time.time() - 3600) == []
+    assert exported(time.time() - 3600, time.time() + 1) == [jobs]
