@@ -194,13 +194,6 @@ def test_files_upload_v2_in_a_direct_message(fake: FakeSlack, client: WebClient)
     assert client.conversations_open(users="U5")["channel"]["id"] == dm  # the same DM each time
 
 
-def test_an_upload_never_sent_cannot_be_completed(fake: FakeSlack, client: WebClient) -> None:
-    started = client.files_getUploadURLExternal(filename="x.csv", length=3)
-    with pytest.raises(SlackApiError) as error:
-        client.files_completeUploadExternal(files=[{"id": started["file_id"]}], channel_id="D1")
-    assert error.value.response["error"] == "file_not_found"
-
-
 def test_conversations_history_newest_first_paged_with_metadata_on_request(fake: FakeSlack, client: WebClient) -> None:
     for n in range(3):
         client.chat_postMessage(channel="C1", text=f"top {n}", metadata={"event_type": "t", "event_payload": {"n": n}})

@@ -206,6 +206,7 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
+        self._channels: list[dict[str, Any]] = []  # what conversations.list knows (add_channel)
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
         self._post_buckets: dict[str, tuple[float, float]] = {}
