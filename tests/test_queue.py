@@ -182,3 +182,12 @@ def test_two_queues_on_one_database_never_run_a_job_twice(database_url):
     assert handlers[0].runs and handlers[1].runs  # both took a share
     first_store.close()
     second_store.close()
+
+
+def test_upkeep_runs_at_start_and_then_on_its_schedule(store):
+    runs: list[float] = []
+    queue = JobQueue(store, {}, FAST, upkeep=lambda: runs.append(time.monotonic()), upkeep_every=0.3)
+    queue.start()
+    wait_until(lambda: len(runs) >= 3, timeout=5)
+    queue.stop(1)
+    assert all(later - earlier >= 0.25 for earlier, later in zip(runs, runs[1:]))
