@@ -94,6 +94,17 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class ReviewedCall:
+    """A call the team gave a verdict on, with the latest verdict (the team may change its mind)."""
+
+    job_id: int
+    file_name: str
+    channel: str
+    call: Call
+    feedback: Feedback
+
+
+@dataclass(frozen=True)
 class ChannelStats:
     calls_by_label: dict[str, int]
     failed: int

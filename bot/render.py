@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
+from bot.agreement import Agreement
 from bot.budget import WARN_SHARE, BudgetState
 from bot.models import Call, ChannelStats, Feedback, Inspection, Job, MonthSpend
 from bot.prompt import Category, find_category
@@ -18,6 +19,7 @@ RETRY_ACTION = "job_retry"
 SECTION_LIMIT = 3000  # Block Kit section text
 MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
 SPEND_CHANNELS = 10  # channels listed in the spend part of /crystals stats
+CORRECTIONS_SHOWN = 8  # rows of the "said -> corrected to" table
 SLACK_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")  # what an image block can show
 
 Blocks = list[dict[str, Any]]
@@ -239,10 +241,32 @@ def _recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
 
 
 def stats_message(stats: ChannelStats, categories: Sequence[Category], spend: MonthSpend | None = None,
-                  channel: str = "") -> Message:
-    """Calls per category and the team's feedback in this channel; with `spend`, the month's model spend."""
+                  channel: str = "", agreement: Agreement | None = None) -> Message:
+    """Calls per category and the team's feedback in this channel; with `spend`, the month's model spend;
+    with `agreement`, the team's agreement per category (a section of its own)."""
     text = _calls_text(stats, categories) + (f"\n{spend_text(spend, channel)}" if spend else "")
-    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}])
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}]
+    if agreement is not None and agreement.reviewed:
+        detail = agreement_text(agreement, categories)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(detail, SECTION_LIMIT)}})
+        text += "\n" + detail
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def agreement_text(agreement: Agreement, categories: Sequence[Category]) -> str:
+    """Per category: reviewed, confirmed and corrected; then the most frequent corrections."""
+    emoji = {c.name: c.emoji for c in categories}
+    lines = [f"*Agreement with the team* ({agreement.reviewed} calls reviewed, "
+             f"{agreement.confirmed / agreement.reviewed:.0%} confirmed; the latest verdict per call)"]
+    lines += [f"• {emoji.get(row.category, '')} {row.category}: {row.reviewed} reviewed, {row.confirmed} confirmed"
+              f" ({row.share_confirmed:.0%}), {row.corrected} corrected"
+              for row in agreement.by_category if row.reviewed]
+    if agreement.corrections:
+        lines.append("*Corrections* (I said → the team said):")
+        lines += [f"• {said} → {right}: {n}" for said, right, n in agreement.corrections[:CORRECTIONS_SHOWN]]
+        if len(agreement.corrections) > CORRECTIONS_SHOWN:
+            lines.append(f"• … and {len(agreement.corrections) - CORRECTIONS_SHOWN} more kinds of correction")
+    return "\n".join(lines)
 
 
 def _calls_text(stats: ChannelStats, categories: Sequence[Category]) -> str:

@@ -65,3 +65,27 @@ def test_budget_messages_say_what_happens_and_who_can_change_it():
     assert "budget ($10.00) is spent" in spent and "still answered" in spent
     reason = budget_spent_reason(10.0)
     assert all("An admin can raise MONTHLY_BUDGET_USD" in text for text in (warning, spent, reason))
+
+
+def test_stats_show_the_agreement_per_category_and_what_calls_were_corrected_to(categories):
+    from bot.agreement import agreement
+    from tests.test_agreement import reviewed
+
+    verdicts = agreement([reviewed("crystals", "crystals"), reviewed("crystals", "precipitate"),
+                          reviewed("clear", "clear")], [c.name for c in categories])
+    message = stats_message(ChannelStats({"crystals": 2, "clear": 1}, 0, 2, 1), categories, None, "C1", verdicts)
+    section = message.blocks[1]["text"]["text"]
+    assert section.startswith("*Agreement with the team* (3 calls reviewed, 67% confirmed")
+    assert "crystals: 2 reviewed, 1 confirmed (50%), 1 corrected" in section
+    assert "clear: 1 reviewed, 1 confirmed (100%), 0 corrected" in section and "precipitate: 0" not in section
+    assert "• crystals → precipitate: 1" in section and section in message.text
+
+
+def test_stats_keep_the_corrections_table_short(categories):
+    from bot.agreement import Agreement, CategoryAgreement
+
+    corrections = tuple((f"said{i}", f"right{i}", 1) for i in range(20))
+    verdicts = Agreement((CategoryAgreement("crystals", 20, 0),), corrections)
+    section = stats_message(ChannelStats({"crystals": 20}, 0, 0, 20), categories, None, "C1", verdicts).blocks[1]
+    assert "said7 → right7" in section["text"]["text"] and "said8" not in section["text"]["text"]
+    assert "… and 12 more kinds of correction" in section["text"]["text"]

@@ -63,3 +63,19 @@ def test_export_pages_a_channels_calls_with_the_latest_verdict_within_the_period
     assert second["verdict"] is None
     assert exported(start=time.time() + 1) == [] and exported(end=time.time() - 3600) == []
     assert exported(time.time() - 3600, time.time() + 1) == [jobs]
+
+
+def test_reviewed_calls_carry_the_latest_verdict_per_call_in_one_channel_or_all(store, new_job):
+    first, second, unreviewed, elsewhere = new_job(), new_job(), new_job(), new_job(channel="C2")
+    for number, job_id in enumerate((first, second, unreviewed, elsewhere)):
+        classified(store, job_id, "crystals", colour=(number, 1, 1))
+    store.add_feedback(first, "U2", "confirmed", "crystals")
+    store.add_feedback(first, "U3", "corrected", "precipitate")  # the team changed its mind
+    store.add_feedback(second, "U2", "confirmed", "crystals")
+    store.add_feedback(elsewhere, "U4", "corrected", "clear")
+
+    here = store.reviewed_calls("C1")
+    assert [(r.job_id, r.call.label, r.feedback.verdict, r.feedback.label, r.feedback.user_id) for r in here] == \
+        [(first, "crystals", "corrected", "precipitate", "U3"), (second, "crystals", "confirmed", "crystals", "U2")]
+    assert here[0].file_name == "F1.png" and here[0].call.id is not None and here[0].channel == "C1"
+    assert [r.job_id for r in store.reviewed_calls()] == [first, second, elsewhere]

@@ -106,6 +106,31 @@ def test_stats_show_this_months_spend_in_all_and_per_channel(start_bot) -> None:
     assert f"• <#{CHANNEL}>: ${spent_here:.2f}" in text and 0 < spent_here < 0.1
 
 
+def test_stats_show_the_teams_agreement_per_category_from_the_latest_verdicts(database_url, start_bot) -> None:
+    bot = label_images(start_bot(DATABASE_URL=database_url))
+    event = bot.upload(CRYSTALS, CLEAR)
+    bot.wait_until_done(event)
+    replies = bot.wait_for_posts(event["ts"], 2)
+    jobs = {j.file_name: j for j in bot.services.store.jobs_of_message(CHANNEL, event["ts"])}
+    for action, file_name, label, user in [(CORRECT_ACTION, "10.jpeg", "other", "U7"),
+                                           (CORRECT_ACTION, "10.jpeg", "precipitate", "U8"),
+                                           (CONFIRM_ACTION, "236.jpeg", "clear", "U7")]:
+        (reply,) = [r for r in replies if r.response["ts"] == jobs[file_name].reply_ts]
+        value = f"{jobs[file_name].id}:{label}"
+        bot.slack.push_interactive(bot.slack.block_actions_payload(
+            action, None if action == CORRECT_ACTION else value, message={**reply.params, "ts": reply.response["ts"]},
+            channel=CHANNEL, user=user, **({"selected_option_value": value} if action == CORRECT_ACTION else {})))
+        message_updates(bot, len(bot.slack.calls_to("chat.update")) + 1)
+
+    envelope = bot.slack.push_slash_command(bot.slack.slash_command_payload("stats", channel=CHANNEL))
+    text = bot.slack.wait_for_ack(envelope)["text"]
+
+    assert "*Agreement with the team* (2 calls reviewed, 50% confirmed" in text
+    assert "crystals: 1 reviewed, 0 confirmed (0%), 1 corrected" in text
+    assert "clear: 1 reviewed, 1 confirmed (100%), 0 corrected" in text
+    assert "• crystals → precipitate: 1" in text and "→ other" not in text  # U8's later verdict counts
+
+
 # --- answering in threads only when asked ----------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, Usage
+from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, Usage
 from bot.store.schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
@@ -407,6 +407,19 @@ class Store(ABC):
             confirmed=counts.get("confirmed", 0),
             corrected=counts.get("corrected", 0),
         )
+
+    def reviewed_calls(self, channel: str | None = None) -> list[ReviewedCall]:
+        """Every call the team gave a verdict on, with its latest verdict, in one channel or in all;
+        oldest first."""
+        where = " AND jobs.channel = ?" if channel is not None else ""
+        rows = self._rows(
+            "SELECT calls.*, jobs.id AS job_id, jobs.file_name, jobs.channel, feedback.user_id AS verdict_user,"
+            " feedback.verdict, feedback.label AS verdict_label"
+            " FROM feedback JOIN jobs ON jobs.id = feedback.job_id JOIN calls ON calls.id = jobs.call_id"
+            f" WHERE feedback.id IN (SELECT MAX(id) FROM feedback GROUP BY job_id){where} ORDER BY jobs.id",
+            *(() if channel is None else (channel,)))
+        return [ReviewedCall(row["job_id"], row["file_name"], row["channel"], _call_from_row(row),
+                             Feedback(row["verdict_user"], row["verdict"], row["verdict_label"])) for row in rows]
 
     def export_pages(self, channel: str, start: float | None, end: float | None,
                      page: int = 500) -> Iterator[list[dict[str, Any]]]:

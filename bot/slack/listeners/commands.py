@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.agreement import agreement
 from bot.budget import month_name, month_start
 from bot.export import ExportRequestError, parse_period
 from bot.models import MonthSpend
@@ -53,7 +54,8 @@ def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:
         items = sorted([*calls, *plates], key=_newest_first)[:RECENT_LIMIT]
         return recent_message(items, categories)
     if verb == "stats":
-        return stats_message(intake.store.channel_stats(channel), categories, month_spend(intake), channel)
+        verdicts = agreement(intake.store.reviewed_calls(channel), [c.name for c in categories])
+        return stats_message(intake.store.channel_stats(channel), categories, month_spend(intake), channel, verdicts)
     return help_message(COMMAND)
 
 
