@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--collect", metavar="BATCH_ID", action="append",
                         help="collect and score batches submitted with --batch (repeat to compare several)")
     source.add_argument("--batch-output", metavar="FILE", type=Path, help="score an existing Batch API output file")
+    source.add_argument("--feedback", action="store_true",
+                        help="score the bot's calls in Slack against the team's verdicts in the database")
     evaluate.add_argument("--variant", metavar="PROMPTS_DIR", type=Path, action="append",
                           help="a prompts folder to score (repeatable; default PROMPTS_DIR)")
     evaluate.add_argument("--model", action="append", help="a model to score (repeatable; default OPENAI_MODEL)")
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "socket"
     needs = {"socket": ("model", "socket"), "http": ("model", "http"), "classify": ("model",), "migrate": (),
-             "copy-db": (), "eval": () if getattr(args, "batch_output", None) else ("model",)}[command]
+             "copy-db": (), "eval": () if getattr(args, "batch_output", None) or getattr(args, "feedback", False) else ("model",)}[command]
     try:
         settings = load_settings(*needs)
     except ConfigError as error:
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "batch_output", None):
             return score_batch_output(settings, args.batch_output, args.out)
+        if getattr(args, "feedback", False):
+            return score_feedback(settings, args.out)
         services = build_services(settings)
     except PromptError as error:
         print(f"Prompt files problem: {error}", file=sys.stderr)
@@ -265,6 +269,26 @@ def score_batch_output(settings: Settings, path: Path, out_dir: Path) -> int:
     labels = tuple(category.name for category in load_categories(settings.prompts_dir))
     results = read_batch_output(path.read_text(encoding="utf-8"), labels, load_price_table(settings.prices_file))
     write_results(outcomes_from_batch(results), labels, out_dir, path.name)
+    return 0
+
+
+def score_feedback(settings: Settings, out_dir: Path) -> int:
+    """Score the calls the team reviewed in Slack, the latest verdict as the truth: no API key, no model
+    call. Calls with a label that is no category any more are left out (and counted)."""
+    labels = tuple(category.name for category in load_categories(settings.prompts_dir))
+    store = open_store(settings.database_url)
+    try:
+        reviewed = store.reviewed_calls()
+    finally:
+        store.close()
+    usable = [item for item in reviewed if {item.call.label, item.feedback.label} <= set(labels)]
+    if not usable:
+        print("The team has not confirmed or corrected any call yet: nothing to score.", file=sys.stderr)
+        return 1
+    if len(usable) < len(reviewed):
+        print(f"left out {len(reviewed) - len(usable)} calls with a label that is no category any more")
+    outcomes = [Outcome(f"{item.channel}/{item.file_name}", item.feedback.label, item.call) for item in usable]
+    write_results(outcomes, labels, out_dir, f"the bot against the team's verdicts ({len(outcomes)} calls)")
     return 0
 
 

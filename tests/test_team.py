@@ -10,12 +10,14 @@ import re
 import time
 
 import pytest
+from PIL import Image as PILImage
 from slack_sdk import WebClient
 
 from bot.budget import month_name
 from bot.models import Usage
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, RETRY_ACTION
 from tests.fakes.slack_server import ApiCall
+from tests.test_cli import run_bot
 from tests.helpers import content_items, image_bytes
 from tests.slack_harness import CHANNEL, RunningBot, section_text
 
@@ -106,8 +108,9 @@ def test_stats_show_this_months_spend_in_all_and_per_channel(start_bot) -> None:
     assert f"• <#{CHANNEL}>: ${spent_here:.2f}" in text and 0 < spent_here < 0.1
 
 
-def test_stats_show_the_teams_agreement_per_category_from_the_latest_verdicts(database_url, start_bot) -> None:
-    bot = label_images(start_bot(DATABASE_URL=database_url))
+def give_verdicts(bot: RunningBot) -> None:
+    """Crystals and clear classified; the team corrects the crystals call twice (to other, then to
+    precipitate) and confirms the clear one, with the buttons."""
     event = bot.upload(CRYSTALS, CLEAR)
     bot.wait_until_done(event)
     replies = bot.wait_for_posts(event["ts"], 2)
@@ -122,6 +125,11 @@ def test_stats_show_the_teams_agreement_per_category_from_the_latest_verdicts(da
             channel=CHANNEL, user=user, **({"selected_option_value": value} if action == CORRECT_ACTION else {})))
         message_updates(bot, len(bot.slack.calls_to("chat.update")) + 1)
 
+
+def test_stats_show_the_teams_agreement_per_category_from_the_latest_verdicts(database_url, start_bot) -> None:
+    bot = label_images(start_bot(DATABASE_URL=database_url))
+    give_verdicts(bot)
+
     envelope = bot.slack.push_slash_command(bot.slack.slash_command_payload("stats", channel=CHANNEL))
     text = bot.slack.wait_for_ack(envelope)["text"]
 
@@ -129,6 +137,29 @@ def test_stats_show_the_teams_agreement_per_category_from_the_latest_verdicts(da
     assert "crystals: 1 reviewed, 0 confirmed (0%), 1 corrected" in text
     assert "clear: 1 reviewed, 1 confirmed (100%), 0 corrected" in text
     assert "• crystals → precipitate: 1" in text and "→ other" not in text  # U8's later verdict counts
+
+
+def test_eval_feedback_scores_the_bot_against_the_teams_verdicts_in_the_database(database_url, start_bot,
+                                                                                 test_environ, tmp_path) -> None:
+    bot = label_images(start_bot(DATABASE_URL=database_url))
+    give_verdicts(bot)
+
+    result = run_bot("eval", "--feedback", "--out", "feedback", environ={
+        **test_environ, "DATABASE_URL": database_url, "OPENAI_API_KEY": ""}, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "accuracy                           0.50         2" in result.stdout
+    rows = list(csv.DictReader((tmp_path / "feedback/results.csv").open()))
+    assert [(row["file"], row["truth"], row["prediction"]) for row in rows] == [
+        (f"{CHANNEL}/10.jpeg", "precipitate", "crystals"), (f"{CHANNEL}/236.jpeg", "clear", "clear")]
+    with PILImage.open(tmp_path / "feedback/confusion_matrix.png") as picture:
+        assert picture.format == "PNG"
+    assert (tmp_path / "feedback/report.txt").read_text().startswith(result.stdout.split("\n")[0])
+
+
+def test_eval_feedback_says_when_there_is_nothing_to_score(test_environ, tmp_path) -> None:
+    result = run_bot("eval", "--feedback", environ=test_environ, cwd=tmp_path)
+    assert result.returncode == 1 and "has not confirmed or corrected any call yet" in result.stderr
 
 
 # --- answering in threads only when asked ----------------------------------------------------------
