@@ -219,7 +219,7 @@ def recent_message(items: Sequence[RecentCall | RecentPlate], categories: Sequen
         when = datetime.fromtimestamp(float(job_or_plate.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         who = f"<@{job_or_plate.user_id}> · {when}"
         if isinstance(item, RecentPlate):
-            lines.append(_recent_plate_line(item, emoji) + f" · {who}")
+            lines.append(recent_plate_line(item, emoji) + f" · {who}")
             continue
         link = f"<{item.permalink}|{escape(item.job.file_name).replace('|', '/')}>"
         if item.call:
@@ -231,7 +231,7 @@ def recent_message(items: Sequence[RecentCall | RecentPlate], categories: Sequen
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 
-def _recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
+def recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
     inspection = item.inspection
     hits = item.calls_by_label.get("crystals", 0)
     images = f"{inspection.images} image{'' if inspection.images == 1 else 's'}"
@@ -281,10 +281,12 @@ def _calls_text(stats: ChannelStats, categories: Sequence[Category]) -> str:
             + f"\n*Feedback:* {stats.confirmed} confirmed, {stats.corrected} corrected{agreement}.")
 
 
-def spend_text(spend: MonthSpend, channel: str) -> str:
-    """This month's estimated model spend: in all, in this channel, against the budget, per channel."""
-    text = (f"*Model spend in {spend.month}* (estimated): ${spend.total_usd:.2f} in all, "
-            f"${spend.by_channel.get(channel, 0.0):.2f} in this channel")
+def spend_text(spend: MonthSpend, channel: str = "") -> str:
+    """This month's estimated model spend: in all, in `channel` (if one is given), against the budget,
+    per channel."""
+    text = f"*Model spend in {spend.month}* (estimated): ${spend.total_usd:.2f} in all"
+    if channel:
+        text += f", ${spend.by_channel.get(channel, 0.0):.2f} in this channel"
     if spend.budget_usd is not None:
         share = f" ({spend.total_usd / spend.budget_usd:.0%})" if spend.budget_usd else ""
         text += f"; the monthly budget is ${spend.budget_usd:.2f}{share}"

@@ -17,9 +17,9 @@ from bot.budget import month_name
 from bot.models import Usage
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, RETRY_ACTION
 from tests.fakes.slack_server import ApiCall
-from tests.test_cli import run_bot
 from tests.helpers import content_items, image_bytes
 from tests.slack_harness import CHANNEL, RunningBot, section_text
+from tests.test_cli import run_bot
 
 CRYSTALS = ("10.jpeg", image_bytes("crystals", 10))
 CLEAR = ("236.jpeg", image_bytes("clear", 236))

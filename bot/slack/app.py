@@ -90,8 +90,8 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     queue = JobQueue(services.store, {**workflow.handlers(), **plate_handlers(workflow)}, queue_settings(settings),
                      upkeep=upkeep)
     workflow.wake = queue.notify
-    intake = Intake(services, queue, poster, identity["user_id"], hits_channel)
-    listeners.register(app, intake, team_url=identity.get("url", ""))
+    intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
+    listeners.register(app, intake)
 
     @app.error
     def log_listener_error(error: Exception) -> None:

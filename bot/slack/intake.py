@@ -19,12 +19,14 @@ from bot.services import Services
 from bot.store import Store
 from bot.slack.files import is_image, is_pending, is_zip
 from bot.slack.posting import SlackPoster
-from bot.slack.workflow import WORKING_REACTION
+from bot.slack.workflow import WORKING_REACTION, Workflow
 
 log = logging.getLogger(__name__)
 
 IMAGE_KINDS = ("image", "plate_image")
 MIN_PLATE_IMAGES = 2  # images named by well in one message that make a plate
+HOME_REFRESH_SECONDS = 60  # the Home tab is published at most once per person in this time
+HOME_CHANNEL = "home"  # home jobs belong to no channel
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Intake:
     services: Services
     queue: JobQueue
     poster: SlackPoster
+    workflow: Workflow  # what the queue's jobs do; the slash commands share its views of the data
     bot_user_id: str
     hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
@@ -142,6 +145,14 @@ class Intake:
             self.queue.notify()
         else:
             log.info("retry of job %.20r in %s ignored (not a failed job of that channel)", value, channel)
+
+    def accept_home_opened(self, event: dict[str, Any]) -> None:
+        """Someone opened the app's Home tab: a job that publishes the dashboard for them. One per person
+        and minute (the job's key), so opening the tab again and again costs at most one a minute."""
+        user, minute = event["user"], int(time.time() // HOME_REFRESH_SECONDS)
+        key = f"home-{user}-{minute}"
+        if self.store.enqueue("home", HOME_CHANNEL, key, key, "home", "home", user, {}) is not None:
+            self.queue.notify()
 
     def _react_working(self, channel: str, ts: str) -> None:
         """:eyes: on the upload at once; cosmetic, so a failure here is only logged."""

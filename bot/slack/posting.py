@@ -151,13 +151,18 @@ class SlackPoster:
         self._slack(lambda: self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks))
 
     def upload(self, channel: str, files: list[dict[str, Any]], *, thread_ts: str | None = None,
-               comment: str | None = None) -> None:
+               comment: str | None = None) -> list[str]:
         """Share files (each {"content" or "file", "filename", "title"}) in a channel or a thread, with an
         optional comment: Slack's external upload (a URL per file, the bytes, one completion; scope
-        files:write). Not repeated blindly: the caller records that it is done."""
+        files:write). Not repeated blindly: the caller records that it is done. Returns the file ids."""
         self.pacer.wait(channel)
-        self._slack(lambda: self.poster.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=files,
-                                                        initial_comment=comment))
+        response = self._slack(lambda: self.poster.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, file_uploads=files, initial_comment=comment))
+        return [file["id"] for file in response.get("files", [])]
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """Replace a person's Home tab (views.publish replaces the whole view, so repeating it is safe)."""
+        self._slack(lambda: self.client.views_publish(user_id=user_id, view=view))
 
     def react(self, channel: str, ts: str, name: str, *, add: bool) -> None:
         """Add or remove a reaction; one already there (or already gone) is not an error."""

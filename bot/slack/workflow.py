@@ -9,6 +9,7 @@ feedback: a Confirm / Correct click -> stored -> the call's message (and its cop
 hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
 notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
 export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
+home:     someone opened the app's Home tab -> the dashboard published there (views.publish).
 
 Before any model call the month's spend is checked against MONTHLY_BUDGET_USD: once it is reached,
 uploads of images not in the cache and questions get a short reply instead of a model call.
@@ -18,24 +19,28 @@ lasting failure becomes a short thread reply with a Retry button, the detail goe
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bot.agreement import agreement
 from bot.budget import BudgetState, budget_state, month_name, month_start
+from bot.dashboard import DAY, Dashboard, chart_png, chart_since, counts_since, home_view, weekly_counts
 from bot.classifier import ModelError
 from bot.export import Period, summary, write_csv
 from bot.images import ImageError
-from bot.models import Call, Job
+from bot.models import Call, Inspection, Job, MonthSpend
 from bot.plates.report import calls_by_well_text, plate_image
 from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
-from bot.render import (Message, answer_message, budget_notice, budget_spent_reason, call_message, clip,
-                        failure_message, hit_message, percent, permalink, unanswered_message)
+from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_notice, budget_spent_reason,
+                        call_message, clip, failure_message, hit_message, percent, permalink, unanswered_message)
 from bot.services import Services
 from bot.store import Store
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
@@ -47,6 +52,7 @@ MAX_WELL_IMAGES = 6  # images of a plate's wells shown to the model for one ques
 WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
 HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
+HOME_RECENT = 10  # calls and plates listed on the Home tab
 
 
 class BudgetSpent(Exception):
@@ -69,7 +75,7 @@ class Workflow:
     def handlers(self) -> dict[str, Handler]:
         return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
                 "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self),
-                "export": Exports(self)}
+                "export": Exports(self), "home": HomeTabs(self)}
 
     def call_reply(self, job: Job, call: Call) -> Message:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
@@ -85,6 +91,24 @@ class Workflow:
                          image_job.thread_ts)
         return hit_message(image_job, call, self.services.prompt_set.categories,
                            self.store.latest_feedback(image_job.id), link)
+
+    def recent_call(self, job: Job) -> RecentCall:
+        """An image job for a list of recent calls, with a link to its reply."""
+        return RecentCall(job, self.store.call(job.call_id) if job.call_id else None,
+                          permalink(self.team_url, job.channel, job.reply_ts or job.message_ts, job.thread_ts))
+
+    def recent_plate(self, inspection: Inspection) -> RecentPlate:
+        """A plate inspection for a list of recent plates, with its calls per category and a link."""
+        return RecentPlate(inspection, self.store.inspection_labels(inspection.id),
+                           permalink(self.team_url, inspection.channel, inspection.progress_ts or inspection.message_ts,
+                                     inspection.thread_ts))
+
+    def month_spend(self) -> MonthSpend:
+        """This month's estimated model spend, in all and per channel, and the budget."""
+        now = time.time()
+        since = month_start(now)
+        return MonthSpend(month_name(now), self.store.spend_since(since), self.store.spend_by_channel_since(since),
+                          self.services.settings.monthly_budget_usd)
 
     def ensure_budget_left(self, channel: str) -> None:
         """Before a model call: BudgetSpent once this month's spend has reached MONTHLY_BUDGET_USD."""
@@ -367,4 +391,54 @@ class Exports:
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+@dataclass
+class HomeTabs:
+    """The App Home dashboard, published for one person when they open the Home tab.
+
+    The chart is a PNG that Slack must host: an image block can only show a file the viewer may see,
+    and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
+    invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
+    Messages tab), and the image block names it by id (`slack_file`). It shows whole weeks only, so a
+    new picture, and a new upload, comes at most once a week per person; until then the file id is
+    reused (kept per process: after a restart, the next opening uploads it once more).
+    """
+
+    flow: Workflow
+    _charts: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (PNG's sha256, file id)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, job: Job) -> None:
+        store, categories = self.flow.store, self.flow.services.prompt_set.categories
+        labels = [category.name for category in categories]
+        now = time.time()
+        labelled = store.labelled_calls_since(min(chart_since(now), now - 30 * DAY))
+        weekly = weekly_counts(labelled, labels, now)
+        board = Dashboard(
+            recent=[self.flow.recent_call(j) for j in store.recent_jobs(None, HOME_RECENT)],
+            last_7_days=counts_since(labelled, now - 7 * DAY), last_30_days=counts_since(labelled, now - 30 * DAY),
+            plates=[self.flow.recent_plate(i) for i in store.recent_inspections(None, HOME_RECENT)],
+            agreement=agreement(store.reviewed_calls(), labels), spend=self.flow.month_spend())
+        chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
+        self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
+        store.finish_job(job.id, "done")
+
+    def _chart_file(self, user_id: str, png: bytes) -> str:
+        """The id of the chart shared with this person: the last one if the picture is the same."""
+        digest = hashlib.sha256(png).hexdigest()
+        with self._lock:
+            known = self._charts.get(user_id)
+        if known and known[0] == digest:
+            return known[1]
+        poster = self.flow.poster
+        (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
+            {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
+            comment="The chart for your Find the Crystals Home tab.")
+        with self._lock:
+            self._charts[user_id] = (digest, file_id)
+        return file_id
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("home tab job %s for %s could not be published: %s", job.id, job.user_id, reason)
         self.flow.store.finish_job(job.id, "failed", error=reason)

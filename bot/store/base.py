@@ -292,10 +292,18 @@ class Store(ABC):
                           image_job.channel, image_job.message_ts, self.hit_key(image_job))
         return _job_from_row(rows[0]) if rows else None
 
-    def recent_jobs(self, channel: str, limit: int) -> list[Job]:
-        rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND kind = 'image' ORDER BY id DESC LIMIT ?",
-                          channel, limit)
+    def recent_jobs(self, channel: str | None, limit: int) -> list[Job]:
+        """The latest image jobs of a channel; of every channel (answered ones only) for None."""
+        where = "channel = ?" if channel is not None else "call_id IS NOT NULL AND state = 'done'"
+        rows = self._rows(f"SELECT * FROM jobs WHERE {where} AND kind = 'image' ORDER BY id DESC LIMIT ?",
+                          *(() if channel is None else (channel,)), limit)
         return [_job_from_row(row) for row in rows]
+
+    def labelled_calls_since(self, since: float) -> list[tuple[float, str]]:
+        """(when it was asked for, label) of every image answered in Slack since `since`, loose or a plate's."""
+        rows = self._rows("SELECT jobs.created_at, calls.label FROM jobs JOIN calls ON calls.id = jobs.call_id"
+                          " WHERE jobs.kind IN ('image', 'plate_image') AND jobs.created_at >= ?", since)
+        return [(float(row["created_at"]), row["label"]) for row in rows]
 
     def open_jobs(self) -> int:
         """How many jobs are not finished yet (queued, running or waiting for a retry)."""
@@ -372,8 +380,11 @@ class Store(ABC):
                           inspection_id)
         return {row["label"]: row["n"] for row in rows}
 
-    def recent_inspections(self, channel: str, limit: int) -> list[Inspection]:
-        rows = self._rows("SELECT * FROM inspections WHERE channel = ? ORDER BY id DESC LIMIT ?", channel, limit)
+    def recent_inspections(self, channel: str | None, limit: int) -> list[Inspection]:
+        """The latest plate inspections of a channel, or of every channel for None."""
+        where = "WHERE channel = ? " if channel is not None else ""
+        rows = self._rows(f"SELECT * FROM inspections {where}ORDER BY id DESC LIMIT ?",
+                          *(() if channel is None else (channel,)), limit)
         return [_inspection_from_row(row) for row in rows]
 
     # --- feedback ------------------------------------------------------------------------------

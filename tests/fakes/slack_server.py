@@ -81,6 +81,7 @@ ApiHandler = Callable[[dict[str, Any]], dict[str, Any]]
 # Form fields that Slack clients send as JSON-encoded strings.
 JSON_STRING_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls", "user_auth_blocks")
 APP_ID = "A1"
+HOME_BLOCK_LIMIT = 100
 FIRST_TS_SECONDS = 1700000100
 
 
@@ -206,6 +207,7 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
+        self._home_views: dict[str, dict[str, Any]] = {}
         self._channels: list[dict[str, Any]] = []  # what conversations.list knows (add_channel)
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
@@ -239,6 +241,7 @@ class FakeSlack:
             "conversations.list": self._conversations_list,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            "views.publish": self._views_publish,
         }
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1051,6 +1054,31 @@ class FakeSlack:
                     message["thread_ts"] = thread_ts
                 self._store_message(str(channel), message)
         return {"files": shared}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A user's Home tab, as Slack checks it: a home view of at most 100 blocks whose image blocks
+        name a file by URL or by the id of a file shared where the user can see it (a file uploaded
+        without a channel is the uploader's alone: Slack answers invalid_blocks)."""
+        user_id = _require(params, "user_id", "invalid_arguments")
+        view = params.get("view")
+        if not isinstance(view, dict) or view.get("type") != "home" or not isinstance(view.get("blocks"), list):
+            raise SlackError("invalid_arguments")
+        if len(view["blocks"]) > HOME_BLOCK_LIMIT:
+            raise SlackError("invalid_blocks")
+        with self._lock:
+            shared = {u.file_id for u in self._uploads.values() if u.channel}
+            for block in view["blocks"]:
+                if block.get("type") == "image" and not (block.get("alt_text") and (
+                        block.get("image_url") or (block.get("slack_file") or {}).get("id") in shared)):
+                    raise SlackError("invalid_blocks")
+            self._home_views[user_id] = view
+        return {"view": {"id": f"V{abs(hash(user_id)) % 10**8}", "team_id": self.team_id, "app_id": APP_ID,
+                         "bot_id": self.bot_id, "hash": uuid.uuid4().hex, **view}}
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab last published for a user."""
+        with self._lock:
+            return self._home_views.get(user_id)
 
     # ------------------------------------------------------------------
     # message store helpers (call with self._lock held where noted)

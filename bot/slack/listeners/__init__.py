@@ -4,10 +4,11 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.slack.intake import Intake
-from bot.slack.listeners import actions, commands, messages
+from bot.slack.listeners import actions, commands, home, messages
 
 
-def register(app: App, intake: Intake, *, team_url: str) -> None:
+def register(app: App, intake: Intake) -> None:
     messages.register(app, intake)
     actions.register(app, intake)
-    commands.register(app, intake, team_url=team_url)
+    commands.register(app, intake)
+    home.register(app, intake)

@@ -2,30 +2,27 @@
 month's model spend; an export arrives as a CSV in a direct message)."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot.agreement import agreement
-from bot.budget import month_name, month_start
 from bot.export import ExportRequestError, parse_period
-from bot.models import MonthSpend
-from bot.render import Message, RecentCall, RecentPlate, help_message, permalink, recent_message, stats_message
+from bot.render import Message, RecentCall, RecentPlate, help_message, recent_message, stats_message
 from bot.slack.intake import Intake
 
 COMMAND = "/crystals"
 RECENT_LIMIT = 10
 
 
-def register(app: App, intake: Intake, *, team_url: str) -> None:
+def register(app: App, intake: Intake) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
         text = command.get("text", "").strip()
         if text.lower().split()[:1] == ["export"]:
             message = export(intake, command, text)
         else:
-            message = answer(intake, text.lower(), command["channel_id"], team_url)
+            message = answer(intake, text.lower(), command["channel_id"])
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
 
 
@@ -40,31 +37,19 @@ def export(intake: Intake, command: dict[str, Any], text: str) -> Message:
                    "it will arrive in a direct message from me.")
 
 
-def answer(intake: Intake, verb: str, channel: str, team_url: str) -> Message:
+def answer(intake: Intake, verb: str, channel: str) -> Message:
     categories = intake.services.prompt_set.categories
+    flow = intake.workflow
     if verb == "recent":
-        store = intake.store
-        calls = [RecentCall(job, store.call(job.call_id) if job.call_id else None,
-                            permalink(team_url, channel, job.reply_ts or job.message_ts, job.thread_ts))
-                 for job in store.recent_jobs(channel, RECENT_LIMIT)]
-        plates = [RecentPlate(inspection, store.inspection_labels(inspection.id),
-                              permalink(team_url, channel, inspection.progress_ts or inspection.message_ts,
-                                        inspection.thread_ts))
-                  for inspection in store.recent_inspections(channel, RECENT_LIMIT)]
+        calls = [flow.recent_call(job) for job in intake.store.recent_jobs(channel, RECENT_LIMIT)]
+        plates = [flow.recent_plate(inspection) for inspection in intake.store.recent_inspections(channel, RECENT_LIMIT)]
         items = sorted([*calls, *plates], key=_newest_first)[:RECENT_LIMIT]
         return recent_message(items, categories)
     if verb == "stats":
         verdicts = agreement(intake.store.reviewed_calls(channel), [c.name for c in categories])
-        return stats_message(intake.store.channel_stats(channel), categories, month_spend(intake), channel, verdicts)
+        return stats_message(intake.store.channel_stats(channel), categories, flow.month_spend(), channel, verdicts)
     return help_message(COMMAND)
 
 
 def _newest_first(item: RecentCall | RecentPlate) -> float:
     return -float(item.job.message_ts if isinstance(item, RecentCall) else item.inspection.message_ts)
-
-
-def month_spend(intake: Intake) -> MonthSpend:
-    now = time.time()
-    since = month_start(now)
-    return MonthSpend(month_name(now), intake.store.spend_since(since), intake.store.spend_by_channel_since(since),
-                      intake.services.settings.monthly_budget_usd)

@@ -1,0 +1,81 @@
+"""The App Home dashboard, end to end against the fake Slack and the fake OpenAI: opening the Home tab
+publishes the counts, the team's agreement, the spend and the weekly chart (a PNG shared with the person
+and shown by file id); opening it again within a minute publishes nothing more."""
+from __future__ import annotations
+
+import io
+import time
+from types import SimpleNamespace
+
+from PIL import Image as PILImage
+
+import bot.slack.workflow as workflow_module
+from bot.dashboard import DAY
+from tests.slack_harness import CHANNEL, RunningBot
+from tests.test_team import CRYSTALS, give_verdicts, label_images
+
+USER = "U5"
+
+
+def open_home(bot: RunningBot, user: str = USER) -> None:
+    bot.slack.push_event({"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home",
+                          "event_ts": f"{time.time():.6f}"})
+
+
+def published(bot: RunningBot, count: int) -> list:
+    return bot.slack.wait_for(lambda: len(ok := [c for c in bot.slack.calls_to("views.publish") if c.status == 200
+                                                 and c.response.get("ok")]) == count and ok,
+                              what=f"{count} home views published")
+
+
+def text_of(view: dict) -> str:
+    return "\n".join(block["text"]["text"] for block in view["blocks"] if block["type"] == "section")
+
+
+def test_opening_the_home_tab_a_week_later_publishes_counts_agreement_spend_and_the_chart(database_url, start_bot,
+                                                                                         monkeypatch) -> None:
+    bot = label_images(start_bot(DATABASE_URL=database_url))
+    give_verdicts(bot)  # crystals (corrected to precipitate) and clear (confirmed), this week
+    later = time.time() + 8 * DAY  # this week is a whole week in the chart by then
+    monkeypatch.setattr(workflow_module, "time", SimpleNamespace(time=lambda: later))
+
+    open_home(bot)
+    (publish,) = published(bot, 1)
+
+    assert publish.params["user_id"] == USER
+    view = publish.params["view"]
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    text = text_of(view)
+    assert "*Calls in the last 7 days · 30 days* (0 · 2)" in text
+    assert ":gem: crystals: 0 · 1" in text and ":droplet: clear: 0 · 1" in text
+    assert f"|10.jpeg> in <#{CHANNEL}>" in text and f"https://lab.slack.com/archives/{CHANNEL}/p" in text
+    assert "*Agreement with the team* (2 calls reviewed, 50% confirmed" in text
+    assert "crystals: 1 reviewed, 0 confirmed (0%), 1 corrected" in text and "• crystals → precipitate: 1" in text
+    assert "*Model spend in" in text and "in this channel" not in text
+
+    (image,) = [block for block in view["blocks"] if block["type"] == "image"]
+    (chart,) = [u for u in bot.slack.uploads if u.filename == "calls-per-week.png"]
+    assert image["slack_file"] == {"id": chart.file_id} and image["alt_text"]
+    assert chart.channel == f"D{USER}"  # shared with the person, so the image block may show it
+    with PILImage.open(io.BytesIO(chart.data)) as picture:
+        assert picture.format == "PNG" and picture.width >= 600
+        assert len(picture.convert("RGB").getcolors(1 << 16)) > 10  # bars, not a blank picture
+
+
+def test_opening_the_home_tab_again_within_a_minute_publishes_once_and_the_chart_waits_for_whole_weeks(
+        start_bot) -> None:
+    bot = label_images(start_bot())
+    bot.wait_until_done(bot.upload(CRYSTALS))
+
+    open_home(bot)
+    open_home(bot)
+    (publish,) = published(bot, 1)
+    bot.drain()
+    assert len(bot.slack.calls_to("views.publish")) == 1
+    view = publish.params["view"]
+    assert "*Calls in the last 7 days · 30 days* (1 · 1)" in text_of(view)
+    assert not [b for b in view["blocks"] if b["type"] == "image"] and not bot.slack.uploads  # no whole week yet
+    assert "No call has been confirmed or corrected yet" in text_of(view)
+
+    open_home(bot, "U6")  # someone else: their own tab
+    assert published(bot, 2)[1].params["user_id"] == "U6"
