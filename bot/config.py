@@ -212,7 +212,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "HOST": ("0.0.0.0", _text, "HTTP mode address to listen on"),
     "PORT": ("3000", _positive_int, "HTTP mode port"),
     "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
-    "JOB_WORKERS": ("64", _positive_int, "threads that download and classify images"),
+    "JOB_WORKERS": ("64", _positive_int, "threads that run jobs (images, questions, clicks, plates)"),
     "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
     "MAX_QUESTION_CHARS": ("4000", _positive_int, "longer questions and thread messages are cut to this"),
     "ALLOWED_CHANNELS": ("", _channel_list, "channel ids the bot works in, comma-separated (empty: all)"),
