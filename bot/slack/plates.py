@@ -157,11 +157,9 @@ class PlateJobs:
 
     def _fail(self, job: Job, reason: str) -> None:
         poster = self.flow.poster
-        reply_ts = poster.reply(job, plate_failure_message(reason))
-        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
         poster.react(job.channel, job.message_ts, FAILED_REACTION, add=True)
         poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.fail(job, plate_failure_message(reason), reason)
 
 
 @dataclass

@@ -77,6 +77,12 @@ class Workflow:
                 "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self),
                 "export": Exports(self), "home": HomeTabs(self)}
 
+    def fail(self, job: Job, message: Message, reason: str) -> None:
+        """End a job as failed with its one reply saying why (posted, or the earlier reply updated)."""
+        reply_ts = self.poster.reply(job, message)
+        self.store.update_job(job.id, job.state, reply_ts=reply_ts)
+        self.store.finish_job(job.id, "failed", error=reason)
+
     def call_reply(self, job: Job, call: Call) -> Message:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                             self.store.latest_feedback(job.id))
@@ -194,10 +200,7 @@ class ImageJobs:
                                     job.file_name, job.user_id, {"job_id": job.id, "hits_channel": hits_channel})
 
     def _fail(self, job: Job, reason: str, *, retry: bool) -> None:
-        message = failure_message(job.file_name, reason, job.id if retry else None)
-        reply_ts = self.flow.poster.reply(job, message)
-        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.fail(job, failure_message(job.file_name, reason, job.id if retry else None), reason)
 
 
 @dataclass
@@ -261,9 +264,7 @@ class Questions:
         self.flow.store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        reply_ts = self.flow.poster.reply(job, unanswered_message(reason, job.id))
-        self.flow.store.update_job(job.id, job.state, reply_ts=reply_ts)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.fail(job, unanswered_message(reason, job.id), reason)
 
     def _thread_images(self, job: Job) -> list[ThreadImage]:
         """The images classified in this thread only, each with the call and the team's verdict; of a
