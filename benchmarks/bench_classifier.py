@@ -46,7 +46,7 @@ def main() -> None:
                 request = classification_request(services.prompt_set, image, services.classifier.options)
                 built = time.perf_counter()
                 services.store.save_call(image, Call("clear", 0.9, "model", "o", "e", settings.openai_model,
-                                                     Usage(4000, 1700, 40), 0.006), services.classifier.fingerprint)
+                                                     Usage(4000, 1700, 40), 0.006), services.classifier.prompt().fingerprint)
                 stored = time.perf_counter()
                 for name, begin, end in [("read", started, read), ("normalise", read, normalised),
                                          ("build request", normalised, built), ("store", built, stored),

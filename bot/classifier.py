@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import openai
@@ -28,6 +28,7 @@ from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
                         follow_up_request)
 from bot.store import Store
+from bot.teaching import choose_examples, team_prompt_examples
 
 log = logging.getLogger(__name__)
 
@@ -146,35 +147,70 @@ class ModelGateway:
         return True
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """The prompt set a classification is sent with, and its fingerprint (the cache key's prompt part)."""
+
+    prompt_set: PromptSet
+    fingerprint: str
+
+
 class Classifier:
-    """Classifies images with a prompt set and a model, caching every call in the store."""
+    """Classifies images with a prompt set and a model, caching every call in the store.
+
+    With `team_examples` (MAX_EXAMPLES_PER_CATEGORY, for the bot's own prompt) the examples the team
+    added in Slack join the prompt set's: they are looked up before every classification, so an
+    example added or removed in any process counts from the next image on.
+    """
 
     def __init__(self, gateway: ModelGateway, prompt_set: PromptSet, options: ModelOptions, *, store: Store,
-                 prices: PriceTable, normalisation: Normalisation) -> None:
+                 prices: PriceTable, normalisation: Normalisation, team_examples: int = 0) -> None:
         self.gateway = gateway
-        self.prompt_set = prompt_set
+        self.prompt_set = prompt_set  # without the team's examples: labels, schema, follow-up wording
         self.options = options
         self.store = store
         self.prices = prices
-        self.fingerprint = fingerprint(prompt_set, options, normalisation)
+        self.team_examples = team_examples
+        self._normalisation = normalisation
+        self._lock = threading.Lock()
+        self._current: tuple[tuple[int, ...], Prompt] = ((), Prompt(prompt_set, fingerprint(prompt_set, options,
+                                                                                             normalisation)))
 
     @property
     def client(self) -> openai.OpenAI:
         return self.gateway.client
 
-    def cached(self, image: Image) -> Call | None:
-        return self.store.find_call(image.sha256, self.fingerprint, self.options.model)
+    def prompt(self) -> Prompt:
+        """The prompt set to classify with now: the files' examples plus the team's in use."""
+        if not self.team_examples:
+            return self._current[1]
+        chosen = choose_examples(self.store.team_examples(), self.prompt_set.labels, self.team_examples)
+        key = tuple(example.id for example in chosen)
+        with self._lock:
+            if self._current[0] == key:
+                return self._current[1]
+        prompt_set = replace(self.prompt_set, examples=self.prompt_set.examples + team_prompt_examples(
+            chosen, self.store.example_images(key)))
+        prompt = Prompt(prompt_set, fingerprint(prompt_set, self.options, self._normalisation))
+        with self._lock:
+            self._current = (key, prompt)
+        return prompt
 
-    def request(self, image: Image) -> dict[str, Any]:
+    def cached(self, image: Image, prompt: Prompt | None = None) -> Call | None:
+        fingerprint_now = (prompt or self.prompt()).fingerprint
+        return self.store.find_call(image.sha256, fingerprint_now, self.options.model)
+
+    def request(self, image: Image, prompt: Prompt | None = None) -> dict[str, Any]:
         """The Responses-shaped classification request for this image."""
-        return classification_request(self.prompt_set, image, self.options)
+        return classification_request((prompt or self.prompt()).prompt_set, image, self.options)
 
     def classify(self, image: Image) -> Call:
         """The stored call for this image, prompt and model, or a new one from the model."""
-        cached = self.cached(image)
+        prompt = self.prompt()
+        cached = self.cached(image, prompt)
         if cached:
             return cached
-        reply = self.respond(self.request(image))
+        reply = self.respond(self.request(image, prompt))
         try:
             answer = parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
                                   logprobs=reply.logprobs)
@@ -183,7 +219,7 @@ class Classifier:
             raise ModelError("The model's answer did not follow the expected format, so no category is given. "
                              "Try again; if it keeps happening, check the model setting.", retryable=True) from error
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
-        return self.store.save_call(image, call, self.fingerprint)
+        return self.store.save_call(image, call, prompt.fingerprint)
 
     def follow_up(self, images: Sequence[ThreadImage], transcript: Sequence[str], question: str) -> FollowUpAnswer:
         """An answer to a question in a thread, with its usage and estimated cost."""

@@ -298,13 +298,13 @@ def submit_eval_batches(services: Services, classifiers: Sequence[Classifier], i
     gateway = services.classifier.gateway
     batch_ids = []
     for classifier in classifiers:
-        lines, entries = [], {}
+        lines, entries, prompt = [], {}, classifier.prompt()
         for path, image in images.items():
             if isinstance(image, str):
                 print(f"skipped: {image}", file=sys.stderr)
                 continue
             custom_id = path.relative_to(directory).as_posix()
-            lines.append(batch_line(custom_id, gateway.wire_request(classifier.request(image)), gateway.endpoint()))
+            lines.append(batch_line(custom_id, gateway.wire_request(classifier.request(image, prompt)), gateway.endpoint()))
             entries[custom_id] = image.sha256
             services.store.save_image(image)
         try:
@@ -312,7 +312,7 @@ def submit_eval_batches(services: Services, classifiers: Sequence[Classifier], i
         except openai.APIError as error:
             print(f"Could not submit the batch: {describe_api_error(error, gateway.client)}", file=sys.stderr)
             return 1
-        services.store.save_batch(batch_id, classifier.options.model, classifier.fingerprint, entries)
+        services.store.save_batch(batch_id, classifier.options.model, prompt.fingerprint, entries)
         batch_ids.append(batch_id)
         print(f"Submitted batch {batch_id} ({classifier.prompt_set.name} · {classifier.options.model}) "
               f"with {len(lines)} images (results within 24 h).")

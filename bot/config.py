@@ -74,6 +74,8 @@ class Settings:
     database_pool_size: int
     monthly_budget_usd: float | None
     hits_channel: str
+    max_examples_per_category: int
+    example_editors: frozenset[str]
 
 
 def _whole_number(value: str) -> int:
@@ -146,8 +148,8 @@ def _database_url(value: str) -> str:
     return value
 
 
-def _channel_list(value: str) -> frozenset[str]:
-    """`C0123, C0456` -> channel ids (empty: every channel)."""
+def _id_list(value: str) -> frozenset[str]:
+    """`C0123, C0456` -> channel or user ids (empty: no restriction)."""
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
@@ -215,7 +217,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "JOB_WORKERS": ("64", _positive_int, "threads that run jobs (images, questions, clicks, plates)"),
     "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
     "MAX_QUESTION_CHARS": ("4000", _positive_int, "longer questions and thread messages are cut to this"),
-    "ALLOWED_CHANNELS": ("", _channel_list, "channel ids the bot works in, comma-separated (empty: all)"),
+    "ALLOWED_CHANNELS": ("", _id_list, "channel ids the bot works in, comma-separated (empty: all)"),
     "JOB_LEASE_SECONDS": ("60", _positive_float, "a job whose process died is taken up again after this"),
     "JOB_MAX_ATTEMPTS": ("5", _positive_int, "tries of a job before its thread gets a Retry button"),
     "JOB_RETRY_SECONDS": ("2", _positive_float, "first wait before a job is tried again; doubles each time"),
@@ -226,8 +228,11 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
                            "estimated model spend per calendar month (UTC) after which the bot stops calling "
                            "the model (empty: no limit)"),
     "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
+    "MAX_EXAMPLES_PER_CATEGORY": ("3", _whole_number,
+                                  "the team's examples (Use as example) used per category, newest first (0: none)"),
+    "EXAMPLE_EDITORS": ("", _id_list, "user ids who may add and remove examples, comma-separated (empty: everyone)"),
 }
-_PARSES_EMPTY = (_channel_list, _optional_amount)
+_PARSES_EMPTY = (_id_list, _optional_amount)
 
 # What each command needs beyond the defaults: variable -> how to get it.
 _BOT_TOKEN = {"SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"}

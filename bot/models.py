@@ -105,6 +105,21 @@ class ReviewedCall:
 
 
 @dataclass(frozen=True)
+class TeamExample:
+    """A few-shot example the team added from a reviewed call in Slack (its image bytes are loaded
+    separately, only for the examples a prompt uses)."""
+
+    id: int
+    label: str
+    explanation: str
+    file_name: str
+    channel: str
+    link: str  # to the call's reply in its thread
+    added_by: str
+    added_at: float
+
+
+@dataclass(frozen=True)
 class ChannelStats:
     calls_by_label: dict[str, int]
     failed: int

@@ -16,6 +16,7 @@ from bot.prompt import Category, find_category
 CONFIRM_ACTION = "feedback_confirm"
 CORRECT_ACTION = "feedback_correct"
 RETRY_ACTION = "job_retry"
+EXAMPLE_ACTION = "example_use"  # "Use as example" on a reviewed call (bot/teaching.py)
 SECTION_LIMIT = 3000  # Block Kit section text
 MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
 SPEND_CHANNELS = 10  # channels listed in the spend part of /crystals stats
@@ -92,7 +93,7 @@ def feedback_blocks(job_id: int, label: str, categories: Sequence[Category], fee
     if feedback:
         verdict = feedback_line(feedback, categories)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]})
-    return [*blocks, feedback_actions(job_id, label, categories)]
+    return [*blocks, feedback_actions(job_id, label, categories, reviewed=feedback is not None)]
 
 
 def shows_in_slack(file_name: str) -> bool:
@@ -118,7 +119,8 @@ def hit_message(job: Job, call: Call, categories: Sequence[Category], feedback: 
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
-def feedback_actions(job_id: int, label: str, categories: Sequence[Category]) -> dict[str, Any]:
+def feedback_actions(job_id: int, label: str, categories: Sequence[Category], *, reviewed: bool) -> dict[str, Any]:
+    """Confirm and Correct; on a call the team has reviewed, also Use as example."""
     options = [
         {"text": {"type": "plain_text", "text": f"{c.name}"}, "value": f"{job_id}:{c.name}"}
         for c in categories if c.name != label
@@ -131,6 +133,8 @@ def feedback_actions(job_id: int, label: str, categories: Sequence[Category]) ->
              "text": {"type": "plain_text", "text": f"Confirm {label}"}},
             {"type": "static_select", "action_id": CORRECT_ACTION, "options": options,
              "placeholder": {"type": "plain_text", "text": "Correct to…"}},
+            *([{"type": "button", "action_id": EXAMPLE_ACTION, "value": str(job_id),
+                "text": {"type": "plain_text", "text": "Use as example"}}] if reviewed else []),
         ],
     }
 
@@ -141,8 +145,8 @@ def parse_feedback_value(value: str, labels: Sequence[str]) -> tuple[int, str] |
     return (int(job_id), label) if _is_digits(job_id) and label in labels else None
 
 
-def parse_job_id(value: str) -> int | None:
-    """A Retry button's value -> the job id; None if it is not one."""
+def parse_id(value: str) -> int | None:
+    """A button's value (a Retry's job id, a Remove's example id) -> the id; None if it is not one."""
     return int(value) if _is_digits(value) else None
 
 
@@ -189,7 +193,9 @@ def help_message(command: str) -> Message:
         f"• `{command} stats`: calls per category, how often the team confirmed or corrected me, and this "
         "month's model spend.\n"
         f"• `{command} export [from YYYY-MM-DD] [to YYYY-MM-DD]`: this channel's calls as a CSV, in a direct "
-        "message."
+        "message.\n"
+        "• Under a call the team confirmed or corrected, *Use as example* teaches me with that image; "
+        f"`{command} examples` lists my examples and removes one."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 

@@ -27,11 +27,12 @@ class Services:
         return normalisation(self.settings).apply(data, name)
 
     def classifier_for(self, prompts_dir: Path, model: str) -> Classifier:
-        """Another prompt variant and model on the same gateway, store and prices (for comparisons).
-        Raises PromptError."""
+        """Another prompt variant and model on the same gateway, store and prices (for comparisons);
+        the bot's own prompt (PROMPTS_DIR) with the team's examples, as in Slack. Raises PromptError."""
         prompt_set = load_prompt_set(prompts_dir, self.settings.examples_dir, normalisation(self.settings))
         return Classifier(self.classifier.gateway, prompt_set, model_options(self.settings, model), store=self.store,
-                          prices=self.prices, normalisation=normalisation(self.settings))
+                          prices=self.prices, normalisation=normalisation(self.settings),
+                          team_examples=team_examples(self.settings, prompts_dir))
 
     def classify_bytes(self, data: bytes, name: str) -> tuple[Image, Call]:
         """Raises ImageError or ModelError."""
@@ -47,6 +48,12 @@ def normalisation(settings: Settings) -> Normalisation:
                          settings.jpeg_quality, settings.max_decode_pixels)
 
 
+def team_examples(settings: Settings, prompts_dir: Path) -> int:
+    """How many of the team's examples per category a prompt takes: the bot's own prompt takes
+    MAX_EXAMPLES_PER_CATEGORY, another variant none (it is compared as its files are)."""
+    return settings.max_examples_per_category if prompts_dir.resolve() == settings.prompts_dir.resolve() else 0
+
+
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     prices = load_price_table(settings.prices_file)
@@ -54,5 +61,6 @@ def build_services(settings: Settings) -> Services:
     gateway = ModelGateway(make_openai_client(settings), api=settings.openai_api,
                            concurrency=settings.model_concurrency)
     classifier = Classifier(gateway, prompt_set, model_options(settings), store=store, prices=prices,
-                            normalisation=normalisation(settings))
+                            normalisation=normalisation(settings),
+                            team_examples=team_examples(settings, settings.prompts_dir))
     return Services(settings, store, prices, prompt_set, classifier)

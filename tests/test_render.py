@@ -17,7 +17,7 @@ from bot.render import (
     failure_message,
     help_message,
     parse_feedback_value,
-    parse_job_id,
+    parse_id,
     RETRY_ACTION,
     permalink,
     recent_message,
@@ -179,8 +179,8 @@ def test_parse_feedback_value_takes_only_a_job_id_and_a_known_label():
 
 
 def test_parse_job_id():
-    assert parse_job_id("17") == 17
-    assert [parse_job_id(value) for value in ("", "x", "-3", "1.5", "１７")] == [None] * 5
+    assert parse_id("17") == 17
+    assert [parse_id(value) for value in ("", "x", "-3", "1.5", "１７")] == [None] * 5
 
 
 def test_permalink():

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.queue import JobQueue, QueueSettings, RetryPolicy
 from bot.services import Services
 from bot.slack import listeners
+from bot.slack.examples import TeamExamples, example_handlers
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
 from bot.slack.plates import plate_handlers
@@ -87,11 +88,11 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         if events or images:
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
-    queue = JobQueue(services.store, {**workflow.handlers(), **plate_handlers(workflow)}, queue_settings(settings),
-                     upkeep=upkeep)
+    handlers = {**workflow.handlers(), **plate_handlers(workflow), **example_handlers(workflow)}
+    queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
-    listeners.register(app, intake)
+    listeners.register(app, intake, TeamExamples(workflow, queue.notify))
 
     @app.error
     def log_listener_error(error: Exception) -> None:

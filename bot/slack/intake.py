@@ -11,19 +11,17 @@ from slack_sdk.errors import SlackApiError
 
 from bot.addressing import asks_something, mentions
 from bot.export import Period
-from bot.models import Job
 from bot.queue import JobQueue, RetryLater
 from bot.plates.naming import plate_positions, shared_plate_id
-from bot.render import clip, parse_feedback_value, parse_job_id
+from bot.render import clip, parse_feedback_value, parse_id
 from bot.services import Services
 from bot.store import Store
 from bot.slack.files import is_image, is_pending, is_zip
 from bot.slack.posting import SlackPoster
-from bot.slack.workflow import WORKING_REACTION, Workflow
+from bot.slack.workflow import IMAGE_KINDS, WORKING_REACTION, Workflow
 
 log = logging.getLogger(__name__)
 
-IMAGE_KINDS = ("image", "plate_image")
 MIN_PLATE_IMAGES = 2  # images named by well in one message that make a plate
 HOME_REFRESH_SECONDS = 60  # the Home tab is published at most once per person in this time
 HOME_CHANNEL = "home"  # home jobs belong to no channel
@@ -114,7 +112,7 @@ class Intake:
         target = self.store.job(parsed[0]) if parsed else None
         call = self.store.call(target.call_id) if target and target.call_id else None
         channel = (body.get("channel") or {}).get("id")
-        shown_in = self._shown_in(target) if target else set()
+        shown_in = self.workflow.shown_in(target) if target else set()
         if not parsed or not target or not call or target.kind not in IMAGE_KINDS or channel not in shown_in:
             log.warning("ignored a feedback click with value %.40r in channel %s", value, channel)
             return
@@ -125,11 +123,6 @@ class Intake:
                               body["user"]["id"], payload) is not None:
             self.queue.notify()
 
-    def _shown_in(self, image_job: Job) -> set[str]:
-        """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
-        hit = self.store.hit_of(image_job)
-        return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
-
     def accept_export(self, command: dict[str, Any], period: Period) -> None:
         """`/crystals export`: a job that sends the channel's calls to the person who asked."""
         key, channel = f"export-{command.get('trigger_id') or time.time()}", command["channel_id"]
@@ -139,7 +132,7 @@ class Intake:
 
     def accept_retry(self, body: dict[str, Any], value: str) -> None:
         """The Retry button under a failure: the job goes back into the queue."""
-        job_id = parse_job_id(value)
+        job_id = parse_id(value)
         channel = (body.get("channel") or {}).get("id", "")
         if job_id is not None and self.store.requeue(job_id, channel):
             self.queue.notify()

@@ -160,6 +160,11 @@ class SlackPoster:
             channel=channel, thread_ts=thread_ts, file_uploads=files, initial_comment=comment))
         return [file["id"] for file in response.get("files", [])]
 
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the person who clicked (Slack takes it within 3 s of the click). Not
+        repeated after a dropped connection: that could open it twice."""
+        self.poster.views_open(trigger_id=trigger_id, view=view)
+
     def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         """Replace a person's Home tab (views.publish replaces the whole view, so repeating it is safe)."""
         self._slack(lambda: self.client.views_publish(user_id=user_id, view=view))

@@ -53,6 +53,7 @@ WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
 HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
 HOME_RECENT = 10  # calls and plates listed on the Home tab
+IMAGE_KINDS = ("image", "plate_image")  # jobs that make a call, with buttons under it
 
 
 class BudgetSpent(Exception):
@@ -91,6 +92,11 @@ class Workflow:
         """An image job and its call (None for what is not there)."""
         job = self.store.job(job_id)
         return job, self.store.call(job.call_id) if job and job.call_id else None
+
+    def shown_in(self, image_job: Job) -> set[str]:
+        """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
+        hit = self.store.hit_of(image_job)
+        return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
 
     def hit_post(self, image_job: Job, call: Call) -> Message:
         link = permalink(self.team_url, image_job.channel, image_job.reply_ts or image_job.message_ts,

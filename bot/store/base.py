@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, Usage
+from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, TeamExample, Usage
 from bot.store.schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
@@ -456,6 +456,46 @@ class Store(ABC):
             end if end is not None else float("inf"), limit)
         return [dict(row) for row in rows]
 
+    # --- the team's few-shot examples ------------------------------------------------------------
+
+    def add_example(self, image: Image, label: str, explanation: str, job: Job, link: str, user_id: str) -> int | None:
+        """Keep an image as a few-shot example; None if it is an example already (it is not added twice)."""
+        with self._transaction() as db:
+            rows = db.rows(
+                "INSERT INTO examples (image_sha256, name, jpeg, width, height, source_format, label, explanation,"
+                " job_id, channel, link, added_by, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                image.sha256, image.name, image.jpeg, image.width, image.height, image.source_format, label,
+                explanation, job.id, job.channel, link, user_id, time.time())
+        return rows[0]["id"] if rows else None
+
+    def example_of_image(self, sha256: str) -> TeamExample | None:
+        """The example in use that shows this image, if there is one."""
+        rows = self._rows(f"SELECT {_EXAMPLE_COLUMNS} FROM examples WHERE image_sha256 = ? AND removed_at IS NULL",
+                          sha256)
+        return _example_from_row(rows[0]) if rows else None
+
+    def team_examples(self) -> list[TeamExample]:
+        """Every example the team added and has not removed, newest first (without the image bytes)."""
+        rows = self._rows(f"SELECT {_EXAMPLE_COLUMNS} FROM examples WHERE removed_at IS NULL ORDER BY id DESC")
+        return [_example_from_row(row) for row in rows]
+
+    def example_images(self, example_ids: Sequence[int]) -> dict[int, Image]:
+        """The images of these examples, by example id."""
+        if not example_ids:
+            return {}
+        marks = ",".join("?" * len(example_ids))
+        rows = self._rows(f"SELECT id, image_sha256 AS sha256, name, jpeg, width, height, source_format FROM examples"
+                          f" WHERE id IN ({marks})", *example_ids)
+        return {row["id"]: _image_from_row(row) for row in rows}
+
+    def remove_example(self, example_id: int, user_id: str) -> TeamExample | None:
+        """Stop using an example (it is kept, marked removed); None if there is no such example in use."""
+        with self._transaction() as db:
+            rows = db.rows(f"UPDATE examples SET removed_by = ?, removed_at = ? WHERE id = ? AND removed_at IS NULL"
+                           f" RETURNING {_EXAMPLE_COLUMNS}", user_id, time.time(), example_id)
+        return _example_from_row(rows[0]) if rows else None
+
     # --- upkeep and moving data ---------------------------------------------------------------
 
     def prune(self, events_before: float, images_before: float) -> tuple[int, int]:
@@ -491,6 +531,14 @@ class Store(ABC):
 
     def after_load(self) -> None:
         """Make the database's id counters continue after loaded rows (PostgreSQL needs it)."""
+
+
+_EXAMPLE_COLUMNS = "id, label, explanation, name, channel, link, added_by, added_at"
+
+
+def _example_from_row(row: Row) -> TeamExample:
+    return TeamExample(row["id"], row["label"], row["explanation"], row["name"], row["channel"], row["link"],
+                       row["added_by"], float(row["added_at"]))
 
 
 def _upsert_image(db: Tx, image: Image) -> None:

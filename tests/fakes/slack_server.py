@@ -82,6 +82,10 @@ ApiHandler = Callable[[dict[str, Any]], dict[str, Any]]
 JSON_STRING_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls", "user_auth_blocks")
 APP_ID = "A1"
 HOME_BLOCK_LIMIT = 100
+MODAL_BLOCK_LIMIT = 100
+MODAL_TITLE_LIMIT = 24  # characters of a modal's title, submit and close labels
+PRIVATE_METADATA_LIMIT = 3000
+TRIGGER_SECONDS = 3  # a trigger_id opens a view only this long after the click
 FIRST_TS_SECONDS = 1700000100
 
 
@@ -208,6 +212,8 @@ class FakeSlack:
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
         self._home_views: dict[str, dict[str, Any]] = {}
+        self._views: list[dict[str, Any]] = []  # modals opened with views.open, oldest first
+        self._triggers: dict[str, float] = {}  # trigger_id -> when it was handed out
         self._channels: list[dict[str, Any]] = []  # what conversations.list knows (add_channel)
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
@@ -242,6 +248,7 @@ class FakeSlack:
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
         }
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -713,9 +720,30 @@ class FakeSlack:
     def _response_url(self) -> str:
         return f"{self.base_url}/response-url/{self.team_id}/{uuid.uuid4().hex}"
 
-    @staticmethod
-    def _trigger_id() -> str:
-        return f"{int(time.time())}.1.{uuid.uuid4().hex}"
+    def _trigger_id(self) -> str:
+        trigger = f"{int(time.time())}.1.{uuid.uuid4().hex}"
+        with self._lock:
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    def view_submission_payload(self, view: dict[str, Any], values: dict[str, dict[str, str]], *,
+                                user: str = "U1") -> dict[str, Any]:
+        """A ``view_submission`` payload for a modal opened with views.open (``opened_views``), its
+        plain-text inputs filled in: ``values`` is block_id -> action_id -> the text typed."""
+        state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()}
+                 for block, inputs in values.items()}
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "lab"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": self.team_id},
+            "api_app_id": APP_ID,
+            "token": "verification-token",
+            "trigger_id": self._trigger_id(),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
 
     # ------------------------------------------------------------------
     # HTTP handlers (server thread)
@@ -1066,14 +1094,49 @@ class FakeSlack:
         if len(view["blocks"]) > HOME_BLOCK_LIMIT:
             raise SlackError("invalid_blocks")
         with self._lock:
-            shared = {u.file_id for u in self._uploads.values() if u.channel}
-            for block in view["blocks"]:
-                if block.get("type") == "image" and not (block.get("alt_text") and (
-                        block.get("image_url") or (block.get("slack_file") or {}).get("id") in shared)):
-                    raise SlackError("invalid_blocks")
+            self._check_image_blocks(view["blocks"])
             self._home_views[user_id] = view
         return {"view": {"id": f"V{abs(hash(user_id)) % 10**8}", "team_id": self.team_id, "app_id": APP_ID,
                          "bot_id": self.bot_id, "hash": uuid.uuid4().hex, **view}}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A modal, as Slack checks it: a trigger_id handed out by a click or command less than 3 s ago
+        (each opens one view), a modal with a callback_id, a title of at most 24 characters, at most
+        100 blocks, image blocks that Slack can show, and private_metadata within 3000 characters."""
+        trigger = _require(params, "trigger_id", "invalid_trigger_id")
+        view = params.get("view")
+        with self._lock:
+            handed_out = self._triggers.pop(trigger, None)
+        if handed_out is None:
+            raise SlackError("invalid_trigger_id")
+        if time.monotonic() - handed_out > TRIGGER_SECONDS:
+            raise SlackError("expired_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not isinstance(view.get("blocks"), list):
+            raise SlackError("invalid_arguments")
+        labels = [view.get(key) or {} for key in ("title", "submit", "close")]
+        if (not view.get("title") or any(len(label.get("text", "")) > MODAL_TITLE_LIMIT for label in labels)
+                or len(view["blocks"]) > MODAL_BLOCK_LIMIT
+                or len(view.get("private_metadata", "")) > PRIVATE_METADATA_LIMIT):
+            raise SlackError("invalid_arguments")
+        with self._lock:
+            self._check_image_blocks(view["blocks"])
+            opened = {**view, "id": f"V{next(self._id_counter):09d}", "team_id": self.team_id, "app_id": APP_ID,
+                      "bot_id": self.bot_id, "hash": uuid.uuid4().hex, "state": {"values": {}}}
+            self._views.append(opened)
+        return {"view": opened}
+
+    def _check_image_blocks(self, blocks: list[dict[str, Any]]) -> None:
+        """Image blocks must have alt text and name a URL or a file shared in a channel.  Lock held."""
+        shared = {u.file_id for u in self._uploads.values() if u.channel} | set(self._files)
+        for block in blocks:
+            if block.get("type") == "image" and not (block.get("alt_text") and (
+                    block.get("image_url") or (block.get("slack_file") or {}).get("id") in shared)):
+                raise SlackError("invalid_blocks")
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """The modals opened with views.open, oldest first."""
+        with self._lock:
+            return list(self._views)
 
     def home_view(self, user_id: str) -> dict[str, Any] | None:
         """The Home tab last published for a user."""

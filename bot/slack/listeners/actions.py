@@ -1,16 +1,19 @@
-"""Button and menu clicks: confirm a call, correct it to another category, retry a failed job.
-Each is acknowledged at once, whatever its value; the intake checks it before anything is done."""
+"""Button and menu clicks: confirm a call, correct it to another category, retry a failed job, use a
+reviewed call as an example, remove an example. Each is acknowledged at once, whatever its value; what
+it names is checked before anything is done."""
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 
-from bot.render import CONFIRM_ACTION, CORRECT_ACTION, RETRY_ACTION
+from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, RETRY_ACTION
+from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
+from bot.teaching import EXAMPLE_REMOVE_ACTION
 
 
-def register(app: App, intake: Intake) -> None:
+def register(app: App, intake: Intake, examples: TeamExamples) -> None:
     @app.action(CONFIRM_ACTION)
     def on_confirm(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
@@ -25,3 +28,19 @@ def register(app: App, intake: Intake) -> None:
     def on_retry(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
         intake.accept_retry(body, str(action.get("value", "")))
+
+    @app.action(EXAMPLE_ACTION)
+    def on_use_as_example(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        refusal = examples.open_form(body, str(action.get("value", "")))
+        if refusal:
+            respond(text=refusal, response_type="ephemeral", replace_original=False)
+
+    @app.action(EXAMPLE_REMOVE_ACTION)
+    def on_remove_example(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        if not examples.may_edit(body["user"]["id"]):
+            respond(text=examples.refusal(), response_type="ephemeral", replace_original=False)
+            return
+        listing = examples.remove(body["user"]["id"], str(action.get("value", "")))
+        respond(text=listing.text, blocks=listing.blocks, response_type="ephemeral", replace_original=True)

@@ -1,5 +1,6 @@
-"""`/crystals help | recent | stats | export`, answered only to the person who asked (stats include this
-month's model spend; an export arrives as a CSV in a direct message)."""
+"""`/crystals help | recent | stats | export | examples`, answered only to the person who asked (stats
+include this month's model spend; an export arrives as a CSV in a direct message; examples lists the
+few-shot examples with Remove buttons)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,18 +10,22 @@ from slack_bolt import Ack, App
 from bot.agreement import agreement
 from bot.export import ExportRequestError, parse_period
 from bot.render import Message, RecentCall, RecentPlate, help_message, recent_message, stats_message
+from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
 
 COMMAND = "/crystals"
 RECENT_LIMIT = 10
 
 
-def register(app: App, intake: Intake) -> None:
+def register(app: App, intake: Intake, examples: TeamExamples) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
         text = command.get("text", "").strip()
-        if text.lower().split()[:1] == ["export"]:
+        verb = text.lower().split()[:1]
+        if verb == ["export"]:
             message = export(intake, command, text)
+        elif verb == ["examples"]:
+            message = examples.overview()
         else:
             message = answer(intake, text.lower(), command["channel_id"])
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
