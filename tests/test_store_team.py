@@ -1,5 +1,5 @@
 """bot.store on SQLite and PostgreSQL: this month's model spend (in all and per channel), the job that
-shared a call in the hits channel, and a channel's calls for an export, page by page."""
+shared a call in the hits channel, a channel's calls for an export, page by page, and the team's examples."""
 from __future__ import annotations
 
 import time
@@ -79,3 +79,29 @@ def test_reviewed_calls_carry_the_latest_verdict_per_call_in_one_channel_or_all(
         [(first, "crystals", "corrected", "precipitate", "U3"), (second, "crystals", "confirmed", "crystals", "U2")]
     assert here[0].file_name == "F1.png" and here[0].call.id is not None and here[0].channel == "C1"
     assert [r.job_id for r in store.reviewed_calls()] == [first, second, elsewhere]
+
+
+def test_examples_are_added_once_per_image_listed_newest_first_and_removed_for_the_record(store, new_job):
+    first, second = store.job(new_job()), store.job(new_job())
+    rods, plates = make_image((1, 1, 1), "rods.png"), make_image((2, 2, 2), "plates.png")
+    rods_id = store.add_example(rods, "crystals", "Rods.", first, "https://x/1", "U1")
+    plates_id = store.add_example(plates, "clear", "Clear.", second, "https://x/2", "U2")
+    assert store.add_example(rods, "other", "Again.", second, "https://x/3", "U3") is None
+    assert [(e.id, e.label, e.file_name, e.added_by) for e in store.team_examples()] == [
+        (plates_id, "clear", "plates.png", "U2"), (rods_id, "crystals", "rods.png", "U1")]
+    assert store.example_of_image(rods.sha256).id == rods_id
+    assert store.example_images([rods_id]) == {rods_id: rods}
+
+    removed = store.remove_example(rods_id, "U9")
+    assert removed.id == rods_id and store.remove_example(rods_id, "U9") is None
+    assert [e.id for e in store.team_examples()] == [plates_id] and store.example_of_image(rods.sha256) is None
+    assert store.add_example(rods, "crystals", "Rods, again.", first, "https://x/1", "U1") not in {None, rods_id}
+
+
+def test_pruning_old_images_keeps_the_examples_images(store, new_job):
+    image = make_image((3, 3, 3))
+    store.save_image(image)
+    example_id = store.add_example(image, "crystals", "Rods.", store.job(new_job()), "https://x/1", "U1")
+    store.prune(0, time.time() + 1)
+    assert store.image(image.sha256) is None
+    assert store.example_images([example_id])[example_id].jpeg == image.jpeg
