@@ -110,6 +110,8 @@ def test_use_as_example_teaches_every_following_prompt_and_removing_it_restores_
     assert items[shown + 1]["text"] == f"Label: crystals\nExplanation: {EXPLANATION}"
     assert items[:-5] == content_items(before)[:-2]  # the files' examples stay first, unchanged
     assert len(set(fingerprints(bot))) == 2
+    again = classify_next(bot, ("216.jpeg", image_bytes("precipitate", 216)))
+    assert prefix_json(again) == prefix_json(taught)  # byte-stable: the provider's prompt cache applies
 
     listing = examples_listing(bot)
     assert "1 added by the team" in listing["text"] and EXPLANATION in json.dumps(listing["blocks"])
