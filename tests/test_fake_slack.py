@@ -218,3 +218,23 @@ def test_conversations_list_pages_the_channels_of_the_asked_types(fake: FakeSlac
                                                    limit=2)]
     assert pages == [["public-0", "public-1"], ["public-2", "secret"]]
     assert [c["id"] for c in client.conversations_list()["channels"]] == ["C0", "C1", "C2", "C9"]
+
+
+def test_views_open_takes_a_fresh_trigger_once_and_checks_the_modal(fake: FakeSlack, client: WebClient) -> None:
+    modal = {"type": "modal", "callback_id": "form", "title": {"type": "plain_text", "text": "Use as example"},
+             "blocks": [{"type": "input", "block_id": "b", "label": {"type": "plain_text", "text": "Why"},
+                         "element": {"type": "plain_text_input", "action_id": "a"}}]}
+    trigger = fake.slash_command_payload("examples", channel="C1")["trigger_id"]
+    opened = client.views_open(trigger_id=trigger, view=modal)["view"]
+    assert fake.opened_views() == [opened] and opened["callback_id"] == "form"
+    with pytest.raises(SlackApiError) as reused:
+        client.views_open(trigger_id=trigger, view=modal)
+    assert reused.value.response["error"] == "invalid_trigger_id"
+    long_title = {**modal, "title": {"type": "plain_text", "text": "A title longer than Slack allows"}}
+    with pytest.raises(SlackApiError) as refused:
+        client.views_open(trigger_id=fake.slash_command_payload("x", channel="C1")["trigger_id"], view=long_title)
+    assert refused.value.response["error"] == "invalid_arguments"
+
+    submitted = fake.view_submission_payload(opened, {"b": {"a": "typed"}}, user="U2")
+    assert submitted["view"]["state"]["values"] == {"b": {"a": {"type": "plain_text_input", "value": "typed"}}}
+    assert submitted["user"]["id"] == "U2" and submitted["type"] == "view_submission"

@@ -55,6 +55,9 @@ files shared are in ``fake.uploads`` with their bytes.
 bytes POSTed to the returned URL, ``files.completeUploadExternal`` sharing the file
 in ``channel_id``); ``file_content`` gives an uploaded file's bytes back, and
 ``conversations.open`` gives a person's DM channel (``D`` + the user id).
+``views.open`` opens a modal as Slack checks it (a trigger_id from a click or command, used once
+within 3 s; title length, block count, image blocks); ``opened_views`` lists them, and
+``view_submission_payload`` fills one in for ``push_interactive``.
 """
 
 from __future__ import annotations
