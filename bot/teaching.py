@@ -112,8 +112,8 @@ def read_form(private_metadata: str, labels: Sequence[str]) -> tuple[int, str] |
 def example_added(user_id: str, label: str, explanation: str, categories: Sequence[Category]) -> Message:
     """The note in the call's thread that its image is now an example."""
     text = clip(f":pushpin: <@{user_id}> made this image an example of {find_category(categories, label).emoji} "
-                f"*{label}* for me: “{escape(explanation)}”. I show it to the model before every image from now "
-                "on (`/crystals examples` lists the examples).", SECTION_LIMIT)
+                f"*{label}*, explained as “{escape(explanation)}” From now on the model sees it before every "
+                "image (`/crystals examples` lists the examples).", SECTION_LIMIT)
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 
@@ -124,8 +124,9 @@ def examples_message(built_in: Sequence[Example], team: Sequence[TeamExample], u
     emoji = {c.name: c.emoji for c in categories}
     files = "\n".join(f"• {emoji.get(e.label, '')} *{e.label}* · {code(e.image.name)}: {escape(e.explanation)}"
                       for e in built_in)
-    head = (f"*Examples I learn from.* From `examples/` (always used):\n{files}\n"
-            f"*Added by the team* (the newest {per_category} per category are used):")
+    use = (f"I use the newest {per_category} of each category" if per_category
+           else "none are used: MAX_EXAMPLES_PER_CATEGORY is 0")
+    head = f"*Examples I learn from.* From `examples/` (always used):\n{files}\n*Added by the team* ({use}):"
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(head, SECTION_LIMIT)}}]
     if notice:
         blocks.insert(0, {"type": "section", "text": {"type": "mrkdwn", "text": clip(notice, SECTION_LIMIT)}})
@@ -143,7 +144,7 @@ def examples_message(built_in: Sequence[Example], team: Sequence[TeamExample], u
 def _team_example_block(example: TeamExample, emoji: dict[str, str], used: bool) -> dict[str, Any]:
     when = datetime.fromtimestamp(example.added_at, timezone.utc).strftime("%Y-%m-%d")
     name = escape(example.file_name).replace("|", "/")
-    state = "" if used else " · _not used now: newer examples of this category are_"
+    state = "" if used else f" · _not in use: newer {example.label} examples are_"
     text = (f"{emoji.get(example.label, '')} *{example.label}* · <{example.link}|{name}> · "
             f"<@{example.added_by}>, {when}{state}\n“{escape(example.explanation)}”")
     return {"type": "section", "block_id": f"example-{example.id}",

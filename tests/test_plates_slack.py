@@ -232,8 +232,9 @@ def test_zip_limits_come_from_the_settings(start_bot: Callable[..., RunningBot])
 
     bot.wait_until_done(three, timeout=30)
     bot.wait_until_done(large, timeout=30)
-    assert "three.zip holds 3 images; the most I classify from one zip is 2" in section_text(bot.thread_posts(three["ts"])[0])
-    assert "large.zip: the file is too large" in section_text(bot.thread_posts(large["ts"])[0])
+    assert "three.zip holds 3 images; the most I classify from one zip is 2" in section_text(
+        bot.wait_for_posts(three["ts"], 1)[0])  # the reaction is set just before the reply is posted
+    assert "large.zip: the file is too large" in section_text(bot.wait_for_posts(large["ts"], 1)[0])
 
 
 def test_recent_lists_plates(start_bot: Callable[..., RunningBot]) -> None:

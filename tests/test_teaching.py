@@ -105,7 +105,7 @@ def test_use_as_example_is_offered_on_reviewed_calls_only(categories):
 
 def test_the_note_in_the_thread_names_who_the_label_and_the_explanation(categories):
     note = example_added("U2", "crystals", "Rods <b>.", categories)
-    assert "<@U2> made this image an example of :gem: *crystals* for me: “Rods &lt;b&gt;.”" in note.text
+    assert "<@U2> made this image an example of :gem: *crystals*, explained as “Rods &lt;b&gt;.”" in note.text
 
 
 def test_the_list_shows_the_files_examples_then_the_teams_with_remove_buttons(categories):
@@ -114,11 +114,11 @@ def test_the_list_shows_the_files_examples_then_the_teams_with_remove_buttons(ca
     message = examples_message(built_in, team, {3}, 1, categories, notice="Removed one.")
     text = json.dumps(message.blocks)
     assert message.blocks[0]["text"]["text"] == "Removed one."
-    assert "`crystals-6488.jpeg`: Distinct crystals." in text and "the newest 1 per category are used" in text
+    assert "`crystals-6488.jpeg`: Distinct crystals." in text and "I use the newest 1 of each category" in text
     used, unused = [b for b in message.blocks if b.get("block_id", "").startswith("example-")]
-    assert "“Needles.”" in used["text"]["text"] and "not used now" not in used["text"]["text"]
+    assert "“Needles.”" in used["text"]["text"] and "not in use" not in used["text"]["text"]
     assert "<https://lab.slack.com/archives/C1/p3|3.jpeg>" in used["text"]["text"] and "<@U2>, 2026-" in used["text"]["text"]
-    assert "not used now" in unused["text"]["text"]
+    assert "_not in use: newer crystals examples are_" in unused["text"]["text"]
     assert [(b["accessory"]["action_id"], b["accessory"]["value"]) for b in (used, unused)] == [
         (EXAMPLE_REMOVE_ACTION, "3"), (EXAMPLE_REMOVE_ACTION, "2")]
     assert message.text == "Removed one.\n1 examples from examples/ and 2 added by the team."
@@ -134,3 +134,8 @@ def test_a_long_list_stays_within_a_messages_50_blocks(categories):
 
 def test_an_empty_list_says_how_to_add_one(categories):
     assert "click *Use as example*" in json.dumps(examples_message([], [], set(), 3, categories).blocks)
+
+
+def test_the_list_says_when_no_team_example_is_used(categories):
+    message = examples_message([], [example(1, "clear")], set(), 0, categories)
+    assert "none are used: MAX_EXAMPLES_PER_CATEGORY is 0" in message.blocks[0]["text"]["text"]

@@ -100,7 +100,7 @@ def test_use_as_example_teaches_every_following_prompt_and_removing_it_restores_
     bot.drain()
 
     (note,) = [p for p in bot.thread_posts(event["ts"]) if ":pushpin:" in p.params["text"]]
-    assert f"<@U1> made this image an example of :gem: *crystals* for me: “{EXPLANATION}”" in section_text(note)
+    assert f"<@U1> made this image an example of :gem: *crystals*, explained as “{EXPLANATION}”" in section_text(note)
     taught = classify_next(bot, PRECIPITATE)
     items = content_items(taught)
     example_jpeg = bot.normalised(CRYSTALS[1], CRYSTALS[0]).jpeg
