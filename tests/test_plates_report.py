@@ -179,7 +179,8 @@ def shared_plate(images: list[PlateImage], **options) -> SharedPlate:
 def test_the_hits_channel_message_lists_the_hits_by_well_with_links_verdicts_and_the_map(categories) -> None:
     images = [image("D7.jpg", "crystals", confidence=0.93, explanation="Sharp\nfaceted <edges>."),
               image("A1.jpg", "clear"), image("B3.jpg", "crystals", confidence=0.81), image("C2.jpg", None)]
-    verdicts = {"plate42/D7.jpg": Feedback("U8", "corrected", "precipitate"), "plate42/A1.jpg": Feedback("U7", "confirmed", "clear")}
+    verdicts = {"plate42/D7.jpg": Feedback("U8", "corrected", "precipitate"),
+                "plate42/A1.jpg": Feedback("U7", "confirmed", "clear")}
     message = plate_hits_message(shared_plate(images, verdicts=verdicts), categories)
 
     (section,) = section_texts(message)

@@ -110,14 +110,14 @@ class Workflow:
     def plate_hits_post(self, inspection: Inspection) -> Message:
         """A plate's hits as the hits channel shows them, with the team's latest verdicts."""
         jobs = self.store.inspection_jobs(inspection.id)
-        replied = [job for job in jobs if job.reply_ts]  # the hits: each has its reply with the buttons
+        replies = {job.payload["path"]: job for job in jobs if job.reply_ts}  # the hits, each with its buttons
         shared = SharedPlate(
             plate=inspection.plate_name, user_id=inspection.user_id, channel=inspection.channel,
             thread_link=self.plate_link(inspection), map_file_id=inspection.map_file_id,
             images=self.plate_images(jobs),
-            reply_links={job.payload["path"]: permalink(self.team_url, job.channel, job.reply_ts or "", job.thread_ts)
-                         for job in replied},
-            verdicts={job.payload["path"]: feedback for job in replied
+            reply_links={path: permalink(self.team_url, job.channel, job.reply_ts, job.thread_ts)
+                         for path, job in replies.items() if job.reply_ts},
+            verdicts={path: feedback for path, job in replies.items()
                       if (feedback := self.store.latest_feedback(job.id))})
         return plate_hits_message(shared, self.services.prompt_set.categories)
 
@@ -353,11 +353,13 @@ class Clicks:
 
     def _show_on_plate_hits(self, target: Job) -> None:
         """A plate image's verdict shows on its plate's message in the hits channel too, if it was shared."""
-        store = self.flow.store
-        shared = store.plate_hits_of(target.inspection_id) if target.inspection_id else None
-        inspection = store.inspection(shared.inspection_id) if shared and shared.inspection_id else None
+        if target.inspection_id is None:
+            return
+        shared = self.flow.store.plate_hits_of(target.inspection_id)
+        inspection = self.flow.store.inspection(target.inspection_id)
         if shared and shared.reply_ts and inspection:
-            self.flow.poster.update(shared.payload["hits_channel"], shared.reply_ts, self.flow.plate_hits_post(inspection))
+            message = self.flow.plate_hits_post(inspection)
+            self.flow.poster.update(shared.payload["hits_channel"], shared.reply_ts, message)
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("click job %s could not be shown on the call: %s", job.id, reason)
