@@ -82,6 +82,7 @@ class Inspection:
     skipped: dict[str, int]  # members of the zip not classified, by why
     progress_ts: str | None  # the progress message
     uploaded: bool  # the plate map and the CSV are in the thread
+    map_file_id: str | None  # the plate map's Slack file id (None before it is uploaded, or if uploaded before ids were kept)
     created_at: float
     finished_at: float | None
 

@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Call, Job
+from bot.models import Call, Feedback, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import compare
 from bot.plates.report import (
     CSV_COLUMNS,
     MAX_HIT_LINES,
+    MAX_SHARED_HITS,
     PlateImage,
+    SharedPlate,
     calls_by_well_text,
     calls_csv,
     labels_of,
+    plate_hits_message,
     plate_image,
     plate_view,
     position_payload,
@@ -165,3 +168,48 @@ def test_the_calls_by_well_for_a_question_are_in_plate_order_and_bounded():
     assert text == ("Plate plate42, your calls by well: A2 drop 1: could not be read; B1 drop 1: crystals (90%);"
                     " notes.jpg: crystals (90%)")
     assert len(calls_by_well_text("plate42", images * 100, 500)) == 500
+
+
+def shared_plate(images: list[PlateImage], **options) -> SharedPlate:
+    links = {i.file: f"https://lab.slack.com/archives/C1/p{n}?thread_ts=1.1&cid=C1" for n, i in enumerate(images)}
+    return SharedPlate(**{"plate": "plate42", "user_id": "U1", "channel": "C1", "thread_link": "https://t/1",
+                          "map_file_id": "F0MAP", "images": images, "reply_links": links, "verdicts": {}, **options})
+
+
+def test_the_hits_channel_message_lists_the_hits_by_well_with_links_verdicts_and_the_map(categories) -> None:
+    images = [image("D7.jpg", "crystals", confidence=0.93, explanation="Sharp\nfaceted <edges>."),
+              image("A1.jpg", "clear"), image("B3.jpg", "crystals", confidence=0.81), image("C2.jpg", None)]
+    verdicts = {"plate42/D7.jpg": Feedback("U8", "corrected", "precipitate"),
+                "plate42/A1.jpg": Feedback("U7", "confirmed", "clear")}
+    message = plate_hits_message(shared_plate(images, verdicts=verdicts), categories)
+
+    (section,) = section_texts(message)
+    assert section.splitlines() == [
+        ":gem: *Plate plate42*: 2 crystal hits in 4 images · from <@U1> in <#C1>",
+        "• *<https://lab.slack.com/archives/C1/p2?thread_ts=1.1&cid=C1|B3>* · 81% · Sharp edges.",
+        "• *<https://lab.slack.com/archives/C1/p0?thread_ts=1.1&cid=C1|D7>* · 93% · Sharp faceted &lt;edges&gt;. · "
+        ":pencil2: Corrected to :hourglass: *precipitate* by <@U8>"]
+    (picture,) = [b for b in message.blocks if b["type"] == "image"]
+    assert picture["slack_file"] == {"id": "F0MAP"} and picture["alt_text"] == "Plate map of plate42"
+    assert message.blocks[-1]["elements"][0]["text"] == "<https://t/1|Open the thread>"
+    assert message.text == "Plate plate42: 2 crystal hits in 4 images from <@U1> in <#C1>"
+
+
+def test_the_hits_channel_message_names_drops_and_shows_no_map_without_its_id(categories) -> None:
+    images = [image("A1_1.jpg", "clear"), image("A1_2.jpg", "crystals"), image("loose|name.jpg", "crystals")]
+    message = plate_hits_message(shared_plate(images, map_file_id=None, reply_links={}), categories)
+    assert section_texts(message)[0].splitlines()[1:] == ["• *A1 drop 2* · 90% · Sharp edges.",
+                                                          "• *plate42/loose/name.jpg* · 90% · Sharp edges."]
+    assert not [b for b in message.blocks if b["type"] == "image"]
+
+
+def test_a_plate_full_of_hits_lists_the_first_in_the_hits_channel_within_slacks_limits(categories) -> None:
+    long = "A long explanation of faceted objects. " * 20
+    images = [image(f"{row}{column}.jpg", "crystals", explanation=long) for row in ROWS for column in range(1, 25)]
+    verdicts = {i.file: Feedback("U8", "corrected", "precipitate") for i in images}
+    message = plate_hits_message(shared_plate(images, verdicts=verdicts, plate="p" * 3000), categories)
+    texts = section_texts(message)
+    assert all(len(text) <= 3000 for text in texts) and len(message.blocks) <= 50 and len(message.text) <= 3900
+    assert all(len(b["alt_text"]) <= 2000 for b in message.blocks if b["type"] == "image")
+    text = "\n".join(texts)
+    assert text.count("\n• *") == MAX_SHARED_HITS and text.endswith(f"…and {384 - MAX_SHARED_HITS} more in the thread.")

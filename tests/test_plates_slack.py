@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from typing import Callable
 
 import pytest
 from PIL import Image
+from slack_sdk import WebClient
 
 from bot.plates.wells import PLATE_SHAPES, ROWS
+from bot.render import CONFIRM_ACTION
 from tests.fakes.slack_server import ApiCall, Upload
 from tests.helpers import content_items
 from tests.slack_harness import CHANNEL, RunningBot, section_text
+from tests.test_team import HITS, channel_posts
 
 ZIP = {"mimetype": "application/zip", "filetype": "zip"}
 
@@ -261,3 +265,77 @@ def test_a_zip_announced_before_slack_scanned_it_is_still_a_plate(start_bot: Cal
     assert bot.wait_until_done(event, timeout=60) == {"gem"}
     bot.drain()
     assert len(csv_rows(uploads_in(bot, event["ts"])["csv"])) == 96
+
+
+def permalink_in_thread(bot: RunningBot, ts: str, thread_ts: str) -> str:
+    """Slack's own permalink of a message in a thread (it must be there)."""
+    assert any(m["ts"] == ts and m.get("thread_ts") == thread_ts for m in bot.slack.messages(CHANNEL))
+    link = WebClient(token=bot.slack.bot_token, base_url=bot.slack.api_url).chat_getPermalink(
+        channel=CHANNEL, message_ts=ts)["permalink"]
+    return f"{link}?thread_ts={thread_ts}&cid={CHANNEL}"
+
+
+def test_a_plate_with_hits_is_one_message_in_the_hits_channel_that_shows_the_verdicts_on_its_wells(
+        database_url: str, start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot(DATABASE_URL=database_url, HITS_CHANNEL=HITS)
+    members, label_of = plate_members({"D7": "crystals", "B3": "crystals", "A1": "precipitate"})
+    teach(bot, members, label_of)
+    event = bot.upload(("plate42_2026-11-26.zip", make_zip(members)), **ZIP)
+    bot.wait_until_done(event, timeout=60)
+    bot.drain()
+
+    (shared,) = channel_posts(bot, HITS)
+    text = section_text(shared)
+    assert text.splitlines()[0] == ":gem: *Plate plate42*: 2 crystal hits in 96 images · from <@U1> in <#C1>"
+    store = bot.services.store
+    inspection = store.thread_inspection(CHANNEL, event["ts"])
+    replies = {j.payload["well"]: j.reply_ts for j in store.inspection_jobs(inspection.id) if j.reply_ts}
+    assert set(replies) == {"B3", "D7"}
+    well_links = re.findall(r"• \*<(\S+)\|(\w+)>\* · 93% · ", text)
+    assert well_links == [(permalink_in_thread(bot, replies[well], event["ts"]), well) for well in ("B3", "D7")]
+    (picture,) = [b for b in shared.params["blocks"] if b["type"] == "image"]
+    assert picture["slack_file"] == {"id": uploads_in(bot, event["ts"])["png"].file_id}
+    (progress,) = progress_posts(bot, event["ts"])
+    thread_link = re.search(r"<(\S+)\|Open the thread>", text).group(1)
+    assert thread_link == permalink_in_thread(bot, progress.response["ts"], event["ts"])
+
+    plate_job = next(j for j in map(store.job, range(1, 120)) if j and j.kind == "plate")
+    store.finish_job(plate_job.id, "done")  # the summary runs again, as after a retry
+    bot.bot.queue.notify()
+    bot.slack.wait_for(lambda: len([p for p in bot.thread_posts(event["ts"]) if "crystal hit" in p.params["text"]]) == 2,
+                       what="the summary run again")  # a summary queued again is posted again
+    bot.drain()
+    assert len(channel_posts(bot, HITS)) == 1 and len(bot.slack.calls_to("files.completeUploadExternal")) == 1
+
+    reply = next(p for p in bot.thread_posts(event["ts"]) if p.response["ts"] == replies["D7"])
+    value = next(b for b in reply.params["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    bot.slack.push_interactive(bot.slack.block_actions_payload(
+        CONFIRM_ACTION, value, message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL, user="U7"))
+    (update,) = bot.slack.wait_for(lambda: [u for u in bot.slack.calls_to("chat.update") if u.params["channel"] == HITS],
+                                   what="the hits message updated")
+    assert update.params["ts"] == shared.response["ts"]
+    (d7,) = [line for line in section_text(update).splitlines() if "|D7>" in line]
+    assert d7.endswith(":white_check_mark: Confirmed by <@U7>")
+    assert ":white_check_mark:" not in section_text(update).replace(d7, "")
+
+
+def test_a_plate_without_hits_posts_nothing_in_the_hits_channel(database_url: str,
+                                                                start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot(DATABASE_URL=database_url, HITS_CHANNEL=HITS)
+    members, label_of = plate_members({"A1": "precipitate"}, wells=96)
+    teach(bot, members, label_of)
+    event = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
+    bot.wait_until_done(event, timeout=60)
+    bot.drain()
+    assert summary_post(bot, event["ts"]).params["text"] == "Plate plate9: 0 crystal hits in 96 images"
+    assert channel_posts(bot, HITS) == []
+
+
+def test_a_plate_in_the_hits_channel_itself_is_not_posted_there_again(start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot(HITS_CHANNEL=CHANNEL)
+    members, label_of = plate_members({"B3": "crystals"})
+    teach(bot, members, label_of)
+    event = bot.upload(("plate42.zip", make_zip(members)), **ZIP)
+    assert bot.wait_until_done(event, timeout=60) == {"gem"}
+    bot.drain()
+    assert channel_posts(bot, CHANNEL) == [] and "1 crystal hit" in summary_post(bot, event["ts"]).params["text"]

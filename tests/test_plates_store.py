@@ -34,9 +34,10 @@ def test_an_inspection_is_recorded_once_and_ties_its_plate_job(store):
     again = store.start_inspection(job, "Plate42", "plate42_2026-11-26.zip", 96, {"NOT_IMAGE": 2})  # job ran again
     assert again == first and store.job(job.id).inspection_id == first.id
     assert (first.plate, first.plate_name, first.images, first.skipped) == ("plate42", "Plate42", 96, {"NOT_IMAGE": 2})
-    assert not first.uploaded and first.progress_ts is None and first.finished_at is None
-    store.update_inspection(first.id, progress_ts="9.9", uploaded=True)
-    assert (store.inspection(first.id).progress_ts, store.inspection(first.id).uploaded) == ("9.9", True)
+    assert not first.uploaded and first.map_file_id is None and first.progress_ts is None and first.finished_at is None
+    store.update_inspection(first.id, progress_ts="9.9", map_file_id="F0MAP")
+    updated = store.inspection(first.id)
+    assert (updated.progress_ts, updated.uploaded, updated.map_file_id) == ("9.9", True, "F0MAP")
     with pytest.raises(ValueError):
         store.update_inspection(first.id, plate="other")
 
@@ -93,3 +94,23 @@ def test_the_previous_inspection_is_the_same_plate_finished_in_the_same_channel(
     assert store.previous_inspection(earlier) is None
     assert store.thread_inspection("C1", "3.3").id == unfinished.id
     assert [i.id for i in store.recent_inspections("C1", 2)] == [later.id, unfinished.id]
+
+
+def test_an_inspection_uploaded_before_map_ids_were_kept_has_no_map_id(store):
+    inspection = store.start_inspection(plate_job(store), "plate42", "plate42.zip", 1, {})
+    with store._transaction() as db:  # as an older bot recorded an upload
+        db.run("UPDATE inspections SET uploaded = '1' WHERE id = ?", inspection.id)
+    older = store.inspection(inspection.id)
+    assert (older.uploaded, older.map_file_id) == (True, None)
+
+
+def test_plate_hits_of_finds_the_one_job_that_shared_an_inspection(store):
+    job = plate_job(store)
+    inspection = store.start_inspection(job, "plate42", "plate42.zip", 1, {})
+    assert store.plate_hits_of(inspection.id) is None
+    shared = store.enqueue("plate_hits", "C1", job.message_ts, job.thread_ts, f"plate_hits:{inspection.id}", "plate42",
+                           "U1", {"hits_channel": "CHITS"}, inspection.id)
+    assert store.plate_hits_of(inspection.id).id == shared
+    assert store.enqueue("plate_hits", "C1", job.message_ts, job.thread_ts, f"plate_hits:{inspection.id}", "plate42",
+                         "U1", {}, inspection.id) is None  # shared once
+    assert store.inspection_jobs(inspection.id) == []  # not one of the plate's images

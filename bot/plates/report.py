@@ -1,5 +1,6 @@
 """A plate inspection's messages and files: the progress line, the summary (Slack text and Block Kit
-blocks within Slack's limits), the CSV of every call, and the plate map's view. Pure.
+blocks within Slack's limits), the CSV of every call, the plate map's view, and the one message that
+shares the plate's hits in the hits channel. Pure.
 
 The summary leads with what a lab waits for: the counts, the changes since the last inspection (new
 hits first), then the crystal hits by well in plate order. The map and the CSV hold everything else.
@@ -12,17 +13,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from bot.models import Call, Job
+from bot.models import Call, Feedback, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import HIT, Change, Comparison
 from bot.plates.platemap import PlateView
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
-from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, percent
+from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, percent
 
 MAX_HIT_LINES = 60  # more hits than this: the rest are in the map and the CSV
 MAX_LISTED = 40  # wells per change list, unreadable images, images without a well
 EXPLANATION_CHARS = 200
+MAX_SHARED_HITS = 20  # wells listed in the hits channel's message; the thread has them all
+SHARED_EXPLANATION_CHARS = 120
 CSV_COLUMNS = ("well", "drop", "file", "category", "confidence", "explanation", "model", "error")
 
 
@@ -34,6 +37,20 @@ class PlateImage:
     position: Position | None  # None: no well in its name
     call: Call | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class SharedPlate:
+    """A plate inspection as the hits channel shows it."""
+
+    plate: str
+    user_id: str  # who uploaded it
+    channel: str  # where
+    thread_link: str
+    map_file_id: str | None  # the plate map in the thread (None: no picture)
+    images: Sequence[PlateImage]
+    reply_links: Mapping[str, str]  # an image's file -> the link to its reply in the thread
+    verdicts: Mapping[str, Feedback]  # an image's file -> the team's latest verdict on it
 
 
 def position_payload(position: Position | None) -> dict[str, Any]:
@@ -141,11 +158,51 @@ def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool) -
         assert image.call is not None
         where = f"*{_where(image.position, one_drop)}*" if image.position else code(image.file)
         flag = " :new:" if image.position in new else ""
-        explanation = clip(" ".join(escape(image.call.explanation).split()), EXPLANATION_CHARS)
+        explanation = _one_line(image.call.explanation, EXPLANATION_CHARS)
         lines.append(f"• {where}{flag} · {percent(image.call.confidence)} · {explanation}")
     if len(hits) > MAX_HIT_LINES:
         lines.append(f"…and {len(hits) - MAX_HIT_LINES} more: see the plate map and the CSV.")
     return "\n".join(lines)
+
+
+def plate_hits_message(shared: SharedPlate, categories: Sequence[Category]) -> Message:
+    """The one message sharing a plate's crystal hits in the hits channel: who uploaded it where, the hits
+    by well (each linked to its reply, with the team's latest verdict), the plate map and the thread."""
+    images = shared.images
+    one_drop = all(i.position is None or i.position.drop == 1 for i in images)
+    hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
+    origin = f"from <@{shared.user_id}> in <#{shared.channel}>"
+    headline = (f"{find_category(categories, HIT).emoji} *Plate {escape(shared.plate)}*: "
+                f"{_count(len(hits), 'crystal hit')} in {_count(len(images), 'image')} · {origin}")
+    lines = [_shared_hit_line(image, shared, one_drop, categories) for image in hits[:MAX_SHARED_HITS]]
+    if len(hits) > MAX_SHARED_HITS:
+        lines.append(f"…and {len(hits) - MAX_SHARED_HITS} more in the thread.")
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+                      for chunk in _chunks("\n".join([headline, *lines]))]
+    if shared.map_file_id:
+        name = clip(f"Plate map of {shared.plate}", 2000)
+        blocks.append({"type": "image", "slack_file": {"id": shared.map_file_id}, "alt_text": name,
+                       "title": {"type": "plain_text", "text": name}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                                                    "text": f"<{shared.thread_link}|Open the thread>"}]})
+    text = f"{_notification(shared.plate, len(images), len(hits), 0)} {origin}"
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def _shared_hit_line(image: PlateImage, shared: SharedPlate, one_drop: bool, categories: Sequence[Category]) -> str:
+    """`• B3 · 93% · Sharp edges. · ✅ Confirmed by @U7`, the well linked to its reply."""
+    assert image.call is not None
+    where = _where(image.position, one_drop) if image.position else escape(image.file).replace("|", "/")
+    link = shared.reply_links.get(image.file)
+    line = f"• *{f'<{link}|{where}>' if link else where}* · {percent(image.call.confidence)} · " \
+           f"{_one_line(image.call.explanation, SHARED_EXPLANATION_CHARS)}"
+    verdict = shared.verdicts.get(image.file)
+    return line + (f" · {feedback_line(verdict, categories)}" if verdict else "")
+
+
+def _one_line(explanation: str, limit: int) -> str:
+    """The model's explanation on one line, made inert and clipped."""
+    return clip(" ".join(escape(explanation).split()), limit)
 
 
 def _unreadable_text(images: Sequence[PlateImage]) -> str:

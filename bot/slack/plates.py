@@ -7,7 +7,10 @@ plate_image:   classify the stored image (cache, concurrency bound) -> a crystal
                reply with the feedback buttons -> the progress message, at most every few seconds.
 plate_summary: queued when the inspection's last job ends -> the comparison with the plate's last
                inspection in the channel -> the summary, the plate map and the CSV in the thread ->
-               the final progress line and the outcome reaction.
+               a plate with crystal hits queues its plate_hits job -> the final progress line and the
+               outcome reaction.
+plate_hits:    the plate's one message in HITS_CHANNEL (once): its hits by well, each linked to its
+               reply, and the plate map; a verdict on a well's reply updates it (workflow.Clicks).
 """
 from __future__ import annotations
 
@@ -20,18 +23,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from bot.classifier import ModelError
 from bot.config import Settings
 from bot.images import ImageError
-from bot.models import Call, Job
+from bot.models import Call, Inspection, Job
 from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
 from bot.plates.compare import HIT, compare
 from bot.plates.naming import plate_name, plate_positions
 from bot.plates.platemap import plate_map_png
-from bot.plates.report import (PlateImage, calls_csv, labels_of, plate_failure_message, plate_image, plate_view,
-                               position_payload, progress_text, summary_message)
+from bot.plates.report import (PlateImage, calls_csv, labels_of, plate_failure_message, plate_view, position_payload,
+                               progress_text, summary_message)
 from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
 from bot.render import Message
@@ -226,9 +229,9 @@ class PlateSummaries:
         if any(image.state not in {"done", "failed"} for image in jobs):
             store.finish_job(job.id, "done")  # an image was retried: its end queues this job again
             return
-        images = self.plate_images(jobs)
+        images = self.flow.plate_images(jobs)
         previous = store.previous_inspection(inspection)
-        comparison = compare(labels_of(self.plate_images(store.inspection_jobs(previous.id))),
+        comparison = compare(labels_of(self.flow.plate_images(store.inspection_jobs(previous.id))),
                              labels_of(images)) if previous else None
         categories = self.flow.services.prompt_set.categories
         skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
@@ -237,11 +240,12 @@ class PlateSummaries:
             view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
             stem = _file_stem(inspection.plate_name)
             name = inspection.plate_name
-            poster.upload(job.channel, thread_ts=job.thread_ts, files=[
+            map_file_id, _ = poster.upload(job.channel, thread_ts=job.thread_ts, files=[
                 {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
                 {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
             ])
-            store.update_inspection(inspection.id, uploaded=True)
+            store.update_inspection(inspection.id, map_file_id=map_file_id)
+        self._share_hits(inspection, images)
         failed = sum(1 for image in images if image.call is None)
         if inspection.progress_ts:
             poster.update(job.channel, inspection.progress_ts,
@@ -255,8 +259,16 @@ class PlateSummaries:
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot post the plate's summary: {reason}")
 
-    def plate_images(self, jobs: Iterable[Job]) -> list[PlateImage]:
-        return [plate_image(job, self.flow.store.call(job.call_id) if job.call_id else None) for job in jobs]
+    def _share_hits(self, inspection: Inspection, images: Sequence[PlateImage]) -> None:
+        """A plate with crystal hits goes to HITS_CHANNEL as one message, a job of its own (so it is posted
+        once, however often the summary runs)."""
+        hits_channel = self.flow.hits_channel
+        has_hits = any(image.call and image.call.label == HIT for image in images)
+        if hits_channel and inspection.channel != hits_channel and has_hits:
+            self.flow.store.enqueue("plate_hits", inspection.channel, inspection.message_ts, inspection.thread_ts,
+                                    f"plate_hits:{inspection.id}", inspection.plate_name, inspection.user_id,
+                                    {"hits_channel": hits_channel}, inspection.id)
+            self.flow.wake()
 
     def _reactions(self, images: Sequence[PlateImage]) -> list[str]:
         """:gem: for any crystal hit, else the reaction of the most frequent category; :warning: as well
@@ -265,6 +277,26 @@ class PlateSummaries:
         counts = Counter(image.call.label for image in images if image.call)
         names = [prompt_set.category(HIT if HIT in counts else counts.most_common(1)[0][0]).reaction] if counts else []
         return names + ([FAILED_REACTION] if any(image.call is None for image in images) else [])
+
+
+@dataclass
+class PlateHits:
+    """A plate's crystal hits posted in the hits channel as one message; its ts is kept so a verdict on a
+    well's reply updates it too."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store = self.flow.store
+        inspection = store.inspection(job.inspection_id) if job.inspection_id else None
+        if inspection:
+            reply_ts = self.flow.poster.post(job, job.payload["hits_channel"], self.flow.plate_hits_post(inspection))
+            store.update_job(job.id, "replied", reply_ts=reply_ts)
+        store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("plate hits job %s could not be posted in %s: %s", job.id, job.payload["hits_channel"], reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
 
 
 def _when(ts: str) -> str:
@@ -276,4 +308,5 @@ def _file_stem(plate: str) -> str:
 
 
 def plate_handlers(flow: Workflow) -> dict[str, Handler]:
-    return {"plate": PlateJobs(flow), "plate_image": PlateImageJobs(flow), "plate_summary": PlateSummaries(flow)}
+    return {"plate": PlateJobs(flow), "plate_image": PlateImageJobs(flow), "plate_summary": PlateSummaries(flow),
+            "plate_hits": PlateHits(flow)}

@@ -5,7 +5,7 @@ image:    complete the file record -> download -> normalise -> classify -> store
 outcome:  the message's :eyes: gives way to the outcome reaction(s).
 question: the thread's calls, images and history -> the model -> one answer in the thread.
 feedback: a Confirm / Correct click -> stored -> the call's message (and its copy in the hits
-          channel) shows it.
+          channel, or its plate's hits message there) shows it.
 hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
 notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
 export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from bot.agreement import agreement
 from bot.budget import BudgetState, budget_state, month_name, month_start
@@ -35,7 +35,7 @@ from bot.classifier import ModelError
 from bot.export import Period, summary, write_csv
 from bot.images import ImageError
 from bot.models import Call, Inspection, Job, MonthSpend
-from bot.plates.report import calls_by_well_text, plate_image
+from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate_hits_message, plate_image
 from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
@@ -104,6 +104,29 @@ class Workflow:
         return hit_message(image_job, call, self.services.prompt_set.categories,
                            self.store.latest_feedback(image_job.id), link)
 
+    def plate_images(self, jobs: Iterable[Job]) -> list[PlateImage]:
+        """A plate inspection's image jobs, each with what became of it."""
+        return [plate_image(job, self.store.call(job.call_id) if job.call_id else None) for job in jobs]
+
+    def plate_link(self, inspection: Inspection) -> str:
+        """A link to a plate inspection's thread (its progress message)."""
+        return permalink(self.team_url, inspection.channel, inspection.progress_ts or inspection.message_ts,
+                         inspection.thread_ts)
+
+    def plate_hits_post(self, inspection: Inspection) -> Message:
+        """A plate's hits as the hits channel shows them, with the team's latest verdicts."""
+        jobs = self.store.inspection_jobs(inspection.id)
+        replies = {job.payload["path"]: job for job in jobs if job.reply_ts}  # the hits, each with its buttons
+        shared = SharedPlate(
+            plate=inspection.plate_name, user_id=inspection.user_id, channel=inspection.channel,
+            thread_link=self.plate_link(inspection), map_file_id=inspection.map_file_id,
+            images=self.plate_images(jobs),
+            reply_links={path: permalink(self.team_url, job.channel, job.reply_ts, job.thread_ts)
+                         for path, job in replies.items() if job.reply_ts},
+            verdicts={path: feedback for path, job in replies.items()
+                      if (feedback := self.store.latest_feedback(job.id))})
+        return plate_hits_message(shared, self.services.prompt_set.categories)
+
     def recent_call(self, job: Job) -> RecentCall:
         """An image job for a list of recent calls, with a link to its reply."""
         return RecentCall(job, self.store.call(job.call_id) if job.call_id else None,
@@ -111,9 +134,7 @@ class Workflow:
 
     def recent_plate(self, inspection: Inspection) -> RecentPlate:
         """A plate inspection for a list of recent plates, with its calls per category and a link."""
-        return RecentPlate(inspection, self.store.inspection_labels(inspection.id),
-                           permalink(self.team_url, inspection.channel, inspection.progress_ts or inspection.message_ts,
-                                     inspection.thread_ts))
+        return RecentPlate(inspection, self.store.inspection_labels(inspection.id), self.plate_link(inspection))
 
     def month_spend(self) -> MonthSpend:
         """This month's estimated model spend, in all and per channel, and the budget."""
@@ -306,8 +327,7 @@ class Questions:
         transcript = bounded_transcript(lines, settings.follow_up_history_chars)
         inspection = store.thread_inspection(job.channel, job.thread_ts)
         if inspection:
-            images = [plate_image(j, store.call(j.call_id) if j.call_id else None)
-                      for j in store.inspection_jobs(inspection.id)]
+            images = self.flow.plate_images(store.inspection_jobs(inspection.id))
             transcript.append(calls_by_well_text(inspection.plate_name, images, settings.follow_up_history_chars))
         return transcript
 
@@ -334,7 +354,18 @@ class Clicks:
             hit = store.hit_of(target)
             if hit and hit.reply_ts:
                 self.flow.poster.update(hit.payload["hits_channel"], hit.reply_ts, self.flow.hit_post(target, call))
+            self._show_on_plate_hits(target)
         store.finish_job(job.id, "done")
+
+    def _show_on_plate_hits(self, target: Job) -> None:
+        """A plate image's verdict shows on its plate's message in the hits channel too, if it was shared."""
+        if target.inspection_id is None:
+            return
+        shared = self.flow.store.plate_hits_of(target.inspection_id)
+        inspection = self.flow.store.inspection(target.inspection_id)
+        if shared and shared.reply_ts and inspection:
+            message = self.flow.plate_hits_post(inspection)
+            self.flow.poster.update(shared.payload["hits_channel"], shared.reply_ts, message)
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("click job %s could not be shown on the call: %s", job.id, reason)

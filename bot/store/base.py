@@ -292,6 +292,11 @@ class Store(ABC):
                           image_job.channel, image_job.message_ts, self.hit_key(image_job))
         return _job_from_row(rows[0]) if rows else None
 
+    def plate_hits_of(self, inspection_id: int) -> Job | None:
+        """The job that shared a plate inspection's hits in the hits channel, if there is one."""
+        rows = self._rows("SELECT * FROM jobs WHERE inspection_id = ? AND kind = 'plate_hits'", inspection_id)
+        return _job_from_row(rows[0]) if rows else None
+
     def recent_jobs(self, channel: str | None, limit: int) -> list[Job]:
         """The latest image jobs of a channel; of every channel (answered ones only) for None."""
         where = "channel = ?" if channel is not None else "call_id IS NOT NULL AND state = 'done'"
@@ -330,14 +335,13 @@ class Store(ABC):
         return _inspection_from_row(rows[0]) if rows else None
 
     def update_inspection(self, inspection_id: int, **fields: Any) -> None:
-        """Set any of progress_ts, uploaded, finished_at."""
-        if not fields or not set(fields) <= {"progress_ts", "uploaded", "finished_at"}:
+        """Set any of progress_ts, map_file_id (kept in the `uploaded` column: the map and the CSV are in
+        the thread), finished_at."""
+        if not fields or not set(fields) <= {"progress_ts", "map_file_id", "finished_at"}:
             raise ValueError(f"bad inspection update: {fields}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        assignments = ", ".join(f"{'uploaded' if name == 'map_file_id' else name} = ?" for name in fields)
         with self._transaction() as db:
-            db.run(f"UPDATE inspections SET {assignments} WHERE id = ?",
-                   *(("1" if value else "") if name == "uploaded" else value for name, value in fields.items()),
-                   inspection_id)
+            db.run(f"UPDATE inspections SET {assignments} WHERE id = ?", *fields.values(), inspection_id)
 
     def progress_due(self, inspection_id: int, every: float) -> bool:
         """True at most once per `every` seconds per inspection, across threads and processes: whoever
@@ -563,8 +567,11 @@ def _call_from_row(row: Row, *, from_cache: bool = False) -> Call:
 
 
 def _inspection_from_row(row: Row) -> Inspection:
-    fields = {name: row[name] for name in Inspection.__dataclass_fields__ if name not in {"skipped", "uploaded"}}
-    return Inspection(**fields, skipped=json.loads(row["skipped"]), uploaded=bool(row["uploaded"]))
+    """`uploaded` holds the plate map's file id; "1" (from before the ids were kept) or "" for none."""
+    special = {"skipped", "uploaded", "map_file_id"}
+    fields = {name: row[name] for name in Inspection.__dataclass_fields__ if name not in special}
+    return Inspection(**fields, skipped=json.loads(row["skipped"]), uploaded=bool(row["uploaded"]),
+                      map_file_id=row["uploaded"] if row["uploaded"] not in {"", "1"} else None)
 
 
 def _job_from_row(row: Row) -> Job:
