@@ -300,19 +300,24 @@ def test_a_plate_with_hits_is_one_message_in_the_hits_channel_that_shows_the_ver
     assert thread_link == permalink_in_thread(bot, progress.response["ts"], event["ts"])
 
     plate_job = next(j for j in map(store.job, range(1, 120)) if j and j.kind == "plate")
+    (summary,) = [p for p in bot.thread_posts(event["ts"]) if "crystal hit" in p.params["text"]]
     store.finish_job(plate_job.id, "done")  # the summary runs again, as after a retry
     bot.bot.queue.notify()
-    bot.slack.wait_for(lambda: len([p for p in bot.thread_posts(event["ts"]) if "crystal hit" in p.params["text"]]) == 2,
-                       what="the summary run again")  # a summary queued again is posted again
+    bot.slack.wait_for(lambda: [u for u in bot.slack.calls_to("chat.update") if u.params["ts"] == shared.response["ts"]],
+                       what="the hits message brought up to date by the summary run again")
     bot.drain()
+    assert [p for p in bot.thread_posts(event["ts"]) if "crystal hit" in p.params["text"]] == [summary]
+    assert [u.params["ts"] for u in bot.slack.calls_to("chat.update") if "crystal hit" in u.params["text"]
+            and u.params["channel"] == CHANNEL] == [summary.response["ts"]]  # the summary updated, not posted again
     assert len(channel_posts(bot, HITS)) == 1 and len(bot.slack.calls_to("files.completeUploadExternal")) == 1
+    updates_before_click = len(bot.slack.calls_to("chat.update"))
 
     reply = next(p for p in bot.thread_posts(event["ts"]) if p.response["ts"] == replies["D7"])
     value = next(b for b in reply.params["blocks"] if b["type"] == "actions")["elements"][0]["value"]
     bot.slack.push_interactive(bot.slack.block_actions_payload(
         CONFIRM_ACTION, value, message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL, user="U7"))
-    (update,) = bot.slack.wait_for(lambda: [u for u in bot.slack.calls_to("chat.update") if u.params["channel"] == HITS],
-                                   what="the hits message updated")
+    (update,) = bot.slack.wait_for(lambda: [u for u in bot.slack.calls_to("chat.update")[updates_before_click:]
+                                            if u.params["channel"] == HITS], what="the hits message updated")
     assert update.params["ts"] == shared.response["ts"]
     (d7,) = [line for line in section_text(update).splitlines() if "|D7>" in line]
     assert d7.endswith(":white_check_mark: Confirmed by <@U7>")

@@ -235,7 +235,8 @@ class PlateSummaries:
                              labels_of(images)) if previous else None
         categories = self.flow.services.prompt_set.categories
         skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
-        poster.reply(job, summary_message(inspection.plate_name, images, categories, comparison, skipped))
+        reply_ts = poster.reply(job, summary_message(inspection.plate_name, images, categories, comparison, skipped))
+        store.update_job(job.id, "replied", reply_ts=reply_ts)  # a summary queued again updates this one
         if not inspection.uploaded:
             view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
             stem = _file_stem(inspection.plate_name)
@@ -261,10 +262,11 @@ class PlateSummaries:
 
     def _share_hits(self, inspection: Inspection, images: Sequence[PlateImage]) -> None:
         """A plate with crystal hits goes to HITS_CHANNEL as one message, a job of its own (so it is posted
-        once, however often the summary runs)."""
+        once, however often the summary runs); a summary run again updates that message."""
         hits_channel = self.flow.hits_channel
-        has_hits = any(image.call and image.call.label == HIT for image in images)
-        if hits_channel and inspection.channel != hits_channel and has_hits:
+        if not hits_channel or inspection.channel == hits_channel or self.flow.refresh_plate_hits(inspection):
+            return
+        if any(image.call and image.call.label == HIT for image in images):
             self.flow.store.enqueue("plate_hits", inspection.channel, inspection.message_ts, inspection.thread_ts,
                                     f"plate_hits:{inspection.id}", inspection.plate_name, inspection.user_id,
                                     {"hits_channel": hits_channel}, inspection.id)

@@ -127,6 +127,15 @@ class Workflow:
                       if (feedback := self.store.latest_feedback(job.id))})
         return plate_hits_message(shared, self.services.prompt_set.categories)
 
+    def refresh_plate_hits(self, inspection: Inspection) -> bool:
+        """Show a plate as it is now (its calls, the team's verdicts) on its message in the hits channel;
+        False if it has none there (yet)."""
+        shared = self.store.plate_hits_of(inspection.id)
+        if not (shared and shared.reply_ts):
+            return False
+        self.poster.update(shared.payload["hits_channel"], shared.reply_ts, self.plate_hits_post(inspection))
+        return True
+
     def recent_call(self, job: Job) -> RecentCall:
         """An image job for a list of recent calls, with a link to its reply."""
         return RecentCall(job, self.store.call(job.call_id) if job.call_id else None,
@@ -354,18 +363,10 @@ class Clicks:
             hit = store.hit_of(target)
             if hit and hit.reply_ts:
                 self.flow.poster.update(hit.payload["hits_channel"], hit.reply_ts, self.flow.hit_post(target, call))
-            self._show_on_plate_hits(target)
+            inspection = store.inspection(target.inspection_id) if target.inspection_id else None
+            if inspection:
+                self.flow.refresh_plate_hits(inspection)
         store.finish_job(job.id, "done")
-
-    def _show_on_plate_hits(self, target: Job) -> None:
-        """A plate image's verdict shows on its plate's message in the hits channel too, if it was shared."""
-        if target.inspection_id is None:
-            return
-        shared = self.flow.store.plate_hits_of(target.inspection_id)
-        inspection = self.flow.store.inspection(target.inspection_id)
-        if shared and shared.reply_ts and inspection:
-            message = self.flow.plate_hits_post(inspection)
-            self.flow.poster.update(shared.payload["hits_channel"], shared.reply_ts, message)
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("click job %s could not be shown on the call: %s", job.id, reason)
