@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -65,3 +68,10 @@ def test_the_map_is_small_enough_for_a_phone() -> None:
     png = plate_map_png(view(labels))
     assert len(png) < 400_000
     assert decode(png).shape[1] <= 1600
+
+
+def test_the_bot_starts_without_loading_matplotlib() -> None:
+    """matplotlib (about 40 MB) is loaded when a map or a chart is first drawn, not when the bot starts."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys, bot.slack.app; print('matplotlib' in sys.modules)"],
+                            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert loaded.stdout.strip() == "False"

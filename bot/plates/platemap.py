@@ -11,15 +11,14 @@ import io
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Sequence
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.collections import PatchCollection
-from matplotlib.patches import FancyBboxPatch
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from bot.plates.compare import HIT
 from bot.plates.wells import PLATE_SHAPES, ROWS, Position, Well, plate_size
+
+if TYPE_CHECKING:  # matplotlib (about 40 MB) is imported only when a map is drawn
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,9 @@ def plate_map_png(view: PlateView) -> bytes:
 
 
 def _draw(view: PlateView) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     rows, columns = PLATE_SHAPES[view.well_count]
     geometry = _Geometry(rows, columns, view.drops)
     styles = _styles(view)
@@ -105,6 +107,8 @@ def _styles(view: PlateView) -> dict[str, Style]:
 
 
 def _draw_grid(axes, view: PlateView, geometry: _Geometry, styles: dict[str, Style]) -> None:
+    from matplotlib.collections import PatchCollection
+
     axes.set_xlim(0, geometry.columns)
     axes.set_ylim(geometry.rows, 0)
     axes.set_aspect("equal")
@@ -160,6 +164,8 @@ def _draw_marks(axes, cells: list[_Cell], geometry: _Geometry) -> None:
 
 
 def _box(x: float, y: float, width: float, height: float) -> FancyBboxPatch:
+    from matplotlib.patches import FancyBboxPatch
+
     return FancyBboxPatch((x, y), width, height, boxstyle=f"round,pad=0,rounding_size={min(width, height) * 0.15}")
 
 
@@ -184,6 +190,8 @@ def _draw_titles(figure: Figure, view: PlateView) -> None:
 
 def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], height: float) -> None:
     """One row under the grid: each category's swatch with its mark and count, then the other keys."""
+    from matplotlib.patches import FancyBboxPatch
+
     counts = Counter(view.labels.values())
     items: list[tuple[Style | None, str, bool]] = [(styles[c], f"{c} {counts.get(c, 0)}", False)
                                                    for c in view.categories]  # (swatch, text, ringed)
