@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from PIL import Image as PILImage
 
+import bot.slack.intake as intake_module
 import bot.slack.workflow as workflow_module
 from bot.dashboard import DAY
 from tests.slack_harness import CHANNEL, RunningBot
@@ -79,3 +80,34 @@ def test_opening_the_home_tab_again_within_a_minute_publishes_once_and_the_chart
 
     open_home(bot, "U6")  # someone else: their own tab
     assert published(bot, 2)[1].params["user_id"] == "U6"
+
+
+def test_the_chart_is_not_uploaded_again_after_a_restart_and_a_deleted_chart_is_replaced(start_bot,
+                                                                                      monkeypatch) -> None:
+    bot = label_images(start_bot())
+    give_verdicts(bot)
+    later = iter(time.time() + 8 * DAY + 61 * n for n in range(100))  # a week on; each opening a minute apart
+    clock = SimpleNamespace(time=lambda: next(later))
+    monkeypatch.setattr(workflow_module, "time", clock)
+    monkeypatch.setattr(intake_module, "time", clock)
+
+    open_home(bot)
+    published(bot, 1)
+    bot.stop()
+    bot = start_bot()  # the same database
+    open_home(bot)
+    (again,) = published(bot, 2)[1:]
+    (chart,) = bot.slack.uploads  # shown again by the id the database kept
+    assert [b["slack_file"]["id"] for b in again.params["view"]["blocks"] if b["type"] == "image"] == [chart.file_id]
+
+    bot.slack.delete_file(chart.file_id)  # someone deleted it from their DM with the bot
+    open_home(bot)
+    (without,) = published(bot, 3)[2:]
+    assert not [b for b in without.params["view"]["blocks"] if b["type"] == "image"]
+    assert "*Calls in the last 7 days" in text_of(without.params["view"])
+    open_home(bot)
+    (renewed,) = published(bot, 4)[3:]
+    (new_chart,) = bot.slack.uploads
+    assert new_chart.file_id != chart.file_id
+    assert [b["slack_file"]["id"] for b in renewed.params["view"]["blocks"] if b["type"] == "image"] == [
+        new_chart.file_id]

@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from slack_sdk.errors import SlackApiError
 
 from bot.agreement import agreement
 from bot.budget import BudgetState, budget_state, month_name, month_start
@@ -440,13 +441,12 @@ class HomeTabs:
     and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
     invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
     Messages tab), and the image block names it by id (`slack_file`). It shows whole weeks only, so a
-    new picture, and a new upload, comes at most once a week per person; until then the file id is
-    reused (kept per process: after a restart, the next opening uploads it once more).
+    new picture, and a new upload, comes at most once a week per person; until then the file id kept
+    in the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
+    tab is published without the chart and the next opening uploads it again.
     """
 
     flow: Workflow
-    _charts: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (PNG's sha256, file id)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, job: Job) -> None:
         store, categories = self.flow.store, self.flow.services.prompt_set.categories
@@ -460,22 +460,28 @@ class HomeTabs:
             plates=[self.flow.recent_plate(i) for i in store.recent_inspections(None, HOME_RECENT)],
             agreement=agreement(store.reviewed_calls(), labels), spend=self.flow.month_spend())
         chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
-        self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
+        try:
+            self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
+        except SlackApiError as error:
+            if chart_id is None or error.response.get("error") != "invalid_blocks":
+                raise
+            log.warning("Slack would not show chart %s on %s's Home tab; published without it", chart_id,
+                        job.user_id)
+            store.forget_home_chart(job.user_id)
+            self.flow.poster.publish_home(job.user_id, home_view(board, categories, None))
         store.finish_job(job.id, "done")
 
     def _chart_file(self, user_id: str, png: bytes) -> str:
         """The id of the chart shared with this person: the last one if the picture is the same."""
         digest = hashlib.sha256(png).hexdigest()
-        with self._lock:
-            known = self._charts.get(user_id)
+        known = self.flow.store.home_chart(user_id)
         if known and known[0] == digest:
             return known[1]
         poster = self.flow.poster
         (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
             {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
             comment="The chart for your Find the Crystals Home tab.")
-        with self._lock:
-            self._charts[user_id] = (digest, file_id)
+        self.flow.store.save_home_chart(user_id, digest, file_id)
         return file_id
 
     def give_up(self, job: Job, reason: str) -> None:

@@ -500,6 +500,24 @@ class Store(ABC):
                            f" RETURNING {_EXAMPLE_COLUMNS}", user_id, time.time(), example_id)
         return _example_from_row(rows[0]) if rows else None
 
+    # --- the Home tab ------------------------------------------------------------------------------
+
+    def home_chart(self, user_id: str) -> tuple[str, str] | None:
+        """(the PNG's sha256, its Slack file id) of the chart last shared with this person, if any."""
+        rows = self._rows("SELECT png_sha256, file_id FROM home_charts WHERE user_id = ?", user_id)
+        return (rows[0]["png_sha256"], rows[0]["file_id"]) if rows else None
+
+    def save_home_chart(self, user_id: str, png_sha256: str, file_id: str) -> None:
+        with self._transaction() as db:
+            db.run("INSERT INTO home_charts (user_id, png_sha256, file_id, updated_at) VALUES (?,?,?,?)"
+                   " ON CONFLICT (user_id) DO UPDATE SET png_sha256 = excluded.png_sha256,"
+                   " file_id = excluded.file_id, updated_at = excluded.updated_at",
+                   user_id, png_sha256, file_id, time.time())
+
+    def forget_home_chart(self, user_id: str) -> None:
+        with self._transaction() as db:
+            db.run("DELETE FROM home_charts WHERE user_id = ?", user_id)
+
     # --- upkeep and moving data ---------------------------------------------------------------
 
     def prune(self, events_before: float, images_before: float) -> tuple[int, int]:

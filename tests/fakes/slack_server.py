@@ -525,6 +525,12 @@ class FakeSlack:
             self._channels.append({"id": channel_id, "name": name, "is_channel": not private, "is_group": private,
                                    "is_private": private, "is_archived": archived, "is_member": True})
 
+    def delete_file(self, file_id: str) -> None:
+        """A file someone deleted: Slack no longer shows it (an image block naming it is invalid)."""
+        with self._lock:
+            self._uploads.pop(file_id, None)
+            self._files.pop(file_id, None)
+
     def file_content(self, file_id: str) -> bytes:
         """The bytes of a file: one uploaded by the bot, or one added by a test."""
         with self._lock:
