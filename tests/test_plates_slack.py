@@ -3,6 +3,7 @@ OpenAI clients against the fakes, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import csv
+import json
 import io
 import re
 import zipfile
@@ -14,7 +15,7 @@ from slack_sdk import WebClient
 
 from bot.plates.wells import PLATE_SHAPES, ROWS
 from bot.render import CONFIRM_ACTION
-from tests.fakes.slack_server import ApiCall, Upload
+from tests.fakes.slack_server import ApiCall, SlackError, Upload
 from tests.helpers import content_items
 from tests.slack_harness import CHANNEL, RunningBot, section_text
 from tests.test_team import HITS, channel_posts
@@ -344,3 +345,26 @@ def test_a_plate_in_the_hits_channel_itself_is_not_posted_there_again(start_bot:
     assert bot.wait_until_done(event, timeout=60) == {"gem"}
     bot.drain()
     assert channel_posts(bot, CHANNEL) == [] and "1 crystal hit" in summary_post(bot, event["ts"]).params["text"]
+
+
+def test_a_map_and_csv_slack_refuses_are_named_in_the_summary_and_the_plate_still_finishes(
+        start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot(JOB_RETRY_SECONDS="0.1")
+
+    def no_scope(params: dict) -> dict:
+        raise SlackError("missing_scope")
+
+    bot.slack.set_handler("files.getUploadURLExternal", no_scope)  # an app installed without files:write
+    members, label_of = plate_members({"B3": "crystals"}, wells=96)
+    teach(bot, members, label_of)
+    event = bot.upload(("plate7.zip", make_zip(members)), **ZIP)
+
+    assert bot.wait_until_done(event, timeout=60) == {"gem"}
+    bot.drain()
+    summary = summary_post(bot, event["ts"])
+    (update,) = [u for u in bot.slack.calls_to("chat.update") if u.params["ts"] == summary.response["ts"]]
+    assert ("I could not attach the plate map and the CSV: Slack refused the upload (`missing_scope`). An admin "
+            "should check that the app has the `files:write` scope") in json.dumps(update.params["blocks"])
+    assert bot.slack.uploads == [] and len(bot.slack.calls_to("files.getUploadURLExternal")) == 1  # not retried
+    inspection = bot.services.store.thread_inspection(CHANNEL, event["ts"])
+    assert inspection.finished_at is not None and not inspection.uploaded

@@ -89,6 +89,15 @@ def plate_view(plate: str, taken: str, images: Sequence[PlateImage], categories:
     )
 
 
+def with_upload_refused(summary: Message, slack_error: str) -> Message:
+    """The summary with a note that Slack refused the plate map and the CSV, and what to do."""
+    note = (f":warning: I could not attach the plate map and the CSV: Slack refused the upload "
+            f"({code(slack_error)}). An admin should check that the app has the `files:write` scope; then "
+            "upload the plate again to get them.")
+    return Message(summary.text, [*(summary.blocks or []), {"type": "context", "elements": [
+        {"type": "mrkdwn", "text": note}]}])
+
+
 def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequence[Category],
                     comparison: Comparison | None = None, skipped: Mapping[Skip, int] | None = None) -> Message:
     """The summary posted when every image is done. `comparison` is None for a plate's first inspection."""

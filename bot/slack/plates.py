@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Callable, Mapping, Sequence
 
+from slack_sdk.errors import SlackApiError
+
 from bot.classifier import ModelError
 from bot.config import Settings
 from bot.images import ImageError
@@ -32,9 +34,9 @@ from bot.models import Call, Inspection, Job
 from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
 from bot.plates.compare import HIT, compare
 from bot.plates.naming import plate_name, plate_positions
-from bot.plates.platemap import plate_map_png
+from bot.plates.platemap import PlateView, plate_map_png
 from bot.plates.report import (PlateImage, calls_csv, labels_of, plate_failure_message, plate_view, position_payload,
-                               progress_text, summary_message)
+                               progress_text, summary_message, with_upload_refused)
 from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
 from bot.render import Message
@@ -235,17 +237,16 @@ class PlateSummaries:
                              labels_of(images)) if previous else None
         categories = self.flow.services.prompt_set.categories
         skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
-        reply_ts = poster.reply(job, summary_message(inspection.plate_name, images, categories, comparison, skipped))
+        summary = summary_message(inspection.plate_name, images, categories, comparison, skipped)
+        reply_ts = poster.reply(job, summary)
         store.update_job(job.id, "replied", reply_ts=reply_ts)  # a summary queued again updates this one
         if not inspection.uploaded:
-            view = plate_view(inspection.plate_name, _when(inspection.message_ts), images, categories, comparison)
-            stem = _file_stem(inspection.plate_name)
-            name = inspection.plate_name
-            map_file_id, _ = poster.upload(job.channel, thread_ts=job.thread_ts, files=[
-                {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
-                {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
-            ])
-            store.update_inspection(inspection.id, map_file_id=map_file_id)
+            try:
+                self._upload_files(job, inspection, plate_view(inspection.plate_name, _when(inspection.message_ts),
+                                                               images, categories, comparison), images)
+            except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not
+                log.error("plate inspection %s: Slack refused the map and CSV: %s", inspection.id, error)
+                poster.update(job.channel, reply_ts, with_upload_refused(summary, str(error.response.get("error"))))
         self._share_hits(inspection, images)
         failed = sum(1 for image in images if image.call is None)
         if inspection.progress_ts:
@@ -259,6 +260,16 @@ class PlateSummaries:
 
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot post the plate's summary: {reason}")
+
+    def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage]) -> None:
+        """The plate map (PNG) and every call (CSV) in the thread, once; the map's id is kept for the hits
+        channel."""
+        stem, name = _file_stem(inspection.plate_name), inspection.plate_name
+        map_file_id, _ = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
+            {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
+            {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
+        ])
+        self.flow.store.update_inspection(inspection.id, map_file_id=map_file_id)
 
     def _share_hits(self, inspection: Inspection, images: Sequence[PlateImage]) -> None:
         """A plate with crystal hits goes to HITS_CHANNEL as one message, a job of its own (so it is posted
