@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import openai
 
@@ -173,6 +174,7 @@ class Classifier:
         self.team_examples = team_examples
         self._normalisation = normalisation
         self._lock = threading.Lock()
+        self._in_flight: dict[tuple[str, str], tuple[threading.Lock, int]] = {}  # (image, prompt) -> lock, users
         self._current: tuple[tuple[int, ...], Prompt] = ((), Prompt(prompt_set, fingerprint(prompt_set, options,
                                                                                              normalisation)))
 
@@ -205,11 +207,29 @@ class Classifier:
         return classification_request((prompt or self.prompt()).prompt_set, image, self.options)
 
     def classify(self, image: Image) -> Call:
-        """The stored call for this image, prompt and model, or a new one from the model."""
+        """The stored call for this image, prompt and model, or a new one from the model. The same image
+        asked for by several workers at once is sent once; the others get that call from the cache."""
         prompt = self.prompt()
-        cached = self.cached(image, prompt)
-        if cached:
-            return cached
+        with self._one_at_a_time((image.sha256, prompt.fingerprint)):
+            return self.cached(image, prompt) or self._ask_model(image, prompt)
+
+    @contextmanager
+    def _one_at_a_time(self, key: tuple[str, str]) -> Iterator[None]:
+        with self._lock:
+            lock, users = self._in_flight.get(key, (threading.Lock(), 0))
+            self._in_flight[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._in_flight[key]
+                if users == 1:
+                    del self._in_flight[key]
+                else:
+                    self._in_flight[key] = (lock, users - 1)
+
+    def _ask_model(self, image: Image, prompt: Prompt) -> Call:
         reply = self.respond(self.request(image, prompt))
         try:
             answer = parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,

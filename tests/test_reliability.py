@@ -131,3 +131,15 @@ def test_a_huge_question_and_a_long_thread_reach_the_model_bounded_and_latest_fi
     assert "note 229" in text and "note 3 " not in text  # the latest messages, not the oldest
     question = text.split("The question to answer now:")[1]
     assert 400 < len(question) < 600
+
+
+def test_the_same_image_posted_twice_at_once_costs_one_model_call(start_bot) -> None:
+    bot = start_bot()
+    bot.openai.delay = 1.0  # both jobs run while the first model call is out
+    first, second = bot.upload(CRYSTALS), bot.upload(("copy-of-10.jpeg", CRYSTALS[1]))
+    bot.wait_until_done(first)
+    bot.wait_until_done(second)
+    assert len(bot.openai.responses_requests()) == 1
+    replies = [bot.wait_for_posts(event["ts"], 1)[0] for event in (first, second)]
+    footers = sorted("from the cache" in r.params["blocks"][-1]["elements"][0]["text"] for r in replies)
+    assert footers == [False, True]  # one paid call, the other answered from it
