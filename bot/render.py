@@ -16,6 +16,7 @@ from bot.prompt import Category, find_category
 CONFIRM_ACTION = "feedback_confirm"
 CORRECT_ACTION = "feedback_correct"
 RETRY_ACTION = "job_retry"
+FEEDBACK_MENU_ACTION = "feedback_menu"  # Confirm / Correct in one menu, where a message lists several calls
 EXAMPLE_ACTION = "example_use"  # "Use as example" on a reviewed call (bot/teaching.py)
 SECTION_LIMIT = 3000  # Block Kit section text
 MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
@@ -137,6 +138,15 @@ def feedback_actions(job_id: int, label: str, categories: Sequence[Category], *,
                 "text": {"type": "plain_text", "text": "Use as example"}}] if reviewed else []),
         ],
     }
+
+
+def feedback_menu(job_id: int, label: str, categories: Sequence[Category]) -> dict[str, Any]:
+    """An overflow menu with Confirm and Correct to… (its values as those of the buttons); Slack shows
+    at most 5 options."""
+    options = [(f"Confirm {label}", label)] + [(f"Correct to {c.name}", c.name) for c in categories if c.name != label]
+    return {"type": "overflow", "action_id": FEEDBACK_MENU_ACTION, "options": [
+        {"text": {"type": "plain_text", "text": clip(text, 75)}, "value": f"{job_id}:{name}"}
+        for text, name in options[:5]]}
 
 
 def parse_feedback_value(value: str, labels: Sequence[str]) -> tuple[int, str] | None:

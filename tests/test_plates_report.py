@@ -28,6 +28,7 @@ from bot.plates.report import (
     summary_message,
 )
 from bot.plates.wells import ROWS, parse_position
+from bot.render import FEEDBACK_MENU_ACTION
 from bot.prompt import Category, load_categories
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
@@ -173,7 +174,8 @@ def test_the_calls_by_well_for_a_question_are_in_plate_order_and_bounded():
 def shared_plate(images: list[PlateImage], **options) -> SharedPlate:
     links = {i.file: f"https://lab.slack.com/archives/C1/p{n}?thread_ts=1.1&cid=C1" for n, i in enumerate(images)}
     return SharedPlate(**{"plate": "plate42", "user_id": "U1", "channel": "C1", "thread_link": "https://t/1",
-                          "map_file_id": "F0MAP", "images": images, "reply_links": links, "verdicts": {}, **options})
+                          "map_file_id": "F0MAP", "images": images, "reply_links": links, "verdicts": {},
+                          "job_ids": {i.file: n for n, i in enumerate(images)}, **options})
 
 
 def test_the_hits_channel_message_lists_the_hits_by_well_with_links_verdicts_and_the_map(categories) -> None:
@@ -183,12 +185,16 @@ def test_the_hits_channel_message_lists_the_hits_by_well_with_links_verdicts_and
                 "plate42/A1.jpg": Feedback("U7", "confirmed", "clear")}
     message = plate_hits_message(shared_plate(images, verdicts=verdicts), categories)
 
-    (section,) = section_texts(message)
-    assert section.splitlines() == [
+    assert section_texts(message) == [
         ":gem: *Plate plate42*: 2 crystal hits in 4 images · from <@U1> in <#C1>",
         "• *<https://lab.slack.com/archives/C1/p2?thread_ts=1.1&cid=C1|B3>* · 81% · Sharp edges.",
         "• *<https://lab.slack.com/archives/C1/p0?thread_ts=1.1&cid=C1|D7>* · 93% · Sharp faceted &lt;edges&gt;. · "
         ":pencil2: Corrected to :hourglass: *precipitate* by <@U8>"]
+    menus = [b["accessory"] for b in message.blocks if "accessory" in b]
+    assert [m["action_id"] for m in menus] == [FEEDBACK_MENU_ACTION] * 2
+    assert [(o["text"]["text"], o["value"]) for o in menus[1]["options"]] == [
+        ("Confirm crystals", "0:crystals"), ("Correct to clear", "0:clear"), ("Correct to precipitate", "0:precipitate"),
+        ("Correct to other", "0:other")]
     (picture,) = [b for b in message.blocks if b["type"] == "image"]
     assert picture["slack_file"] == {"id": "F0MAP"} and picture["alt_text"] == "Plate map of plate42"
     assert message.blocks[-1]["elements"][0]["text"] == "<https://t/1|Open the thread>"
@@ -198,8 +204,8 @@ def test_the_hits_channel_message_lists_the_hits_by_well_with_links_verdicts_and
 def test_the_hits_channel_message_names_drops_and_shows_no_map_without_its_id(categories) -> None:
     images = [image("A1_1.jpg", "clear"), image("A1_2.jpg", "crystals"), image("loose|name.jpg", "crystals")]
     message = plate_hits_message(shared_plate(images, map_file_id=None, reply_links={}), categories)
-    assert section_texts(message)[0].splitlines()[1:] == ["• *A1 drop 2* · 90% · Sharp edges.",
-                                                          "• *plate42/loose/name.jpg* · 90% · Sharp edges."]
+    assert section_texts(message)[1:] == ["• *A1 drop 2* · 90% · Sharp edges.",
+                                          "• *plate42/loose/name.jpg* · 90% · Sharp edges."]
     assert not [b for b in message.blocks if b["type"] == "image"]
 
 
@@ -211,5 +217,5 @@ def test_a_plate_full_of_hits_lists_the_first_in_the_hits_channel_within_slacks_
     texts = section_texts(message)
     assert all(len(text) <= 3000 for text in texts) and len(message.blocks) <= 50 and len(message.text) <= 3900
     assert all(len(b["alt_text"]) <= 2000 for b in message.blocks if b["type"] == "image")
-    text = "\n".join(texts)
-    assert text.count("\n• *") == MAX_SHARED_HITS and text.endswith(f"…and {384 - MAX_SHARED_HITS} more in the thread.")
+    assert len([text for text in texts if text.startswith("• *")]) == MAX_SHARED_HITS
+    assert message.blocks[-3]["elements"][0]["text"] == f"…and {384 - MAX_SHARED_HITS} more in the thread."

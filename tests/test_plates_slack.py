@@ -14,7 +14,7 @@ from PIL import Image
 from slack_sdk import WebClient
 
 from bot.plates.wells import PLATE_SHAPES, ROWS
-from bot.render import CONFIRM_ACTION
+from bot.render import CONFIRM_ACTION, FEEDBACK_MENU_ACTION
 from tests.fakes.slack_server import ApiCall, SlackError, Upload
 from tests.helpers import content_items
 from tests.slack_harness import CHANNEL, RunningBot, section_text
@@ -323,6 +323,17 @@ def test_a_plate_with_hits_is_one_message_in_the_hits_channel_that_shows_the_ver
     (d7,) = [line for line in section_text(update).splitlines() if "|D7>" in line]
     assert d7.endswith(":white_check_mark: Confirmed by <@U7>")
     assert ":white_check_mark:" not in section_text(update).replace(d7, "")
+
+    (b3_menu,) = [b for b in update.params["blocks"] if "|B3>" in b.get("text", {}).get("text", "")]
+    corrected_value = next(o["value"] for o in b3_menu["accessory"]["options"] if o["value"].endswith(":precipitate"))
+    before = len(bot.slack.calls_to("chat.update"))
+    bot.slack.push_interactive(bot.slack.block_actions_payload(  # corrected in the hits channel this time
+        FEEDBACK_MENU_ACTION, None, message={**update.params}, channel=HITS, user="U8",
+        selected_option_value=corrected_value))
+    both = bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")[before:]) == 2
+                              and bot.slack.calls_to("chat.update")[before:], what="the well's reply and the hits message")
+    assert {(u.params["channel"], u.params["ts"]) for u in both} == {(CHANNEL, replies["B3"]), (HITS, shared.response["ts"])}
+    assert all(":pencil2: Corrected to :hourglass: *precipitate* by <@U8>" in section_text(u) for u in both)
 
 
 def test_a_plate_without_hits_posts_nothing_in_the_hits_channel(database_url: str,

@@ -19,7 +19,8 @@ from bot.plates.compare import HIT, Change, Comparison
 from bot.plates.platemap import PlateView
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
-from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, percent
+from bot.render import (MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, feedback_menu,
+                        percent)
 
 MAX_HIT_LINES = 60  # more hits than this: the rest are in the map and the CSV
 MAX_LISTED = 40  # wells per change list, unreadable images, images without a well
@@ -51,6 +52,7 @@ class SharedPlate:
     images: Sequence[PlateImage]
     reply_links: Mapping[str, str]  # an image's file -> the link to its reply in the thread
     verdicts: Mapping[str, Feedback]  # an image's file -> the team's latest verdict on it
+    job_ids: Mapping[str, int]  # an image's file -> its job (the value of its Confirm / Correct menu)
 
 
 def position_payload(position: Position | None) -> dict[str, Any]:
@@ -183,11 +185,11 @@ def plate_hits_message(shared: SharedPlate, categories: Sequence[Category]) -> M
     origin = f"from <@{shared.user_id}> in <#{shared.channel}>"
     headline = (f"{find_category(categories, HIT).emoji} *Plate {escape(shared.plate)}*: "
                 f"{_count(len(hits), 'crystal hit')} in {_count(len(images), 'image')} · {origin}")
-    lines = [_shared_hit_line(image, shared, one_drop, categories) for image in hits[:MAX_SHARED_HITS]]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(headline, SECTION_LIMIT)}}]
+    blocks += [_shared_hit_block(image, shared, one_drop, categories) for image in hits[:MAX_SHARED_HITS]]
     if len(hits) > MAX_SHARED_HITS:
-        lines.append(f"…and {len(hits) - MAX_SHARED_HITS} more in the thread.")
-    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-                      for chunk in _chunks("\n".join([headline, *lines]))]
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"…and {len(hits) - MAX_SHARED_HITS} more in the thread."}]})
     if shared.map_file_id:
         name = clip(f"Plate map of {shared.plate}", 2000)
         blocks.append({"type": "image", "slack_file": {"id": shared.map_file_id}, "alt_text": name,
@@ -198,15 +200,22 @@ def plate_hits_message(shared: SharedPlate, categories: Sequence[Category]) -> M
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
-def _shared_hit_line(image: PlateImage, shared: SharedPlate, one_drop: bool, categories: Sequence[Category]) -> str:
-    """`• B3 · 93% · Sharp edges. · ✅ Confirmed by @U7`, the well linked to its reply."""
+def _shared_hit_block(image: PlateImage, shared: SharedPlate, one_drop: bool,
+                      categories: Sequence[Category]) -> dict[str, Any]:
+    """`• B3 · 93% · Sharp edges. · ✅ Confirmed by @U7`, the well linked to its reply, with a menu to
+    confirm or correct it from here."""
     assert image.call is not None
     where = _where(image.position, one_drop) if image.position else escape(image.file).replace("|", "/")
     link = shared.reply_links.get(image.file)
     line = f"• *{f'<{link}|{where}>' if link else where}* · {percent(image.call.confidence)} · " \
            f"{_one_line(image.call.explanation, SHARED_EXPLANATION_CHARS)}"
     verdict = shared.verdicts.get(image.file)
-    return line + (f" · {feedback_line(verdict, categories)}" if verdict else "")
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": clip(
+        line + (f" · {feedback_line(verdict, categories)}" if verdict else ""), SECTION_LIMIT)}}
+    job_id = shared.job_ids.get(image.file)
+    if job_id is not None:
+        block["accessory"] = feedback_menu(job_id, image.call.label, categories)
+    return block
 
 
 def _one_line(explanation: str, limit: int) -> str:

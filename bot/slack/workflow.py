@@ -95,9 +95,11 @@ class Workflow:
         return job, self.store.call(job.call_id) if job and job.call_id else None
 
     def shown_in(self, image_job: Job) -> set[str]:
-        """The channels where a call's buttons are: its own, and the hits channel it was shared in."""
+        """The channels where a call's buttons are: its own, and the hits channel it (or its plate) was
+        shared in."""
         hit = self.store.hit_of(image_job)
-        return {image_job.channel, *([hit.payload["hits_channel"]] if hit else [])}
+        plate = self.store.plate_hits_of(image_job.inspection_id) if image_job.inspection_id else None
+        return {image_job.channel, *(shared.payload["hits_channel"] for shared in (hit, plate) if shared)}
 
     def hit_post(self, image_job: Job, call: Call) -> Message:
         link = permalink(self.team_url, image_job.channel, image_job.reply_ts or image_job.message_ts,
@@ -125,7 +127,8 @@ class Workflow:
             reply_links={path: permalink(self.team_url, job.channel, job.reply_ts, job.thread_ts)
                          for path, job in replies.items() if job.reply_ts},
             verdicts={path: feedback for path, job in replies.items()
-                      if (feedback := self.store.latest_feedback(job.id))})
+                      if (feedback := self.store.latest_feedback(job.id))},
+            job_ids={path: job.id for path, job in replies.items()})
         return plate_hits_message(shared, self.services.prompt_set.categories)
 
     def refresh_plate_hits(self, inspection: Inspection) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, RETRY_ACTION
+from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, FEEDBACK_MENU_ACTION, RETRY_ACTION
 from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
 from bot.teaching import EXAMPLE_REMOVE_ACTION
@@ -20,6 +20,7 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
         intake.accept_click(body, str(action.get("value", "")))
 
     @app.action(CORRECT_ACTION)
+    @app.action(FEEDBACK_MENU_ACTION)  # a plate's hits in the hits channel: Confirm / Correct per well
     def on_correct(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
         intake.accept_click(body, str((action.get("selected_option") or {}).get("value", "")))
