@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from PIL import Image as PILImage
 
 import bot.slack.intake as intake_module
+import bot.slack.team as team_module
 import bot.slack.workflow as workflow_module
 from bot.dashboard import DAY
 from tests.slack_harness import CHANNEL, RunningBot
@@ -38,7 +39,8 @@ def test_opening_the_home_tab_a_week_later_publishes_counts_agreement_spend_and_
     bot = label_images(start_bot(DATABASE_URL=database_url))
     give_verdicts(bot)  # crystals (corrected to precipitate) and clear (confirmed), this week
     later = time.time() + 8 * DAY  # this week is a whole week in the chart by then
-    monkeypatch.setattr(workflow_module, "time", SimpleNamespace(time=lambda: later))
+    for module in (workflow_module, team_module):
+        monkeypatch.setattr(module, "time", SimpleNamespace(time=lambda: later))
 
     open_home(bot)
     (publish,) = published(bot, 1)
@@ -89,6 +91,7 @@ def test_the_chart_is_not_uploaded_again_after_a_restart_and_a_deleted_chart_is_
     later = iter(time.time() + 8 * DAY + 61 * n for n in range(100))  # a week on; each opening a minute apart
     clock = SimpleNamespace(time=lambda: next(later))
     monkeypatch.setattr(workflow_module, "time", clock)
+    monkeypatch.setattr(team_module, "time", clock)
     monkeypatch.setattr(intake_module, "time", clock)
 
     open_home(bot)

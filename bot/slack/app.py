@@ -19,6 +19,7 @@ from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
 from bot.slack.plates import plate_handlers
 from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
+from bot.slack.team import team_handlers
 from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         if events or images:
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
-    handlers = {**workflow.handlers(), **plate_handlers(workflow), **example_handlers(workflow)}
+    handlers = {**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
+                **example_handlers(workflow)}
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)

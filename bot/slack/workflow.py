@@ -7,9 +7,9 @@ question: the thread's calls, images and history -> the model -> one answer in t
 feedback: a Confirm / Correct click -> stored -> the call's message (and its copy in the hits
           channel, or its plate's hits message there) shows it.
 hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
-notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
-export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
-home:     someone opened the app's Home tab -> the dashboard published there (views.publish).
+
+The team's jobs (budget notices, exports, the Home tab) are in bot/slack/team.py, the plates' in
+bot/slack/plates.py, the examples' in bot/slack/examples.py.
 
 Before any model call the month's spend is checked against MONTHLY_BUDGET_USD: once it is reached,
 uploads of images not in the cache and questions get a short reply instead of a model call.
@@ -19,28 +19,20 @@ lasting failure becomes a short thread reply with a Retry button, the detail goe
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from slack_sdk.errors import SlackApiError
-
-from bot.agreement import agreement
 from bot.budget import BudgetState, budget_state, month_name, month_start
-from bot.dashboard import DAY, Dashboard, chart_png, chart_since, counts_since, home_view, weekly_counts
 from bot.classifier import ModelError
-from bot.export import Period, summary, write_csv
 from bot.images import ImageError
 from bot.models import Call, Inspection, Job, MonthSpend
 from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate_hits_message, plate_image
 from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
-from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_notice, budget_spent_reason,
+from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_spent_reason,
                         call_message, clip, failure_message, hit_message, percent, permalink, unanswered_message)
 from bot.services import Services
 from bot.store import Store
@@ -53,7 +45,6 @@ MAX_WELL_IMAGES = 6  # images of a plate's wells shown to the model for one ques
 WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
 HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
-HOME_RECENT = 10  # calls and plates listed on the Home tab
 IMAGE_KINDS = ("image", "plate_image")  # jobs that make a call, with buttons under it
 
 
@@ -76,8 +67,7 @@ class Workflow:
 
     def handlers(self) -> dict[str, Handler]:
         return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
-                "feedback": Clicks(self), "hit": Hits(self), "notice": Notices(self),
-                "export": Exports(self), "home": HomeTabs(self)}
+                "feedback": Clicks(self), "hit": Hits(self)}
 
     def fail(self, job: Job, message: Message, reason: str) -> None:
         """End a job as failed with its one reply saying why (posted, or the earlier reply updated)."""
@@ -393,100 +383,4 @@ class Hits:
 
     def give_up(self, job: Job, reason: str) -> None:
         log.error("hit job %s could not be posted in %s: %s", job.id, job.payload["hits_channel"], reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
-
-
-@dataclass
-class Notices:
-    """A budget notice at the top of a channel (one per channel, month and state)."""
-
-    flow: Workflow
-
-    def run(self, job: Job) -> None:
-        message = budget_notice(BudgetState(job.payload["state"]), job.payload["spent"], job.payload["budget"])
-        reply_ts = self.flow.poster.post(job, job.channel, message)
-        self.flow.store.update_job(job.id, "replied", reply_ts=reply_ts)
-        self.flow.store.finish_job(job.id, "done")
-
-    def give_up(self, job: Job, reason: str) -> None:
-        log.error("budget notice job %s could not be posted in %s: %s", job.id, job.channel, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
-
-
-@dataclass
-class Exports:
-    """`/crystals export`: a channel's calls in a period as CSV, sent to the person who asked."""
-
-    flow: Workflow
-
-    def run(self, job: Job) -> None:
-        period = Period(**job.payload)
-        with tempfile.TemporaryDirectory(prefix="crystals-export-") as folder:
-            path = Path(folder) / period.file_name(job.channel)
-            with path.open("w", newline="", encoding="utf-8") as out:
-                rows = write_csv(self.flow.store.export_pages(job.channel, period.start, period.end),
-                                 self.flow.team_url, job.channel, out)
-            poster = self.flow.poster
-            poster.upload(poster.direct_message_channel(job.user_id),
-                          [{"file": str(path), "filename": path.name, "title": path.name}],
-                          comment=summary(job.channel, period, rows))
-        self.flow.store.finish_job(job.id, "done")
-
-    def give_up(self, job: Job, reason: str) -> None:
-        log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
-
-@dataclass
-class HomeTabs:
-    """The App Home dashboard, published for one person when they open the Home tab.
-
-    The chart is a PNG that Slack must host: an image block can only show a file the viewer may see,
-    and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
-    invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
-    Messages tab), and the image block names it by id (`slack_file`). It shows whole weeks only, so a
-    new picture, and a new upload, comes at most once a week per person; until then the file id kept
-    in the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
-    tab is published without the chart and the next opening uploads it again.
-    """
-
-    flow: Workflow
-
-    def run(self, job: Job) -> None:
-        store, categories = self.flow.store, self.flow.services.prompt_set.categories
-        labels = [category.name for category in categories]
-        now = time.time()
-        labelled = store.labelled_calls_since(min(chart_since(now), now - 30 * DAY))
-        weekly = weekly_counts(labelled, labels, now)
-        board = Dashboard(
-            recent=[self.flow.recent_call(j) for j in store.recent_jobs(None, HOME_RECENT)],
-            last_7_days=counts_since(labelled, now - 7 * DAY), last_30_days=counts_since(labelled, now - 30 * DAY),
-            plates=[self.flow.recent_plate(i) for i in store.recent_inspections(None, HOME_RECENT)],
-            agreement=agreement(store.reviewed_calls(), labels), spend=self.flow.month_spend())
-        chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
-        try:
-            self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
-        except SlackApiError as error:
-            if chart_id is None or error.response.get("error") != "invalid_blocks":
-                raise
-            log.warning("Slack would not show chart %s on %s's Home tab; published without it", chart_id,
-                        job.user_id)
-            store.forget_home_chart(job.user_id)
-            self.flow.poster.publish_home(job.user_id, home_view(board, categories, None))
-        store.finish_job(job.id, "done")
-
-    def _chart_file(self, user_id: str, png: bytes) -> str:
-        """The id of the chart shared with this person: the last one if the picture is the same."""
-        digest = hashlib.sha256(png).hexdigest()
-        known = self.flow.store.home_chart(user_id)
-        if known and known[0] == digest:
-            return known[1]
-        poster = self.flow.poster
-        (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
-            {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
-            comment="The chart for your Find the Crystals Home tab.")
-        self.flow.store.save_home_chart(user_id, digest, file_id)
-        return file_id
-
-    def give_up(self, job: Job, reason: str) -> None:
-        log.error("home tab job %s for %s could not be published: %s", job.id, job.user_id, reason)
         self.flow.store.finish_job(job.id, "failed", error=reason)

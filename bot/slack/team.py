@@ -1,0 +1,129 @@
+"""The team's jobs: what the bot tells a channel about the budget, sends a person, shows on the Home tab.
+
+notice:   the channel is told, once a month, that the model budget is nearly or wholly spent.
+export:   a channel's calls in a period -> a CSV written page by page -> the person's direct messages.
+home:     someone opened the app's Home tab -> the dashboard published there (views.publish).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slack_sdk.errors import SlackApiError
+
+from bot.agreement import agreement
+from bot.budget import BudgetState
+from bot.dashboard import DAY, Dashboard, chart_png, chart_since, counts_since, home_view, weekly_counts
+from bot.export import Period, summary, write_csv
+from bot.models import Job
+from bot.queue import Handler
+from bot.render import budget_notice
+from bot.slack.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+HOME_RECENT = 10  # calls and plates listed on the Home tab
+
+
+@dataclass
+class Notices:
+    """A budget notice at the top of a channel (one per channel, month and state)."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        message = budget_notice(BudgetState(job.payload["state"]), job.payload["spent"], job.payload["budget"])
+        reply_ts = self.flow.poster.post(job, job.channel, message)
+        self.flow.store.update_job(job.id, "replied", reply_ts=reply_ts)
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("budget notice job %s could not be posted in %s: %s", job.id, job.channel, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+@dataclass
+class Exports:
+    """`/crystals export`: a channel's calls in a period as CSV, sent to the person who asked."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        period = Period(**job.payload)
+        with tempfile.TemporaryDirectory(prefix="crystals-export-") as folder:
+            path = Path(folder) / period.file_name(job.channel)
+            with path.open("w", newline="", encoding="utf-8") as out:
+                rows = write_csv(self.flow.store.export_pages(job.channel, period.start, period.end),
+                                 self.flow.team_url, job.channel, out)
+            poster = self.flow.poster
+            poster.upload(poster.direct_message_channel(job.user_id),
+                          [{"file": str(path), "filename": path.name, "title": path.name}],
+                          comment=summary(job.channel, period, rows))
+        self.flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+@dataclass
+class HomeTabs:
+    """The App Home dashboard, published for one person when they open the Home tab.
+
+    The chart is a PNG that Slack must host: an image block can only show a file the viewer may see,
+    and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
+    invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
+    Messages tab), and the image block names it by id (`slack_file`). It shows whole weeks only, so a
+    new picture, and a new upload, comes at most once a week per person; until then the file id kept
+    in the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
+    tab is published without the chart and the next opening uploads it again.
+    """
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        store, categories = self.flow.store, self.flow.services.prompt_set.categories
+        labels = [category.name for category in categories]
+        now = time.time()
+        labelled = store.labelled_calls_since(min(chart_since(now), now - 30 * DAY))
+        weekly = weekly_counts(labelled, labels, now)
+        board = Dashboard(
+            recent=[self.flow.recent_call(j) for j in store.recent_jobs(None, HOME_RECENT)],
+            last_7_days=counts_since(labelled, now - 7 * DAY), last_30_days=counts_since(labelled, now - 30 * DAY),
+            plates=[self.flow.recent_plate(i) for i in store.recent_inspections(None, HOME_RECENT)],
+            agreement=agreement(store.reviewed_calls(), labels), spend=self.flow.month_spend())
+        chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
+        try:
+            self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
+        except SlackApiError as error:
+            if chart_id is None or error.response.get("error") != "invalid_blocks":
+                raise
+            log.warning("Slack would not show chart %s on %s's Home tab; published without it", chart_id,
+                        job.user_id)
+            store.forget_home_chart(job.user_id)
+            self.flow.poster.publish_home(job.user_id, home_view(board, categories, None))
+        store.finish_job(job.id, "done")
+
+    def _chart_file(self, user_id: str, png: bytes) -> str:
+        """The id of the chart shared with this person: the last one if the picture is the same."""
+        digest = hashlib.sha256(png).hexdigest()
+        known = self.flow.store.home_chart(user_id)
+        if known and known[0] == digest:
+            return known[1]
+        poster = self.flow.poster
+        (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
+            {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
+            comment="The chart for your Find the Crystals Home tab.")
+        self.flow.store.save_home_chart(user_id, digest, file_id)
+        return file_id
+
+    def give_up(self, job: Job, reason: str) -> None:
+        log.error("home tab job %s for %s could not be published: %s", job.id, job.user_id, reason)
+        self.flow.store.finish_job(job.id, "failed", error=reason)
+
+
+def team_handlers(flow: Workflow) -> dict[str, Handler]:
+    return {"notice": Notices(flow), "export": Exports(flow), "home": HomeTabs(flow)}
