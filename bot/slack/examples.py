@@ -141,8 +141,7 @@ class ExampleNotes:
         self.flow.store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("example note job %s could not be posted: %s", job.id, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 
 def example_handlers(flow: Workflow) -> dict[str, Handler]:

@@ -308,8 +308,7 @@ class PlateHits:
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("plate hits job %s could not be posted in %s: %s", job.id, job.payload["hits_channel"], reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 
 def _when(ts: str) -> str:

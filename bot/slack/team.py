@@ -42,8 +42,7 @@ class Notices:
         self.flow.store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("budget notice job %s could not be posted in %s: %s", job.id, job.channel, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 
 @dataclass
@@ -66,8 +65,7 @@ class Exports:
         self.flow.store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("export job %s for %s could not be sent: %s", job.id, job.user_id, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 @dataclass
 class HomeTabs:
@@ -121,8 +119,7 @@ class HomeTabs:
         return file_id
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("home tab job %s for %s could not be published: %s", job.id, job.user_id, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 
 def team_handlers(flow: Workflow) -> dict[str, Handler]:

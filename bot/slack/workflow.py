@@ -75,6 +75,12 @@ class Workflow:
         self.store.update_job(job.id, job.state, reply_ts=reply_ts)
         self.store.finish_job(job.id, "failed", error=reason)
 
+    def abandon(self, job: Job, reason: str) -> None:
+        """End a job that has no thread reply to fail with (a click, a notice, an export, a share) as
+        failed; the log says which and why."""
+        log.error("%s job %s (channel %s, user %s) given up: %s", job.kind, job.id, job.channel, job.user_id, reason)
+        self.store.finish_job(job.id, "failed", error=reason)
+
     def call_reply(self, job: Job, call: Call) -> Message:
         return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                             self.store.latest_feedback(job.id))
@@ -363,8 +369,7 @@ class Clicks:
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("click job %s could not be shown on the call: %s", job.id, reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
 
 
 @dataclass
@@ -382,5 +387,4 @@ class Hits:
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        log.error("hit job %s could not be posted in %s: %s", job.id, job.payload["hits_channel"], reason)
-        self.flow.store.finish_job(job.id, "failed", error=reason)
+        self.flow.abandon(job, reason)
