@@ -379,3 +379,23 @@ def test_a_map_and_csv_slack_refuses_are_named_in_the_summary_and_the_plate_stil
     assert bot.slack.uploads == [] and len(bot.slack.calls_to("files.getUploadURLExternal")) == 1  # not retried
     inspection = bot.services.store.thread_inspection(CHANNEL, event["ts"])
     assert inspection.finished_at is not None and not inspection.uploaded
+
+
+def test_eyes_stay_until_every_zip_and_image_of_a_message_is_done(start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot()
+    bot.openai.delay = 0.2
+    small, _ = plate_members({}, wells=96)
+    small = dict(list(small.items())[:2])
+    large, _ = plate_members({}, wells=96, offset=1)
+    large = dict(list(large.items())[:12])
+    zips = [bot.slack.add_file(name, make_zip(members), **ZIP) for name, members in (("small.zip", small),
+                                                                                      ("large.zip", large))]
+    event = bot.upload(*zips, bot.slack.add_file("loose.jpg", drop_jpeg(500)))
+
+    bot.wait_until_done(event, timeout=60)
+    calls = bot.slack.calls
+    summaries = [n for n, c in enumerate(calls) if c.method == "chat.postMessage" and "crystal hit" in c.params["text"]]
+    (eyes_off,) = [n for n, c in enumerate(calls) if c.method == "reactions.remove" and c.params["name"] == "eyes"]
+    assert len(summaries) == 2 and eyes_off > max(summaries)  # not when the first zip was done
+    loose_reply = next(n for n, c in enumerate(calls) if c.method == "chat.postMessage" and "loose.jpg" in c.params["text"])
+    assert eyes_off > loose_reply

@@ -41,7 +41,7 @@ from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
 from bot.render import Message
 from bot.slack.files import DownloadError
-from bot.slack.workflow import FAILED_REACTION, WORKING_REACTION, Workflow
+from bot.slack.workflow import FAILED_REACTION, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ class PlateJobs:
     def _fail(self, job: Job, reason: str) -> None:
         poster = self.flow.poster
         poster.react(job.channel, job.message_ts, FAILED_REACTION, add=True)
-        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
         self.flow.fail(job, plate_failure_message(reason), reason)
+        self.flow.stop_working(job)
 
 
 @dataclass
@@ -254,9 +254,9 @@ class PlateSummaries:
                           Message(progress_text(inspection.plate_name, len(images), len(images), failed) + " · done"))
         for name in self._reactions(images):
             poster.react(job.channel, job.message_ts, name, add=True)
-        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
         store.update_inspection(inspection.id, finished_at=time.time())
         store.finish_job(job.id, "done")
+        self.flow.stop_working(job)
 
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot post the plate's summary: {reason}")

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from slack_sdk.errors import SlackApiError
+
 from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
 from bot.images import ImageError
@@ -74,6 +76,17 @@ class Workflow:
         reply_ts = self.poster.reply(job, message)
         self.store.update_job(job.id, job.state, reply_ts=reply_ts)
         self.store.finish_job(job.id, "failed", error=reason)
+
+    def stop_working(self, job: Job) -> None:
+        """Take :eyes: off an upload once none of its work is left: a message may hold images and zips,
+        each finishing on its own. Called after `job` has ended, so of two ending at once the later sees
+        the other ended. Cosmetic: a failure is only logged."""
+        if self.store.upload_work_open(job.channel, job.message_ts):
+            return
+        try:
+            self.poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
+        except (SlackApiError, RetryLater) as error:
+            log.warning("could not take %s off %s/%s: %s", WORKING_REACTION, job.channel, job.message_ts, error)
 
     def abandon(self, job: Job, reason: str) -> None:
         """End a job that has no thread reply to fail with (a click, a notice, an export, a share) as
@@ -258,8 +271,8 @@ class Outcomes:
         stale = {FAILED_REACTION, *(c.reaction for c in self.flow.services.prompt_set.categories)} - set(wanted)
         for name in sorted(stale) if job.payload.get("again") else []:  # only a redone outcome can be stale
             poster.react(job.channel, job.message_ts, name, add=False)
-        poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
         store.finish_job(job.id, "done")
+        self.flow.stop_working(job)
 
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot set the outcome reaction: {reason}")

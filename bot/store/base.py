@@ -23,6 +23,7 @@ STEP_STATES = ("received", "downloaded", "classified", "replied")
 # The job queued when the last job of a group ends: a message's images, or a plate inspection's jobs.
 FOLLOW_UPS = {"image": "outcome", "plate": "plate_summary", "plate_image": "plate_summary"}
 PLATE_KINDS = ("plate", "plate_image")
+UPLOAD_KINDS = ("image", "outcome", "plate", "plate_image", "plate_summary")  # an upload's work, until :eyes: goes
 _CLAIMABLE = "state NOT IN ('done', 'failed') AND run_after <= ? AND (lease_until IS NULL OR lease_until < ?)"
 
 Row = Mapping[str, Any]
@@ -274,6 +275,13 @@ class Store(ABC):
         rows = self._rows("SELECT * FROM jobs WHERE channel = ? AND message_ts = ? AND kind = 'image' ORDER BY id",
                           channel, message_ts)
         return [_job_from_row(row) for row in rows]
+
+    def upload_work_open(self, channel: str, message_ts: str) -> bool:
+        """Whether any of an upload's images, plates or their follow-ups is not finished yet."""
+        rows = self._rows("SELECT 1 AS x FROM jobs WHERE channel = ? AND message_ts = ?"
+                          f" AND kind IN {UPLOAD_KINDS} AND state NOT IN {TERMINAL_STATES} LIMIT 1",
+                          channel, message_ts)
+        return bool(rows)
 
     def thread_jobs(self, channel: str, thread_ts: str) -> list[Job]:
         """The classified images the bot answered in this thread (loose images and a plate's)."""
