@@ -6,6 +6,7 @@ invalid value stops the program with one message naming every variable to fix.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Mapping
@@ -17,6 +18,7 @@ from bot.redact import redact_urls
 from bot.store import is_postgres_url, sqlite_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
 
 class ConfigError(Exception):
@@ -153,6 +155,17 @@ def _id_list(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+def _user_ids(value: str) -> frozenset[str]:
+    """`U0123ABCD, W0456EFGH` -> Slack user ids (empty: everyone); a name instead of an id is refused,
+    since it would quietly match nobody."""
+    ids = _id_list(value)
+    wrong = sorted(part for part in ids if not USER_ID.fullmatch(part))
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} is not a Slack user id (U0123ABCD: in Slack, a person's profile, "
+                         "⋮, Copy member ID)")
+    return ids
+
+
 def _optional_amount(value: str) -> float | None:
     """`25` -> 25.0 (US dollars); empty: no limit."""
     if not value:
@@ -230,9 +243,9 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
     "MAX_EXAMPLES_PER_CATEGORY": ("3", _whole_number,
                                   "the team's examples (Use as example) used per category, newest first (0: none)"),
-    "EXAMPLE_EDITORS": ("", _id_list, "user ids who may add and remove examples, comma-separated (empty: everyone)"),
+    "EXAMPLE_EDITORS": ("", _user_ids, "user ids who may add and remove examples, comma-separated (empty: everyone)"),
 }
-_PARSES_EMPTY = (_id_list, _optional_amount)
+_PARSES_EMPTY = (_id_list, _user_ids, _optional_amount)
 
 # What each command needs beyond the defaults: variable -> how to get it.
 _BOT_TOKEN = {"SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"}

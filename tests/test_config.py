@@ -134,3 +134,12 @@ def test_a_monthly_budget_is_optional_and_never_negative(settings):
 def test_the_hits_channel_is_optional(settings):
     assert settings().hits_channel == ""
     assert settings(HITS_CHANNEL=" C0HITS ").hits_channel == "C0HITS"
+
+
+def test_example_editors_are_user_ids_and_a_name_is_refused(settings):
+    assert settings().example_editors == frozenset() and settings().max_examples_per_category == 3
+    assert settings(EXAMPLE_EDITORS="U0123ABCD, W0456EFGH").example_editors == {"U0123ABCD", "W0456EFGH"}
+    assert settings(MAX_EXAMPLES_PER_CATEGORY="0").max_examples_per_category == 0
+    message = problem(settings, EXAMPLE_EDITORS="U0123ABCD, @alice")
+    assert "@alice is not a Slack user id (U0123ABCD: in Slack, a person's profile" in message
+    assert "MAX_EXAMPLES_PER_CATEGORY='-1'" in problem(settings, MAX_EXAMPLES_PER_CATEGORY="-1")
