@@ -206,10 +206,10 @@ class Classifier:
         """The Responses-shaped classification request for this image."""
         return classification_request((prompt or self.prompt()).prompt_set, image, self.options)
 
-    def classify(self, image: Image) -> Call:
+    def classify(self, image: Image, prompt: Prompt | None = None) -> Call:
         """The stored call for this image, prompt and model, or a new one from the model. The same image
         asked for by several workers at once is sent once; the others get that call from the cache."""
-        prompt = self.prompt()
+        prompt = prompt or self.prompt()
         with self._one_at_a_time((image.sha256, prompt.fingerprint)):
             return self.cached(image, prompt) or self._ask_model(image, prompt)
 

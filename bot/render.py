@@ -43,6 +43,11 @@ def code(name: str) -> str:
     return f"`{escape(name).replace('`', chr(39))}`"
 
 
+def one_line(text: str) -> str:
+    """Text on one line: every run of spaces and line breaks made one space."""
+    return " ".join(text.split())
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from bot.models import Call, Feedback, Image, Job, TeamExample
 from bot.prompt import Category, Example, find_category
-from bot.render import SECTION_LIMIT, Blocks, Message, clip, code, escape, shows_in_slack
+from bot.render import SECTION_LIMIT, Blocks, Message, clip, code, escape, one_line, shows_in_slack
 
 EXAMPLE_REMOVE_ACTION = "example_remove"
 EXAMPLE_FORM = "example_form"  # the modal's callback_id
@@ -55,10 +55,6 @@ def explanation_draft(call: Call, feedback: Feedback) -> str:
     observed when the team corrected it (the observations come before the label, so they still hold)."""
     text = call.explanation if feedback.verdict == "confirmed" else call.observations
     return clip(one_line(text), MAX_EXPLANATION_CHARS)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def checked_explanation(text: str | None) -> tuple[str, str | None]:

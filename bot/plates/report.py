@@ -20,7 +20,7 @@ from bot.plates.platemap import PlateView
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
 from bot.render import (MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, feedback_menu,
-                        percent)
+                        one_line, percent)
 
 MAX_HIT_LINES = 60  # more hits than this: the rest are in the map and the CSV
 MAX_LISTED = 40  # wells per change list, unreadable images, images without a well
@@ -220,7 +220,7 @@ def _shared_hit_block(image: PlateImage, shared: SharedPlate, one_drop: bool,
 
 def _one_line(explanation: str, limit: int) -> str:
     """The model's explanation on one line, made inert and clipped."""
-    return clip(" ".join(escape(explanation).split()), limit)
+    return clip(one_line(escape(explanation)), limit)
 
 
 def _unreadable_text(images: Sequence[PlateImage]) -> str:

@@ -94,7 +94,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
-    listeners.register(app, intake, TeamExamples(workflow, queue.notify))
+    listeners.register(app, intake, TeamExamples(workflow))
 
     @app.error
     def log_listener_error(error: Exception) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -29,7 +29,6 @@ GONE = "This call is no longer there, so it cannot become an example."
 @dataclass
 class TeamExamples:
     flow: Workflow
-    wake: Callable[[], None]  # tells the queue a new job is waiting
 
     @property
     def editors(self) -> frozenset[str]:
@@ -108,7 +107,7 @@ class TeamExamples:
         if self.flow.store.enqueue("example", target.channel, target.message_ts, target.thread_ts,
                                    f"example:{example_id}", target.file_name, user,
                                    {"label": label, "explanation": explanation}) is not None:
-            self.wake()
+            self.flow.wake()
 
     def overview(self, notice: str = "") -> Message:
         """`/crystals examples`: the examples from examples/ and the team's, which are used, Remove buttons."""

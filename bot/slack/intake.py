@@ -7,11 +7,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot.addressing import asks_something, mentions
 from bot.export import Period
-from bot.queue import JobQueue, RetryLater
+from bot.queue import JobQueue
 from bot.plates.naming import plate_positions, shared_plate_id
 from bot.render import clip, parse_feedback_value, parse_id
 from bot.services import Services
@@ -88,7 +86,7 @@ class Intake:
                                         user, file) for file in upload.images]
         if any(job_id is not None for job_id in recorded):
             self.queue.notify()
-            self._react_working(channel, ts)
+            self.poster.react_if_possible(channel, ts, WORKING_REACTION, add=True)
 
     def should_answer(self, event: dict[str, Any]) -> bool:
         """A message that mentions the bot, or one in a thread of the bot's calls that asks something
@@ -147,9 +145,3 @@ class Intake:
         if self.store.enqueue("home", HOME_CHANNEL, key, key, "home", "home", user, {}) is not None:
             self.queue.notify()
 
-    def _react_working(self, channel: str, ts: str) -> None:
-        """:eyes: on the upload at once; cosmetic, so a failure here is only logged."""
-        try:
-            self.poster.react(channel, ts, WORKING_REACTION, add=True)
-        except (SlackApiError, RetryLater) as error:
-            log.warning("could not mark %s/%s as being worked on: %s", channel, ts, error)

@@ -178,6 +178,13 @@ class SlackPoster:
             if error.response.get("error") not in {"already_reacted", "no_reaction"}:
                 raise
 
+    def react_if_possible(self, channel: str, ts: str, name: str, *, add: bool) -> None:
+        """A cosmetic reaction (:eyes: on, or off): a failure is only logged, never fails the work."""
+        try:
+            self.react(channel, ts, name, add=add)
+        except (SlackApiError, RetryLater) as error:
+            log.warning("could not %s :%s: on %s/%s: %s", "add" if add else "remove", name, channel, ts, error)
+
     def direct_message_channel(self, user_id: str) -> str:
         """The channel id of the bot's direct messages with a person (opened if need be)."""
         return self._slack(lambda: self.client.conversations_open(users=user_id))["channel"]["id"]

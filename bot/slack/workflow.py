@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from slack_sdk.errors import SlackApiError
-
 from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
 from bot.images import ImageError
@@ -81,12 +79,8 @@ class Workflow:
         """Take :eyes: off an upload once none of its work is left: a message may hold images and zips,
         each finishing on its own. Called after `job` has ended, so of two ending at once the later sees
         the other ended. Cosmetic: a failure is only logged."""
-        if self.store.upload_work_open(job.channel, job.message_ts):
-            return
-        try:
-            self.poster.react(job.channel, job.message_ts, WORKING_REACTION, add=False)
-        except (SlackApiError, RetryLater) as error:
-            log.warning("could not take %s off %s/%s: %s", WORKING_REACTION, job.channel, job.message_ts, error)
+        if not self.store.upload_work_open(job.channel, job.message_ts):
+            self.poster.react_if_possible(job.channel, job.message_ts, WORKING_REACTION, add=False)
 
     def abandon(self, job: Job, reason: str) -> None:
         """End a job that has no thread reply to fail with (a click, a notice, an export, a share) as
@@ -133,8 +127,8 @@ class Workflow:
             plate=inspection.plate_name, user_id=inspection.user_id, channel=inspection.channel,
             thread_link=self.plate_link(inspection), map_file_id=inspection.map_file_id,
             images=self.plate_images(jobs),
-            reply_links={path: permalink(self.team_url, job.channel, job.reply_ts, job.thread_ts)
-                         for path, job in replies.items() if job.reply_ts},
+            reply_links={path: permalink(self.team_url, job.channel, job.reply_ts or "", job.thread_ts)
+                         for path, job in replies.items()},
             verdicts={path: feedback for path, job in replies.items()
                       if (feedback := self.store.latest_feedback(job.id))},
             job_ids={path: job.id for path, job in replies.items()})
@@ -233,10 +227,11 @@ class ImageJobs:
         store.update_job(job.id, "downloaded", file_name=name)
         classifier = self.flow.services.classifier
         image = self.flow.services.normalise(data, name)
-        call = classifier.cached(image)
+        prompt = classifier.prompt()
+        call = classifier.cached(image, prompt)
         if call is None:
             self.flow.ensure_budget_left(job.channel)
-            call = classifier.classify(image)
+            call = classifier.classify(image, prompt)
             self.flow.check_budget(job.channel)  # this call may have reached 80 % or all of the budget
         store.update_job(job.id, "classified", call_id=call.id)
         return call
