@@ -7,11 +7,11 @@ prompt variant, so a comparison can be collected and scored later.
 """
 from __future__ import annotations
 
-import io
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -31,31 +31,49 @@ class BatchResult:
     error: str | None  # why there is no call
 
 
+ENDED = frozenset({"completed", "expired", "cancelled", "failed"})  # a batch in any other status is still running
+
+
 @dataclass(frozen=True)
 class BatchOutput:
     status: str
-    text: str | None  # the output file, once the batch has completed
+    text: str | None  # the output file, once the batch has ended (an expired or cancelled one may have part)
     variant: str  # the prompt variant named in the batch's metadata ("" if none)
+    errors: str | None = None  # the error file: a line per request that got no answer
+    failure: str | None = None  # why the whole batch failed (its input was refused), if it did
 
 
 def batch_line(custom_id: str, body: dict[str, Any], endpoint: str) -> str:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": endpoint, "body": body})
 
 
-def submit_batch(client: openai.OpenAI, lines: Sequence[str], endpoint: str, variant: str) -> str:
-    """Upload the requests and start the batch; returns its id."""
-    upload = client.files.create(file=("requests.jsonl", io.BytesIO("\n".join(lines).encode())), purpose="batch")
+def submit_batch(client: openai.OpenAI, lines: Iterable[str], endpoint: str, variant: str,
+                 metadata: Mapping[str, str] | None = None) -> str:
+    """Upload the requests (through a temporary file: a plate's images are not held twice in memory) and
+    start the batch; returns its id. `metadata` is added to the variant's (values of at most 512 characters)."""
+    with tempfile.TemporaryFile() as requests_file:
+        for number, line in enumerate(lines):
+            requests_file.write((("\n" if number else "") + line).encode())
+        requests_file.seek(0)
+        upload = client.files.create(file=("requests.jsonl", requests_file), purpose="batch")
     batch = client.batches.create(input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-                                  metadata={"variant": variant})
+                                  metadata={"variant": variant, **(metadata or {})})
     return batch.id
 
 
 def fetch_batch_output(client: openai.OpenAI, batch_id: str) -> BatchOutput:
+    """The batch's status; once it has ended, its output and error files (those it has)."""
     batch = client.batches.retrieve(batch_id)
     variant = (batch.metadata or {}).get("variant", "")
-    if batch.status != "completed" or not batch.output_file_id:
+    if batch.status not in ENDED:
         return BatchOutput(batch.status, None, variant)
-    return BatchOutput(batch.status, client.files.content(batch.output_file_id).text, variant)
+    failures = [error.message for error in (batch.errors.data or []) if error.message] if batch.errors else []
+    return BatchOutput(batch.status, _file_text(client, batch.output_file_id), variant,
+                       _file_text(client, batch.error_file_id), failures[0] if failures else None)
+
+
+def _file_text(client: openai.OpenAI, file_id: str | None) -> str | None:
+    return client.files.content(file_id).text if file_id else None
 
 
 def read_batch_output(text: str, labels: Sequence[str], prices: PriceTable,

@@ -78,6 +78,8 @@ class Settings:
     hits_channel: str
     max_examples_per_category: int
     example_editors: frozenset[str]
+    plate_batch: bool
+    plate_batch_poll_seconds: float
 
 
 def _whole_number(value: str) -> int:
@@ -244,6 +246,9 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MAX_EXAMPLES_PER_CATEGORY": ("3", _whole_number,
                                   "the team's examples (Use as example) used per category, newest first (0: none)"),
     "EXAMPLE_EDITORS": ("", _user_ids, "user ids who may add and remove examples, comma-separated (empty: everyone)"),
+    "PLATE_BATCH": ("false", _boolean, "send every plate through OpenAI's Batch API (half price, results within "
+                                       "24 h); without it, the word `batch` in an upload's message does it for one"),
+    "PLATE_BATCH_POLL_SECONDS": ("60", _positive_float, "how often a plate's batch is asked whether it is done"),
 }
 _PARSES_EMPTY = (_id_list, _user_ids, _optional_amount)
 

@@ -88,6 +88,18 @@ class Inspection:
 
 
 @dataclass(frozen=True)
+class PlateBatch:
+    """One Batch API run of a plate inspection's images."""
+
+    batch_id: str
+    model: str
+    fingerprint: str  # of the prompt the requests were made with
+    entries: dict[str, Any]  # custom_id (the image job's id) -> the image's sha256
+    submitted_at: float
+    collected: bool  # its answers are stored
+
+
+@dataclass(frozen=True)
 class Feedback:
     user_id: str
     verdict: str  # "confirmed" or "corrected"

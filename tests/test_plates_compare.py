@@ -33,3 +33,12 @@ def test_drops_of_one_well_are_compared_apart() -> None:
     comparison = compare(labels(A1_1="crystals", A1_2="clear"), labels(A1_1="clear", A1_2="crystals"))
     assert [str(c.position) for c in comparison.new_hits] == ["A1 drop 2"]
     assert [str(c.position) for c in comparison.lost_hits] == ["A1 drop 1"]
+
+
+def test_a_drop_imaged_but_not_classified_last_time_is_no_new_hit_nor_a_change() -> None:
+    comparison = compare(labels(A1="clear"), labels(A1="crystals", B2="crystals", C3="clear", D4="crystals"),
+                         not_classified_before=[at("B2"), at("C3")])
+    assert comparison.new_hits == (Change(at("A1"), "clear", "crystals"), Change(at("D4"), None, "crystals"))
+    assert comparison.hits_not_classified_before == (Change(at("B2"), None, "crystals"),)
+    assert comparison.other_changes == () and comparison.lost_hits == ()
+    assert compare(labels(), labels(B2="crystals"), [at("B2")])  # only that news: still a change to tell

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bot.plates.platemap import (NEW_RING, NO_IMAGE, SPARE_FILLS, STYLES, UNREADABLE, PlateView,
+from bot.plates.platemap import (NEW_RING, NO_IMAGE, NOT_CLASSIFIED, SPARE_FILLS, STYLES, UNREADABLE, PlateView,
                                   plate_map_png)
 from tests.plate_helpers import at
 
@@ -60,6 +60,14 @@ def test_new_categories_and_unreadable_drops_are_drawn_too() -> None:
                                         unreadable=frozenset({at("A2")}))))
     assert pixels_of(picture, SPARE_FILLS[0]) > 1000
     assert pixels_of(picture, UNREADABLE.ink) > pixels_of(plain, UNREADABLE.ink) + 20
+
+
+def test_drops_not_classified_are_drawn_apart_from_unreadable_ones() -> None:
+    plain = decode(plate_map_png(view({"A1": "clear"})))
+    picture = decode(plate_map_png(view({"A1": "clear"}, not_classified=frozenset({at("A2"), at("A3"), at("P24")}))))
+    assert pixels_of(picture, NOT_CLASSIFIED.ink) > pixels_of(plain, NOT_CLASSIFIED.ink) + 20
+    assert pixels_of(picture, UNREADABLE.ink) == pixels_of(plain, UNREADABLE.ink)
+    assert picture.shape[1] > 1.3 * plain.shape[1]  # a not classified drop in P24 makes it a 384-well plate
 
 
 def test_the_map_is_small_enough_for_a_phone() -> None:

@@ -11,6 +11,7 @@ import pytest
 from bot.models import Call, Feedback, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import compare
+from bot.plates.retry import RETRY_WELLS_ACTION, WellsRetry, retrying
 from bot.plates.report import (
     CSV_COLUMNS,
     MAX_HIT_LINES,
@@ -22,6 +23,7 @@ from bot.plates.report import (
     labels_of,
     plate_hits_message,
     plate_image,
+    not_classified_positions,
     plate_view,
     position_payload,
     progress_text,
@@ -45,8 +47,15 @@ def call(label: str, confidence: float | None = 0.9, explanation: str = "Sharp e
 
 
 def image(name: str, label: str | None, **options) -> PlateImage:
+    """A classified image, or (label None) one that could not be read."""
     error = None if label else "plate42/" + name + " is truncated or corrupt"
-    return PlateImage(f"plate42/{name}", parse_position(name), call(label, **options) if label else None, error)
+    return PlateImage(f"plate42/{name}", parse_position(name), call(label, **options) if label else None, error,
+                      unreadable=label is None)
+
+
+def failed(name: str, reason: str = "The model service failed (HTTP 500) after 1 retries. Try again later.") -> PlateImage:
+    """An image whose model call failed."""
+    return PlateImage(f"plate42/{name}", parse_position(name), None, reason)
 
 
 def section_texts(message) -> list[str]:
@@ -59,7 +68,8 @@ def all_text(message) -> str:
 
 def test_progress_line() -> None:
     assert progress_text("plate42", 37, 96) == "Plate plate42: 37 of 96 classified"
-    assert progress_text("<plate>", 96, 96, failed=2) == "Plate &lt;plate&gt;: 96 of 96 classified (2 could not be read)"
+    assert progress_text("<plate>", 94, 96, unreadable=2) == "Plate &lt;plate&gt;: 94 of 96 classified (2 could not be read)"
+    assert progress_text("p", 91, 96, 2, 3) == "Plate p: 91 of 96 classified (3 not classified, 2 could not be read)"
 
 
 def test_counts_and_hits_by_well_in_plate_order(categories) -> None:
@@ -143,7 +153,9 @@ def test_the_plate_view_for_the_map(categories) -> None:
     comparison = compare({}, labels_of(images))
     view = plate_view("plate42", "2026-11-26", images, categories, comparison)
     assert view.labels == {parse_position("A1"): "crystals", parse_position("P24"): "clear"}
-    assert view.unreadable == {parse_position("A2")}
+    assert view.unreadable == {parse_position("A2")} and view.not_classified == frozenset()
+    with_failure = plate_view("plate42", "2026-11-26", [*images, failed("B7.jpg")], categories)
+    assert with_failure.not_classified == {parse_position("B7")} and with_failure.unreadable == {parse_position("A2")}
     assert view.new_hits == {parse_position("A1")}
     assert view.categories == ("clear", "crystals", "precipitate", "other")
     assert view.well_count == 384
@@ -160,14 +172,16 @@ def test_a_plate_image_job_becomes_what_the_summary_shows():
     assert plate_image(job("done", **position_payload(position)), call("crystals")) == PlateImage("x/B4_2.jpg", position, call("crystals"))
     assert plate_image(job("failed", **position_payload(None)), None) == PlateImage("x/B4_2.jpg", None, None,
                                                                                      "not an image")
+    unreadable = plate_image(job("failed", error="not an image", **position_payload(position)), None)
+    assert unreadable.unreadable and unreadable.call is None
 
 
 def test_the_calls_by_well_for_a_question_are_in_plate_order_and_bounded():
     images = [PlateImage("B1.jpg", parse_position("B1.jpg"), call("crystals")), PlateImage("A2.jpg", parse_position("A2.jpg")),
-              PlateImage("notes.jpg", None, call("crystals"))]
+              PlateImage("notes.jpg", None, call("crystals")), PlateImage("C3.jpg", parse_position("C3"), unreadable=True)]
     text = calls_by_well_text("plate42", images, 1000)
-    assert text == ("Plate plate42, your calls by well: A2 drop 1: could not be read; B1 drop 1: crystals (90%);"
-                    " notes.jpg: crystals (90%)")
+    assert text == ("Plate plate42, your calls by well: A2 drop 1: not classified; B1 drop 1: crystals (90%);"
+                    " C3 drop 1: could not be read; notes.jpg: crystals (90%)")
     assert len(calls_by_well_text("plate42", images * 100, 500)) == 500
 
 
@@ -219,3 +233,68 @@ def test_a_plate_full_of_hits_lists_the_first_in_the_hits_channel_within_slacks_
     assert all(len(b["alt_text"]) <= 2000 for b in message.blocks if b["type"] == "image")
     assert len([text for text in texts if text.startswith("• *")]) == MAX_SHARED_HITS
     assert message.blocks[-3]["elements"][0]["text"] == f"…and {384 - MAX_SHARED_HITS} more in the thread."
+
+
+def test_wells_whose_model_call_failed_are_not_classified_with_the_retry_button(categories) -> None:
+    images = [image("A1.jpg", "crystals"), failed("C4.jpg"), failed("B2.jpg"), image("D1.jpg", None),
+              failed("E5.jpg", "The model service rejected the request (HTTP 400): <b>Invalid</b> request.")]
+    message = summary_message("plate42", images, categories, retry=WellsRetry(7, 2))
+    text = all_text(message)
+    assert text.startswith("*Plate plate42*: 5 images\n:droplet: 0 clear · :gem: 1 crystals · :hourglass: 0 precipitate"
+                           " · :grey_question: 0 other · :warning: 3 not classified, 1 could not be read")
+    assert (":warning: *Not classified (3):* the model call failed. *Retry failed wells* (below) classifies only "
+            "these again.\n"
+            "• B2, C4: The model service failed (HTTP 500) after 1 retries. Try again later.\n"
+            "• E5: The model service rejected the request (HTTP 400): &lt;b&gt;Invalid&lt;/b&gt; request.") in text
+    assert ":warning: *Could not be read (1):*\n• `plate42/D1.jpg`: plate42/D1.jpg is truncated or corrupt" in text
+    assert "could not be read" not in text.split("*Not classified")[1].split("*Could not be read")[0]
+    button = message.blocks[-1]
+    assert button["type"] == "actions" and button["elements"][0]["action_id"] == RETRY_WELLS_ACTION
+    assert button["elements"][0]["value"] == "7:2" and button["elements"][0]["text"]["text"] == "Retry failed wells"
+    assert message.text == "Plate plate42: 1 crystal hit in 5 images · 3 not classified"
+
+
+def test_without_a_retry_or_without_failed_wells_there_is_no_button(categories) -> None:
+    no_offer = summary_message("plate42", [failed("C4.jpg")], categories)
+    assert "Retry failed wells" not in all_text(no_offer) and no_offer.blocks[-1]["type"] == "section"
+    broken_only = summary_message("plate42", [image("D1.jpg", None)], categories, retry=WellsRetry(7, 0))
+    assert all(block["type"] != "actions" for block in broken_only.blocks)
+    assert "Not classified" not in all_text(broken_only)
+
+
+def test_a_full_plate_of_failures_and_hits_keeps_its_button_within_slacks_limits(categories) -> None:
+    long = "A long explanation of faceted objects. " * 20
+    images = [image(f"{row}{column}_{drop}.jpg", "crystals", explanation=long)
+              for row in ROWS for column in range(1, 25) for drop in (1, 2)]
+    images += [failed(f"{row}{column}_3.jpg", f"reason {column}" * 30) for row in ROWS for column in range(1, 25)]
+    message = summary_message("plate42", images, categories, skipped={Skip.NOT_IMAGE: 5}, retry=WellsRetry(1, 0))
+    assert len(message.blocks) <= 50 and message.blocks[-1]["type"] == "actions"
+    assert all(len(line) < 400 for line in all_text(message).splitlines())  # reasons clipped
+    assert all(len(text) <= 3000 for text in section_texts(message))
+
+
+def test_the_summary_while_retrying_has_a_note_instead_of_the_button(categories) -> None:
+    summary = summary_message("plate42", [failed("C4.jpg")], categories, retry=WellsRetry(7, 0))
+    shown = retrying(summary, 1, "U9")
+    assert all(block["type"] != "actions" for block in shown.blocks) and shown.text == summary.text
+    assert shown.blocks[-1]["elements"][0]["text"].startswith(":arrows_counterclockwise: Retrying 1 well (asked by <@U9>)")
+    assert shown.blocks[:-1] == summary.blocks[:-1]
+
+
+def test_a_hit_answered_in_an_earlier_inspection_links_to_that_reply(categories) -> None:
+    images = [image("B3.jpg", "crystals"), image("D7.jpg", "crystals")]
+    text = all_text(summary_message("plate42", images, categories,
+                                    earlier_replies={"plate42/D7.jpg": "https://lab.slack.com/archives/C1/p9"}))
+    assert "• *B3* · 90% · Sharp edges.\n• *D7* · 90% · Sharp edges. · <https://lab.slack.com/archives/C1/p9|answered before>" in text
+
+
+def test_crystals_in_a_well_the_last_inspection_could_not_classify_are_no_new_hit(categories) -> None:
+    before = [image("A1.jpg", "clear"), failed("B2.jpg"), image("C3.jpg", None)]
+    now = [image("A1.jpg", "crystals"), image("B2.jpg", "crystals"), image("C3.jpg", "crystals"),
+           image("D4.jpg", "crystals")]
+    comparison = compare(labels_of(before), labels_of(now), not_classified_positions(before))
+    message = summary_message("plate42", now, categories, comparison)
+    text = all_text(message)
+    assert ":new: *2 new hits:* *A1* (was clear), *D4* (not imaged before)" in text
+    assert "*Crystals where the last inspection has no call (2):* *B2*, *C3*" in text
+    assert "*B2* (not imaged before)" not in text and message.text == "Plate plate42: 4 crystal hits (2 new) in 4 images"

@@ -52,7 +52,7 @@ def test_the_summary_is_queued_once_the_plate_job_and_every_image_have_ended(sto
     store.finish_job(job.id, "done")
     (summary,) = [j for j in store.claim("A", 60, 10) if j.kind == "plate_summary"]
     assert (summary.inspection_id, summary.thread_ts) == (inspection.id, "1.1")
-    assert store.inspection_progress(inspection.id) == (2, 1)
+    assert store.inspection_outcomes(inspection.id) == (1, 0, 1)  # done, unreadable, not classified
     assert [j.payload["path"] for j in store.inspection_jobs(inspection.id)] == ["A1.jpg", "A2.jpg"]
 
 

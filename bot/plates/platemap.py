@@ -36,6 +36,7 @@ STYLES = {
 }
 SPARE_FILLS = ("#8fd3bd", "#9cc3e6", "#e8c07d")  # categories added to categories.toml later
 UNREADABLE = Style("#ffffff", "!", "#b00000")
+NOT_CLASSIFIED = Style("#ffffff", "–", "#555555")  # the model call failed: Retry failed wells tries it again
 NO_IMAGE = "#e4e4e4"
 NEW_RING = "#0072b2"  # blue
 DPI = 100
@@ -50,17 +51,23 @@ class PlateView:
     taken: str  # when it was imaged (or uploaded), as shown
     labels: Mapping[Position, str]  # category by (well, drop)
     unreadable: frozenset[Position] = frozenset()
+    not_classified: frozenset[Position] = frozenset()
     new_hits: frozenset[Position] = frozenset()
     categories: Sequence[str] = ("clear", HIT, "precipitate", "other")  # legend order
     size: int | None = None  # 96 or 384; None: from the wells
 
     @property
+    def imaged(self) -> list[Position]:
+        """Every drop with an image: classified, unreadable or not classified."""
+        return [*self.labels, *self.unreadable, *self.not_classified]
+
+    @property
     def well_count(self) -> int:
-        return self.size or plate_size([*self.labels, *self.unreadable])
+        return self.size or plate_size(self.imaged)
 
     @property
     def drops(self) -> int:
-        return max((p.drop for p in [*self.labels, *self.unreadable]), default=1)
+        return max((p.drop for p in self.imaged), default=1)
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,8 @@ def _box(x: float, y: float, width: float, height: float) -> FancyBboxPatch:
 def _drop_style(view: PlateView, position: Position, styles: dict[str, Style]) -> Style | None:
     if position in view.unreadable:
         return UNREADABLE
+    if position in view.not_classified:
+        return NOT_CLASSIFIED
     label = view.labels.get(position)
     return styles[label] if label is not None else None
 
@@ -184,6 +193,7 @@ def _draw_titles(figure: Figure, view: PlateView) -> None:
                 ha="center", va="top", fontsize=18, weight="bold")
     figure.text(0.5, 1 - 0.5 / figure.get_figheight(),
                 f"{hits} crystal hit{'s' if hits != 1 else ''}{news}  ·  {len(view.labels)} drops classified"
+                f"{f'  ·  {len(view.not_classified)} not classified' if view.not_classified else ''}"
                 f"{f'  ·  {len(view.unreadable)} unreadable' if view.unreadable else ''}",
                 ha="center", va="top", fontsize=13, color="#d55e00" if hits else "#333333", weight="bold")
 
@@ -197,9 +207,11 @@ def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], heig
                                                    for c in view.categories]  # (swatch, text, ringed)
     if view.new_hits:
         items.append((STYLES[HIT], f"new hit {len(view.new_hits)}", True))
+    if view.not_classified:
+        items.append((NOT_CLASSIFIED, f"not classified {len(view.not_classified)}", False))
     if view.unreadable:
         items.append((UNREADABLE, f"unreadable {len(view.unreadable)}", False))
-    if len({p.well for p in [*view.labels, *view.unreadable]}) < view.well_count:
+    if len({p.well for p in view.imaged}) < view.well_count:
         items.append((None, "no image", False))
     axes = figure.add_axes((0, 0.2 / height, 1, 0.55 / height))
     axes.set_axis_off()

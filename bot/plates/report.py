@@ -17,6 +17,7 @@ from bot.models import Call, Feedback, Job
 from bot.plates.archive import Skip
 from bot.plates.compare import HIT, Change, Comparison
 from bot.plates.platemap import PlateView
+from bot.plates.retry import RETRY_WELLS_LABEL, WellsRetry, is_unreadable
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
 from bot.render import (MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, feedback_menu,
@@ -38,6 +39,7 @@ class PlateImage:
     position: Position | None  # None: no well in its name
     call: Call | None = None
     error: str | None = None
+    unreadable: bool = False  # no call because the image could not be read (else: its model call failed)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,19 @@ def plate_image(job: Job, call: Call | None) -> PlateImage:
     position = Position(well, job.payload["drop"]) if well else None
     if job.state == "done" and call is not None:
         return PlateImage(job.payload["path"], position, call)
-    return PlateImage(job.payload["path"], position, None, job.error or "not classified")
+    return PlateImage(job.payload["path"], position, None, job.error or "not classified", is_unreadable(job))
 
 
-def progress_text(plate: str, done: int, total: int, failed: int = 0) -> str:
+def progress_text(plate: str, classified: int, total: int, unreadable: int = 0, not_classified: int = 0) -> str:
     """The one progress message, updated as images finish: "Plate plate42: 37 of 96 classified"."""
-    trouble = f" ({failed} could not be read)" if failed else ""
-    return f"Plate {escape(plate)}: {done} of {total} classified{trouble}"
+    trouble = _trouble(unreadable, not_classified)
+    return f"Plate {escape(plate)}: {classified} of {total} classified{f' ({trouble})' if trouble else ''}"
+
+
+def _trouble(unreadable: int, not_classified: int) -> str:
+    """`2 not classified, 1 could not be read` (the parts there are), or ""."""
+    return ", ".join(part for count, part in ((not_classified, f"{not_classified} not classified"),
+                                              (unreadable, f"{unreadable} could not be read")) if count)
 
 
 def labels_of(images: Iterable[PlateImage]) -> dict[Position, str]:
@@ -80,12 +88,25 @@ def labels_of(images: Iterable[PlateImage]) -> dict[Position, str]:
     return {image.position: image.call.label for image in images if image.position and image.call}
 
 
+def image_outcomes(images: Sequence[PlateImage]) -> tuple[int, int, int]:
+    """(classified, could not be read, not classified) of an inspection's images."""
+    unreadable = sum(1 for image in images if not image.call and image.unreadable)
+    classified = sum(1 for image in images if image.call)
+    return classified, unreadable, len(images) - classified - unreadable
+
+
+def not_classified_positions(images: Iterable[PlateImage]) -> frozenset[Position]:
+    """The drops imaged but without a call (their model call failed, or the image could not be read)."""
+    return frozenset(image.position for image in images if image.position and not image.call)
+
+
 def plate_view(plate: str, taken: str, images: Sequence[PlateImage], categories: Sequence[Category],
                comparison: Comparison | None = None) -> PlateView:
     """What the plate map shows of this inspection."""
     return PlateView(
         name=plate, taken=taken, labels=labels_of(images),
-        unreadable=frozenset(i.position for i in images if i.position and not i.call),
+        unreadable=frozenset(i.position for i in images if i.position and not i.call and i.unreadable),
+        not_classified=frozenset(i.position for i in images if i.position and not i.call and not i.unreadable),
         new_hits=frozenset(c.position for c in comparison.new_hits) if comparison else frozenset(),
         categories=tuple(c.name for c in categories),
     )
@@ -101,20 +122,30 @@ def with_upload_refused(summary: Message, slack_error: str) -> Message:
 
 
 def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequence[Category],
-                    comparison: Comparison | None = None, skipped: Mapping[Skip, int] | None = None) -> Message:
-    """The summary posted when every image is done. `comparison` is None for a plate's first inspection."""
+                    comparison: Comparison | None = None, skipped: Mapping[Skip, int] | None = None, *,
+                    retry: WellsRetry | None = None, earlier_replies: Mapping[str, str] | None = None) -> Message:
+    """The summary posted when every image is done. `comparison` is None for a plate's first inspection;
+    with `retry`, wells whose model call failed get the Retry failed wells button; `earlier_replies` (an
+    image's file -> link) are hits answered in an earlier inspection, not posted again."""
     one_drop = all(i.position is None or i.position.drop == 1 for i in images)
     hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
     new = {c.position for c in comparison.new_hits} if comparison else set()
+    not_classified = [i for i in images if not i.call and not i.unreadable]
     parts = [_counts_text(plate, images, categories)]
     if comparison is not None:
         parts.append(_changes_text(comparison, one_drop))
-    parts += [_hits_text(hits, new, one_drop), _unreadable_text(images), _without_well_text(images)]
+    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}), _not_classified_text(not_classified, one_drop, retry),
+              _unreadable_text(images), _without_well_text(images)]
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
                       for part in parts if part for chunk in _chunks(part)]
     if skipped:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(_skipped_text(skipped), 2000)}]})
-    return Message(clip(_notification(plate, len(images), len(hits), len(new)), MESSAGE_LIMIT), blocks[:50])
+    blocks = blocks[:49 if retry and not_classified else 50]
+    if retry and not_classified:
+        blocks.append(retry.button())
+    text = _notification(plate, len(images), len(hits), len(new)) + (
+        f" · {len(not_classified)} not classified" if not_classified else "")
+    return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
 def calls_csv(images: Sequence[PlateImage]) -> bytes:
@@ -136,9 +167,9 @@ def _counts_text(plate: str, images: Sequence[PlateImage], categories: Sequence[
     counts = Counter(i.call.label for i in images if i.call)
     names = [c.name for c in categories] + sorted(set(counts) - {c.name for c in categories})
     per_category = " · ".join(f"{find_category(categories, n).emoji} {counts.get(n, 0)} {n}" for n in names)
-    failed = sum(1 for i in images if not i.call)
-    trouble = f" · :warning: {failed} could not be read" if failed else ""
-    return f"*Plate {escape(plate)}*: {_count(len(images), 'image')}\n{per_category}{trouble}"
+    trouble = _trouble(*image_outcomes(images)[1:])
+    return f"*Plate {escape(plate)}*: {_count(len(images), 'image')}\n{per_category}" + (
+        f" · :warning: {trouble}" if trouble else "")
 
 
 def _changes_text(comparison: Comparison, one_drop: bool) -> str:
@@ -154,6 +185,9 @@ def _changes_text(comparison: Comparison, one_drop: bool) -> str:
     if comparison.other_changes:
         lines.append(f"*Other changes ({len(comparison.other_changes)}):* " + _listed(
             [f"{_where(c.position, one_drop)} {c.before} → {c.after}" for c in comparison.other_changes]))
+    if comparison.hits_not_classified_before:
+        lines.append(f"*Crystals where the last inspection has no call ({len(comparison.hits_not_classified_before)}):* "
+                     + _listed([f"*{_where(c.position, one_drop)}*" for c in comparison.hits_not_classified_before]))
     return "\n".join(lines)
 
 
@@ -161,7 +195,8 @@ def _was(change: Change) -> str:
     return " (not imaged before)" if change.before is None else f" (was {change.before})"
 
 
-def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool) -> str:
+def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,
+               earlier_replies: Mapping[str, str]) -> str:
     if not hits:
         return "*No crystal hits.*"
     lines = [f"*Crystal hits ({len(hits)}), by well:*"]
@@ -170,7 +205,8 @@ def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool) -
         where = f"*{_where(image.position, one_drop)}*" if image.position else code(image.file)
         flag = " :new:" if image.position in new else ""
         explanation = _one_line(image.call.explanation, EXPLANATION_CHARS)
-        lines.append(f"• {where}{flag} · {percent(image.call.confidence)} · {explanation}")
+        earlier = f" · <{earlier_replies[image.file]}|answered before>" if image.file in earlier_replies else ""
+        lines.append(f"• {where}{flag} · {percent(image.call.confidence)} · {explanation}{earlier}")
     if len(hits) > MAX_HIT_LINES:
         lines.append(f"…and {len(hits) - MAX_HIT_LINES} more: see the plate map and the CSV.")
     return "\n".join(lines)
@@ -223,8 +259,23 @@ def _one_line(explanation: str, limit: int) -> str:
     return clip(one_line(escape(explanation)), limit)
 
 
+def _not_classified_text(images: Sequence[PlateImage], one_drop: bool, retry: WellsRetry | None) -> str:
+    """The wells whose model call failed, grouped by why, and that the button below tries them again."""
+    if not images:
+        return ""
+    offer = f" *{RETRY_WELLS_LABEL}* (below) classifies only these again." if retry else ""
+    lines = [f":warning: *Not classified ({len(images)}):* the model call failed.{offer}"]
+    by_reason: dict[str, list[str]] = {}
+    for image in sorted(images, key=_plate_order):
+        where = _where(image.position, one_drop) if image.position else code(image.file)
+        by_reason.setdefault(image.error or "unknown error", []).append(where)
+    for reason, wells in list(by_reason.items())[:MAX_LISTED]:
+        lines.append(f"• {_listed(wells)}: {escape(clip(reason, EXPLANATION_CHARS))}")
+    return "\n".join(lines)
+
+
 def _unreadable_text(images: Sequence[PlateImage]) -> str:
-    failed = [i for i in images if not i.call]
+    failed = [i for i in images if not i.call and i.unreadable]
     if not failed:
         return ""
     lines = [f":warning: *Could not be read ({len(failed)}):*"]
@@ -295,6 +346,7 @@ def plate_failure_message(reason: str) -> Message:
 def calls_by_well_text(plate: str, images: Sequence[PlateImage], limit: int) -> str:
     """Every call of an inspection on one line, wells in plate order, for a follow-up question's context."""
     entries = [f"{image.position if image.position else image.file}: "
-               + (f"{image.call.label} ({percent(image.call.confidence)})" if image.call else "could not be read")
+               + (f"{image.call.label} ({percent(image.call.confidence)})" if image.call
+                  else "could not be read" if image.unreadable else "not classified")
                for image in sorted(images, key=_plate_order)]
     return clip(f"Plate {plate}, your calls by well: " + "; ".join(entries), limit)

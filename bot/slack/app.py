@@ -17,6 +17,8 @@ from bot.slack import listeners
 from bot.slack.examples import TeamExamples, example_handlers
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
+from bot.slack.plate_batch import batch_handlers
+from bot.slack.plate_retry import retry_handlers
 from bot.slack.plates import plate_handlers
 from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
 from bot.slack.team import team_handlers
@@ -90,7 +92,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
     handlers = {**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
-                **example_handlers(workflow)}
+                **example_handlers(workflow), **retry_handlers(workflow), **batch_handlers(workflow)}
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)

@@ -10,6 +10,7 @@ from typing import Any
 from bot.addressing import asks_something, mentions
 from bot.export import Period
 from bot.queue import JobQueue
+from bot.plate_batch import batch_requested, without_batch_word
 from bot.plates.naming import plate_positions, shared_plate_id
 from bot.render import clip, parse_feedback_value, parse_id
 from bot.services import Services
@@ -74,16 +75,17 @@ class Intake:
     def accept_upload(self, event: dict[str, Any]) -> None:
         """Record the jobs of a file_share message (file records included): a plate job per zip, one
         plate job for images named by well, an image job for each other image."""
-        channel, ts, user = event["channel"], event["ts"], event.get("user", "")
+        channel, ts, user, text = event["channel"], event["ts"], event.get("user", ""), event.get("text", "")
         thread_ts = event.get("thread_ts") or ts
         upload = sort_upload(event.get("files", []))
+        options = {"batch": True} if batch_requested(text) else {}  # a zip may still turn up among the images
         recorded = [self.store.enqueue("plate", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
-                                       user, file) for file in upload.zips]
+                                       user, {**file, **options}) for file in upload.zips]
         if upload.plate_images:
-            recorded.append(self.store.enqueue("plate", channel, ts, thread_ts, "plate", "images by well", user,
-                                               {"files": upload.plate_images, "plate": clip(event.get("text", ""), 80)}))
+            recorded.append(self.store.enqueue("plate", channel, ts, thread_ts, "plate", "images by well", user, {
+                "files": upload.plate_images, "plate": clip(without_batch_word(text), 80), **options}))
         recorded += [self.store.enqueue("image", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
-                                        user, file) for file in upload.images]
+                                        user, {**file, **options}) for file in upload.images]
         if any(job_id is not None for job_id in recorded):
             self.queue.notify()
             self.poster.react_if_possible(channel, ts, WORKING_REACTION, add=True)

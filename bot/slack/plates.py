@@ -32,15 +32,18 @@ from bot.config import Settings
 from bot.images import ImageError
 from bot.models import Call, Inspection, Job
 from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
-from bot.plates.compare import HIT, compare
+from bot.plates.compare import HIT, Comparison, compare
 from bot.plates.naming import plate_name, plate_positions
 from bot.plates.platemap import PlateView, plate_map_png
-from bot.plates.report import (PlateImage, calls_csv, labels_of, plate_failure_message, plate_view, position_payload,
-                               progress_text, summary_message, with_upload_refused)
+from bot.plates.report import (PlateImage, calls_csv, image_outcomes, labels_of, not_classified_positions,
+                               plate_failure_message, plate_view, position_payload, progress_text, summary_message,
+                               with_upload_refused)
+from bot.plates.retry import WellsRetry, is_unreadable
 from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
 from bot.render import Message
 from bot.slack.files import DownloadError
+from bot.slack.plate_batch import batch_hold, queue_plate_batch
 from bot.slack.workflow import FAILED_REACTION, Workflow
 
 log = logging.getLogger(__name__)
@@ -120,21 +123,24 @@ class PlateJobs:
             store.update_inspection(inspection.id, progress_ts=progress_ts)
         positions = plate_positions(paths, inspection.plate_name)
         queued = {queued.payload["path"] for queued in store.inspection_jobs(inspection.id)}
+        run_after = batch_hold(self.flow, job)  # 0: classified at once; else held for the Batch API
         with ThreadPoolExecutor(NORMALISERS, thread_name_prefix=f"plate-{job.id}") as pool:
             window: deque[tuple[str, Future[dict[str, str]]]] = deque()  # read, being normalised
             for path in (path for path in paths if path not in queued):
                 window.append((path, pool.submit(self._stored, path, self._fetched(path, read))))
                 if len(window) > NORMALISERS:
-                    self._queue_image(job, inspection.id, positions, *window.popleft())
+                    self._queue_image(job, inspection.id, positions, *window.popleft(), run_after)
             while window:
-                self._queue_image(job, inspection.id, positions, *window.popleft())
+                self._queue_image(job, inspection.id, positions, *window.popleft(), run_after)
+        if run_after:
+            queue_plate_batch(self.flow, job, inspection.id)
 
     def _queue_image(self, job: Job, inspection_id: int, positions: Mapping[str, Position | None], path: str,
-                     stored: Future[dict[str, str]]) -> None:
+                     stored: Future[dict[str, str]], run_after: float) -> None:
         payload = {"path": path, **position_payload(positions[path]), **stored.result()}
         self.flow.store.enqueue("plate_image", job.channel, job.message_ts, job.thread_ts,
                                 f"plate:{inspection_id}:{path}", image_label(path, positions[path]), job.user_id,
-                                payload, inspection_id)
+                                payload, inspection_id, run_after)
         self.flow.wake()
 
     @staticmethod
@@ -182,10 +188,10 @@ class PlateImageJobs:
                 if model_error.retryable:
                     raise RetryLater(str(model_error)) from model_error
                 call, error = None, str(model_error)
-        if call is not None and call.label == HIT:
-            reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))
+        if call is not None and call.label == HIT and not store.earlier_replies(job.inspection_id or 0, job.id):
+            reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))  # (a hit posted before is linked)
             store.update_job(job.id, "replied", reply_ts=reply_ts)
-        self._show_progress(job)
+        self._show_progress(job, classified=call is not None)
         store.finish_job(job.id, "done" if call else "failed", error=error)
 
     def give_up(self, job: Job, reason: str) -> None:
@@ -202,15 +208,22 @@ class PlateImageJobs:
         store.update_job(job.id, "classified", call_id=call.id)
         return call, None
 
-    def _show_progress(self, job: Job) -> None:
+    def _show_progress(self, job: Job, *, classified: bool) -> None:
         """Update the progress message (this image counted), unless another worker did very recently.
         Cosmetic: a failure is only logged."""
         store = self.flow.store
         inspection = store.inspection(job.inspection_id) if job.inspection_id else None
         if not inspection or not inspection.progress_ts or not store.progress_due(inspection.id, PROGRESS_EVERY):
             return
-        ended, failed = store.inspection_progress(inspection.id)
-        text = progress_text(inspection.plate_name, min(ended + 1, inspection.images), inspection.images, failed)
+        done, unreadable, not_classified = store.inspection_outcomes(inspection.id)  # this image is not ended yet
+        if classified:
+            done += 1
+        elif is_unreadable(job):
+            unreadable += 1
+        else:
+            not_classified += 1
+        text = progress_text(inspection.plate_name, min(done, inspection.images), inspection.images, unreadable,
+                             not_classified)
         try:
             self.flow.poster.update(job.channel, inspection.progress_ts, Message(text))
         except Exception as error:  # noqa: BLE001 - a progress line never fails an image
@@ -231,29 +244,29 @@ class PlateSummaries:
         if any(image.state not in {"done", "failed"} for image in jobs):
             store.finish_job(job.id, "done")  # an image was retried: its end queues this job again
             return
-        images = self.flow.plate_images(jobs)
-        previous = store.previous_inspection(inspection)
-        comparison = compare(labels_of(self.flow.plate_images(store.inspection_jobs(previous.id))),
-                             labels_of(images)) if previous else None
-        categories = self.flow.services.prompt_set.categories
-        skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
-        summary = summary_message(inspection.plate_name, images, categories, comparison, skipped)
+        images, comparison, summary = self.compose(inspection, jobs)
         reply_ts = poster.reply(job, summary)
         store.update_job(job.id, "replied", reply_ts=reply_ts)  # a summary queued again updates this one
-        if not inspection.uploaded:
+        superseded = store.stale_plate_files(inspection.id)  # wells were retried: new map and CSV
+        if not inspection.uploaded or superseded is not None:
             try:
                 self._upload_files(job, inspection, plate_view(inspection.plate_name, _when(inspection.message_ts),
-                                                               images, categories, comparison), images)
+                                   images, self.flow.services.prompt_set.categories, comparison), images)
             except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not
                 log.error("plate inspection %s: Slack refused the map and CSV: %s", inspection.id, error)
                 poster.update(job.channel, reply_ts, with_upload_refused(summary, str(error.response.get("error"))))
-        self._share_hits(inspection, images)
-        failed = sum(1 for image in images if image.call is None)
+                superseded = None  # the old ones stay: they are all there is
+        self._share_hits(store.inspection(inspection.id) or inspection, images)  # with the map's id as it is now
+        for file_id in superseded or []:  # once the hits channel's message shows the new map
+            poster.delete_file(file_id)
+        classified, unreadable, not_classified = image_outcomes(images)
         if inspection.progress_ts:
-            poster.update(job.channel, inspection.progress_ts,
-                          Message(progress_text(inspection.plate_name, len(images), len(images), failed) + " · done"))
+            poster.update(job.channel, inspection.progress_ts, Message(progress_text(
+                inspection.plate_name, classified, len(images), unreadable, not_classified) + " · done"))
         for name in self._reactions(images):
             poster.react(job.channel, job.message_ts, name, add=True)
+        if job.payload.get("again") and not store.upload_has_failures(job.channel, job.message_ts):
+            poster.react(job.channel, job.message_ts, FAILED_REACTION, add=False)  # its retried wells are answered
         store.update_inspection(inspection.id, finished_at=time.time())
         store.finish_job(job.id, "done")
         self.flow.stop_working(job)
@@ -261,15 +274,32 @@ class PlateSummaries:
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot post the plate's summary: {reason}")
 
+    def compose(self, inspection: Inspection,
+                jobs: Sequence[Job]) -> tuple[list[PlateImage], Comparison | None, Message]:
+        """The inspection's images, what changed since the plate's last inspection, and the summary as it
+        reads now: Retry failed wells for wells whose model call failed, links to hits answered before."""
+        store = self.flow.store
+        images = self.flow.plate_images(jobs)
+        previous = store.previous_inspection(inspection)
+        before = self.flow.plate_images(store.inspection_jobs(previous.id)) if previous else None
+        comparison = compare(labels_of(before), labels_of(images), not_classified_positions(before)) \
+            if before is not None else None
+        skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
+        earlier = {path: self.flow.reply_link(reply) for path, reply in self.flow.earlier_replies(inspection).items()}
+        summary = summary_message(inspection.plate_name, images, self.flow.services.prompt_set.categories, comparison,
+                                  skipped, retry=WellsRetry(inspection.id, store.retry_rounds(inspection.id)),
+                                  earlier_replies=earlier)
+        return images, comparison, summary
+
     def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage]) -> None:
-        """The plate map (PNG) and every call (CSV) in the thread, once; the map's id is kept for the hits
-        channel."""
+        """The plate map (PNG) and every call (CSV) in the thread; their ids are kept (the map's for the hits
+        channel; both to delete them when a retry brings newer ones)."""
         stem, name = _file_stem(inspection.plate_name), inspection.plate_name
-        map_file_id, _ = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
+        map_file_id, csv_file_id = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
             {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
         ])
-        self.flow.store.update_inspection(inspection.id, map_file_id=map_file_id)
+        self.flow.store.save_plate_files(inspection.id, map_file_id, csv_file_id)
 
     def _share_hits(self, inspection: Inspection, images: Sequence[PlateImage]) -> None:
         """A plate with crystal hits goes to HITS_CHANNEL as one message, a job of its own (so it is posted
@@ -285,7 +315,7 @@ class PlateSummaries:
 
     def _reactions(self, images: Sequence[PlateImage]) -> list[str]:
         """:gem: for any crystal hit, else the reaction of the most frequent category; :warning: as well
-        when an image could not be read."""
+        when an image could not be read or classified."""
         prompt_set = self.flow.services.prompt_set
         counts = Counter(image.call.label for image in images if image.call)
         names = [prompt_set.category(HIT if HIT in counts else counts.most_common(1)[0][0]).reaction] if counts else []

@@ -160,6 +160,15 @@ class SlackPoster:
             channel=channel, thread_ts=thread_ts, file_uploads=files, initial_comment=comment))
         return [file["id"] for file in response.get("files", [])]
 
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file the bot shared (scope files:write), e.g. a plate map a newer one replaced; one already
+        gone is not an error. Tidying only: a failure is logged, never fails the work."""
+        try:
+            self._slack(lambda: self.client.files_delete(file=file_id))
+        except (SlackApiError, RetryLater) as error:
+            if not (isinstance(error, SlackApiError) and error.response.get("error") == "file_not_found"):
+                log.warning("could not delete file %s: %s", file_id, error)
+
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         """Open a modal for the person who clicked (Slack takes it within 3 s of the click). Not
         repeated after a dropped connection: that could open it twice."""

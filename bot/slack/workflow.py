@@ -46,6 +46,7 @@ WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
 HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
 IMAGE_KINDS = ("image", "plate_image")  # jobs that make a call, with buttons under it
+UPLOAD_OPTIONS = ("batch",)  # what an upload's message asked for, kept beside its files' records
 
 
 class BudgetSpent(Exception):
@@ -119,16 +120,26 @@ class Workflow:
         return permalink(self.team_url, inspection.channel, inspection.progress_ts or inspection.message_ts,
                          inspection.thread_ts)
 
+    def earlier_replies(self, inspection: Inspection) -> dict[str, Job]:
+        """The inspection's hits answered in an earlier inspection of the plate (not posted again): an
+        image's path -> the image job whose reply they link to."""
+        paths = {job.id: job.payload["path"] for job in self.store.inspection_jobs(inspection.id)}
+        return {paths[later]: earlier for later, earlier in self.store.earlier_replies(inspection.id).items()}
+
+    def reply_link(self, image_job: Job) -> str:
+        """A link to an image job's reply in its thread."""
+        return permalink(self.team_url, image_job.channel, image_job.reply_ts or "", image_job.thread_ts)
+
     def plate_hits_post(self, inspection: Inspection) -> Message:
         """A plate's hits as the hits channel shows them, with the team's latest verdicts."""
         jobs = self.store.inspection_jobs(inspection.id)
         replies = {job.payload["path"]: job for job in jobs if job.reply_ts}  # the hits, each with its buttons
+        replies.update(self.earlier_replies(inspection))  # or the buttons of the reply posted before
         shared = SharedPlate(
             plate=inspection.plate_name, user_id=inspection.user_id, channel=inspection.channel,
             thread_link=self.plate_link(inspection), map_file_id=inspection.map_file_id,
             images=self.plate_images(jobs),
-            reply_links={path: permalink(self.team_url, job.channel, job.reply_ts or "", job.thread_ts)
-                         for path, job in replies.items()},
+            reply_links={path: self.reply_link(job) for path, job in replies.items()},
             verdicts={path: feedback for path, job in replies.items()
                       if (feedback := self.store.latest_feedback(job.id))},
             job_ids={path: job.id for path, job in replies.items()})
@@ -214,7 +225,8 @@ class ImageJobs:
         file = self.flow.files.complete({"id": job.file_id, **job.payload})
         if is_zip(file):  # the upload event did not say yet what the file was
             store.enqueue("plate", job.channel, job.message_ts, job.thread_ts, f"{job.file_id}:zip",
-                          file.get("name") or job.file_name, job.user_id, file)
+                          file.get("name") or job.file_name, job.user_id,
+                          {**file, **{key: job.payload[key] for key in UPLOAD_OPTIONS if key in job.payload}})
             self.flow.wake()
             store.finish_job(job.id, None)
             return None
@@ -372,8 +384,8 @@ class Clicks:
             if hit and hit.reply_ts:
                 self.flow.poster.update(hit.payload["hits_channel"], hit.reply_ts, self.flow.hit_post(target, call))
             inspection = store.inspection(target.inspection_id) if target.inspection_id else None
-            if inspection:
-                self.flow.refresh_plate_hits(inspection)
+            for shown in ([inspection, *store.inspections_reusing(target)] if inspection else []):
+                self.flow.refresh_plate_hits(shown)
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:

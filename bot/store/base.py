@@ -14,6 +14,8 @@ from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, TeamExample, Usage
+from bot.store.plate_batches import PlateBatchQueries
+from bot.store.plate_retry import PlateRetryQueries
 from bot.store.schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class Tx(Protocol):
         """Execute a statement; the number of rows it changed."""
 
 
-class Store(ABC):
+class Store(PlateRetryQueries, PlateBatchQueries, ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""
@@ -170,15 +172,17 @@ class Store(ABC):
                           event_id, time.time()) == 1
 
     def enqueue(self, kind: str, channel: str, message_ts: str, thread_ts: str, key: str, name: str, user_id: str,
-                payload: Mapping[str, Any], inspection_id: int | None = None) -> int | None:
-        """A new job, or None if this message already has one under `key` (a file id, "question", ...)."""
+                payload: Mapping[str, Any], inspection_id: int | None = None, run_after: float = 0.0) -> int | None:
+        """A new job (due at `run_after`, default at once), or None if this message already has one under
+        `key` (a file id, "question", ...)."""
         now = time.time()
         with self._transaction() as db:
             rows = db.rows(
                 "INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state, payload,"
-                " inspection_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?, 'received', ?, ?, ?, ?)"
+                " inspection_id, run_after, created_at, updated_at) VALUES (?,?,?,?,?,?,?, 'received', ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING RETURNING id",
-                kind, channel, message_ts, thread_ts, key, name, user_id, json.dumps(payload), inspection_id, now, now,
+                kind, channel, message_ts, thread_ts, key, name, user_id, json.dumps(payload), inspection_id, run_after,
+                now, now,
             )
         return rows[0]["id"] if rows else None
 
@@ -365,12 +369,15 @@ class Store(ABC):
                           inspection_id)
         return [_job_from_row(row) for row in rows]
 
-    def inspection_progress(self, inspection_id: int) -> tuple[int, int]:
-        """(images ended, images failed) of the inspection so far."""
-        (row,) = self._rows(
-            "SELECT COUNT(*) AS ended, COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed"
-            " FROM jobs WHERE inspection_id = ? AND kind = 'plate_image' AND state IN ('done', 'failed')", inspection_id)
-        return row["ended"], row["failed"]
+    def inspection_outcomes(self, inspection_id: int) -> tuple[int, int, int]:
+        """(classified, could not be read, not classified) of the inspection's images ended so far: a failed
+        image whose payload names an error could not be read, any other failed one lacks its model call."""
+        (row,) = self._rows("SELECT COUNT(*) AS n FROM jobs WHERE inspection_id = ? AND kind = 'plate_image'"
+                            " AND state = 'done'", inspection_id)
+        failed = self._rows("SELECT payload FROM jobs WHERE inspection_id = ? AND kind = 'plate_image'"
+                            " AND state = 'failed'", inspection_id)
+        unreadable = sum(1 for failure in failed if "error" in json.loads(failure["payload"]))
+        return row["n"], unreadable, len(failed) - unreadable
 
     def previous_inspection(self, inspection: Inspection) -> Inspection | None:
         """The channel's last finished inspection of the same plate before this one."""

@@ -64,7 +64,13 @@ call and are used in order by the next /v1/responses calls, batch lines do not u
     fake.max_in_flight                              # most /v1/responses calls served at once
 
 Batches finish on the first GET /v1/batches/{id} while `fake.batches_complete` is True (default);
-the output file holds one line per input line, answered like /v1/responses.
+the output file holds one line per input line, answered like /v1/responses. As the real Batch API does,
+a request that fails inside a batch is a line of the error file (`response.status_code` and the error
+body), and an expired batch answers only part of its lines:
+
+    fake.fail_in_batches(jpeg_bytes, 500)   # a batch line whose query image is these bytes fails (500)
+    fake.batch_expire_after = 2             # batches end "expired" with only their first 2 lines answered;
+                                            # the others are `batch_expired` lines of the error file
 """
 from __future__ import annotations
 
@@ -412,6 +418,7 @@ class FakeOpenAI:
         self.cache_min_tokens = 0
         self.delay = 0.0  # seconds every /v1/responses call waits before answering
         self.batches_complete = True
+        self.batch_expire_after: int | None = None  # a number: batches expire, answering that many lines
         self.max_in_flight = 0
         self.responses_api = True
         self.schema_support = True
@@ -424,6 +431,7 @@ class FakeOpenAI:
         self._in_flight = 0
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
+        self._batch_failures: dict[str, int] = {}  # sha256 of a query image -> the status its batch line gets
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -555,6 +563,11 @@ class FakeOpenAI:
         """Answer the next `times` /v1/responses calls with `status` and an OpenAI-style error body."""
         with self._lock:
             self._switches.extend(_Failure(status, retry_after) for _ in range(times))
+
+    def fail_in_batches(self, jpeg_bytes: bytes, status: int = 500) -> None:
+        """A batch line whose query image is exactly these bytes fails with `status` (in the error file)."""
+        with self._lock:
+            self._batch_failures[hashlib.sha256(jpeg_bytes).hexdigest()] = status
 
     def malformed_next(self, kind: str, times: int = 1) -> None:
         """Answer the next `times` calls with a broken answer: "not_json", "bad_label" or "missing_field"."""
@@ -882,17 +895,24 @@ class FakeOpenAI:
     def _complete_batch(self, batch: dict[str, Any]) -> None:
         outputs, errors = [], []
         usage_total = {"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
-        for line in self.file_bytes(batch["input_file_id"]).splitlines():
-            if not line.strip():
+        lines = [json.loads(line) for line in self.file_bytes(batch["input_file_id"]).splitlines() if line.strip()]
+        expire_after = self.batch_expire_after
+        for number, line in enumerate(lines):
+            if expire_after is not None and number >= expire_after:
+                errors.append({"id": _new_id("batch_req_"), "custom_id": line.get("custom_id"), "response": None,
+                               "error": {"code": "batch_expired", "message": "This request could not be executed "
+                                         "before the completion window expired."}})
                 continue
-            entry, usage = self._batch_line(json.loads(line), batch["endpoint"])
+            entry, usage = self._batch_line(line, batch["endpoint"])
             (outputs if usage is not None else errors).append(entry)
             if usage is not None:
                 usage_total["input_tokens"] += usage["input_tokens"]
                 usage_total["cached_tokens"] += usage["input_tokens_details"]["cached_tokens"]
                 usage_total["output_tokens"] += usage["output_tokens"]
         now = int(time.time())
-        batch.update(status="completed", finalizing_at=now, completed_at=now,
+        ended = {"status": "expired", "expired_at": now} if expire_after is not None else \
+            {"status": "completed", "completed_at": now}
+        batch.update(**ended, finalizing_at=now,
                      request_counts={"total": len(outputs) + len(errors), "completed": len(outputs),
                                      "failed": len(errors)},
                      usage={"input_tokens": usage_total["input_tokens"],
@@ -914,6 +934,12 @@ class FakeOpenAI:
                 or not isinstance(body, dict) or not body.get("model"):
             message = f"The line must POST a body with a model to {endpoint}; only {', '.join(responders)} are faked."
             entry["response"] = {"status_code": 400, "request_id": _new_id(""), "body": error_body(400, message)}
+            return entry, None
+        with self._lock:
+            failure = self._batch_failures.get(query_image_sha256(responses_body(body) if endpoint != "/v1/responses"
+                                                                  else body) or "")
+        if failure is not None:
+            entry["response"] = {"status_code": failure, "request_id": _new_id(""), "body": error_body(failure)}
             return entry, None
         response = responders[endpoint](body)
         entry["response"] = {"status_code": 200, "request_id": _new_id(""), "body": response}

@@ -55,6 +55,9 @@ files shared are in ``fake.uploads`` with their bytes.
 bytes POSTed to the returned URL, ``files.completeUploadExternal`` sharing the file
 in ``channel_id``); ``file_content`` gives an uploaded file's bytes back, and
 ``conversations.open`` gives a person's DM channel (``D`` + the user id).
+``files.delete`` deletes a file the bot uploaded (a file someone else shared: ``cant_delete_file``);
+``deleted_files`` lists them. As Slack does, a message (posted or updated) or a view whose image block
+names a ``slack_file`` that is not there (never shared, or deleted) is refused with ``invalid_blocks``.
 ``views.open`` opens a modal as Slack checks it (a trigger_id from a click or command, used once
 within 3 s; title length, block count, image blocks); ``opened_views`` lists them, and
 ``view_submission_payload`` fills one in for ``push_interactive``.
@@ -214,6 +217,7 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], set[str]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
+        self._deleted: list[str] = []  # files the bot deleted (files.delete), in order
         self._home_views: dict[str, dict[str, Any]] = {}
         self._views: list[dict[str, Any]] = []  # modals opened with views.open, oldest first
         self._triggers: dict[str, float] = {}  # trigger_id -> when it was handed out
@@ -250,6 +254,7 @@ class FakeSlack:
             "conversations.list": self._conversations_list,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            "files.delete": self._files_delete,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
         }
@@ -396,6 +401,12 @@ class FakeSlack:
         """Files shared through files.completeUploadExternal, in order."""
         with self._lock:
             return [upload for upload in self._uploads.values() if upload.channel]
+
+    @property
+    def deleted_files(self) -> list[str]:
+        """Ids of the files deleted with files.delete, in order."""
+        with self._lock:
+            return list(self._deleted)
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """Stored messages of a channel (bot posts and add_message), in ts order."""
@@ -967,6 +978,7 @@ class FakeSlack:
             if params.get(key):
                 message[key] = params[key]
         with self._lock:
+            self._check_image_blocks(params.get("blocks") or [])
             self._store_message(channel, message)
         return {"channel": channel, "ts": message["ts"], "message": dict(message)}
 
@@ -979,6 +991,7 @@ class FakeSlack:
                 raise SlackError("message_not_found")
             if message.get("user") != self.bot_user_id:
                 raise SlackError("cant_update_message")
+            self._check_image_blocks(params.get("blocks") or [])
             for key in ("text", "blocks", "attachments"):
                 if key in params:
                     message[key] = params[key]
@@ -1092,6 +1105,17 @@ class FakeSlack:
                 self._store_message(str(channel), message)
         return {"files": shared}
 
+    def _files_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """files.delete with a bot token: the bot's own uploads; someone else's file is not its to delete."""
+        file_id = _require(params, "file", "file_not_found")
+        with self._lock:
+            if file_id in self._files:
+                raise SlackError("cant_delete_file")
+            if self._uploads.pop(file_id, None) is None:
+                raise SlackError("file_not_found")
+            self._deleted.append(file_id)
+        return {}
+
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         """A user's Home tab, as Slack checks it: a home view of at most 100 blocks whose image blocks
         name a file by URL or by the id of a file shared where the user can see it (a file uploaded
@@ -1137,7 +1161,7 @@ class FakeSlack:
     def _check_image_blocks(self, blocks: list[dict[str, Any]]) -> None:
         """Image blocks must have alt text and name a URL or a file shared in a channel.  Lock held."""
         shared = {u.file_id for u in self._uploads.values() if u.channel} | set(self._files)
-        for block in blocks:
+        for block in blocks if isinstance(blocks, list) else []:
             if block.get("type") == "image" and not (block.get("alt_text") and (
                     block.get("image_url") or (block.get("slack_file") or {}).get("id") in shared)):
                 raise SlackError("invalid_blocks")

@@ -1,5 +1,5 @@
-"""Button and menu clicks: confirm a call, correct it to another category, retry a failed job, use a
-reviewed call as an example, remove an example. Each is acknowledged at once, whatever its value; what
+"""Button and menu clicks: confirm a call, correct it to another category, retry a failed job, retry a
+plate's failed wells, use a reviewed call as an example, remove an example. Each is acknowledged at once, whatever its value; what
 it names is checked before anything is done."""
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.plates.retry import RETRY_WELLS_ACTION
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, FEEDBACK_MENU_ACTION, RETRY_ACTION
 from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
+from bot.slack.plate_retry import accept_wells_retry
 from bot.teaching import EXAMPLE_REMOVE_ACTION
 
 
@@ -29,6 +31,11 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
     def on_retry(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
         intake.accept_retry(body, str(action.get("value", "")))
+
+    @app.action(RETRY_WELLS_ACTION)  # a plate summary's Retry failed wells
+    def on_retry_wells(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        ack()
+        accept_wells_retry(intake, body, str(action.get("value", "")))
 
     @app.action(EXAMPLE_ACTION)
     def on_use_as_example(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
