@@ -64,8 +64,7 @@ def teach(bot: RunningBot, members: dict[str, bytes], label_of: dict[str, str]) 
 
 
 def progress_posts(bot: RunningBot, thread_ts: str) -> list[ApiCall]:
-    return [c for c in bot.thread_posts(thread_ts) if c.params["text"].startswith("Plate ")
-            and " classified" in c.params["text"]]
+    return [c for c in bot.thread_posts(thread_ts) if re.match(r"Plate .+: \d+ of \d+ classified", c.params["text"])]
 
 
 def final_progress(bot: RunningBot, progress: ApiCall) -> str:

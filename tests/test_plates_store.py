@@ -2,6 +2,8 @@
 inspection's last job ends, the throttled progress, the previous inspection of a plate."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.store import open_store
@@ -114,3 +116,34 @@ def test_plate_hits_of_finds_the_one_job_that_shared_an_inspection(store):
     assert store.enqueue("plate_hits", "C1", job.message_ts, job.thread_ts, f"plate_hits:{inspection.id}", "plate42",
                          "U1", {}, inspection.id) is None  # shared once
     assert store.inspection_jobs(inspection.id) == []  # not one of the plate's images
+
+
+def test_a_held_image_is_not_claimed_until_released_and_a_poll_uses_up_no_attempt(store):
+    job = plate_job(store)
+    inspection = store.start_inspection(job, "plate42", "plate42.zip", 1, {})
+    held = store.enqueue("plate_image", "C1", "1.1", "1.1", "plate:1:A1.jpg", "A1", "U1", {"path": "A1.jpg"},
+                         inspection.id, run_after=time.time() + 3600)
+    poller = store.enqueue("plate_batch", "C1", "1.1", "1.1", "plate_batch:1", "plate batch", "U1", {}, inspection.id)
+    assert kinds(store.claim("A", 60, 10)) == ["plate", "plate_batch"]
+    store.poll_later(poller, 0)
+    store.poll_later(poller, 0)
+    (again,) = [j for j in store.claim("B", 60, 10) if j.id == poller]
+    assert again.attempts == 1  # polls are no failed attempts
+    store.release_jobs([held])
+    assert [j.id for j in store.claim("C", 60, 10)] == [held]
+    store.save_plate_batch(inspection.id, "batch_1", "gpt-4.1", "fp", {str(held): "sha"})
+    store.collected_plate_batch("batch_1")
+    (batch,) = store.plate_batches(inspection.id)
+    assert (batch.batch_id, batch.model, batch.fingerprint, batch.entries, batch.collected) == (
+        "batch_1", "gpt-4.1", "fp", {str(held): "sha"}, True)
+
+
+def test_the_map_and_csv_ids_are_kept_and_marked_out_of_date_by_a_retry(store):
+    inspection = store.start_inspection(plate_job(store), "plate42", "plate42.zip", 1, {})
+    assert store.stale_plate_files(inspection.id) is None
+    store.save_plate_files(inspection.id, "F0MAP", "F0CSV")
+    assert store.inspection(inspection.id).map_file_id == "F0MAP" and store.stale_plate_files(inspection.id) is None
+    store.mark_plate_files_stale(inspection.id)
+    assert store.stale_plate_files(inspection.id) == ["F0MAP", "F0CSV"]
+    store.save_plate_files(inspection.id, "F1MAP", "F1CSV")
+    assert store.stale_plate_files(inspection.id) is None and store.inspection(inspection.id).map_file_id == "F1MAP"
