@@ -11,6 +11,11 @@ plate_summary: queued when the inspection's last job ends -> the comparison with
                outcome reaction.
 plate_hits:    the plate's one message in HITS_CHANNEL (once): its hits by well, each linked to its
                reply, and the plate map; a verdict on a well's reply updates it (workflow.Clicks).
+
+A plate for the Batch API holds its plate_image jobs until its batch has answered (bot/slack/plate_batch.py);
+Retry failed wells queues the wells whose model call failed again (bot/slack/plate_retry.py): the summary
+then runs again and replaces the map and the CSV. A hit already answered for the same drop in an earlier
+inspection of the plate is not posted again: the summary and the hits channel link to that reply.
 """
 from __future__ import annotations
 

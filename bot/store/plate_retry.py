@@ -1,6 +1,7 @@
 """The store's queries for plates tried again (bot/slack/plate_retry.py): the retry rounds of an inspection,
-its map and CSV in the thread, how its images ended, and hits answered in an earlier inspection of the
-plate. A mixin of `Store` (it uses `_rows`, `_transaction`, `job` and `inspection`); SQL for both databases.
+its summary job, its map and CSV in the thread, whether an upload still has failures, and hits answered
+in an earlier inspection of the plate. A mixin of `Store` (it uses `_rows`, `_transaction`, `job` and
+`inspection`); SQL for both databases.
 """
 from __future__ import annotations
 
