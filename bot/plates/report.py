@@ -134,8 +134,8 @@ def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequen
     parts = [_counts_text(plate, images, categories)]
     if comparison is not None:
         parts.append(_changes_text(comparison, one_drop))
-    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}), _not_classified_text(not_classified, one_drop, retry),
-              _unreadable_text(images), _without_well_text(images)]
+    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}),
+              _not_classified_text(not_classified, one_drop, retry), _unreadable_text(images), _without_well_text(images)]
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
                       for part in parts if part for chunk in _chunks(part)]
     if skipped:
@@ -185,9 +185,9 @@ def _changes_text(comparison: Comparison, one_drop: bool) -> str:
     if comparison.other_changes:
         lines.append(f"*Other changes ({len(comparison.other_changes)}):* " + _listed(
             [f"{_where(c.position, one_drop)} {c.before} → {c.after}" for c in comparison.other_changes]))
-    if comparison.hits_not_classified_before:
-        lines.append(f"*Crystals where the last inspection has no call ({len(comparison.hits_not_classified_before)}):* "
-                     + _listed([f"*{_where(c.position, one_drop)}*" for c in comparison.hits_not_classified_before]))
+    if unknown := comparison.hits_not_classified_before:
+        lines.append(f"*Crystals where the last inspection has no call ({len(unknown)}):* "
+                     + _listed([f"*{_where(c.position, one_drop)}*" for c in unknown]))
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Button and menu clicks: confirm a call, correct it to another category, retry a failed job, retry a
-plate's failed wells, use a reviewed call as an example, remove an example. Each is acknowledged at once, whatever its value; what
-it names is checked before anything is done."""
+plate's failed wells, use a reviewed call as an example, remove an example. Each is acknowledged at once,
+whatever its value; what it names is checked before anything is done."""
 from __future__ import annotations
 
 from typing import Any
