@@ -80,6 +80,7 @@ class Settings:
     example_editors: frozenset[str]
     plate_batch: bool
     plate_batch_poll_seconds: float
+    membership_cache_seconds: float
 
 
 def _whole_number(value: str) -> int:
@@ -158,7 +159,7 @@ def _id_list(value: str) -> frozenset[str]:
 
 
 def _user_ids(value: str) -> frozenset[str]:
-    """`U0123ABCD, W0456EFGH` -> Slack user ids (empty: everyone); a name instead of an id is refused,
+    """`U0123ABCD, W0456EFGH` -> Slack user ids (empty: no list); a name instead of an id is refused,
     since it would quietly match nobody."""
     ids = _id_list(value)
     wrong = sorted(part for part in ids if not USER_ID.fullmatch(part))
@@ -245,7 +246,11 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
     "MAX_EXAMPLES_PER_CATEGORY": ("3", _whole_number,
                                   "the team's examples (Use as example) used per category, newest first (0: none)"),
-    "EXAMPLE_EDITORS": ("", _user_ids, "user ids who may add and remove examples, comma-separated (empty: everyone)"),
+    "EXAMPLE_EDITORS": ("", _user_ids, "user ids who may add and remove examples, comma-separated (empty: every "
+                        "member who is not a guest; guests never)"),
+    "MEMBERSHIP_CACHE_SECONDS": ("120", _positive_float,
+                                 "seconds the bot trusts what Slack said about who is in which channel and who is "
+                                 "a guest, between the events that keep it true"),
     "PLATE_BATCH": ("false", _boolean, "send every plate through OpenAI's Batch API (half price, results within "
                                        "24 h); without it, the word `batch` in an upload's message does it for one"),
     "PLATE_BATCH_POLL_SECONDS": ("60", _positive_float, "how often a plate's batch is asked whether it is done"),

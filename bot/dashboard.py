@@ -45,6 +45,7 @@ class Dashboard:
     plates: Sequence[RecentPlate]
     agreement: Agreement
     spend: MonthSpend
+    notes: Sequence[str] = ()  # what the person is not shown (bot/visibility.py), under the counts
 
 
 def monday(moment: float) -> date:
@@ -111,6 +112,8 @@ def home_view(board: Dashboard, categories: Sequence[Category], chart_file_id: s
     """The Home tab: recent calls, counts, the chart, plates, the team's agreement and the spend."""
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Find the Crystals"}},
                       _section(_counts_text(board, categories))]
+    if board.notes:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note} for note in board.notes]})
     if chart_file_id:
         blocks.append({"type": "image", "slack_file": {"id": chart_file_id},
                        "alt_text": "Bar chart of the bot's calls per category in each of the last weeks",

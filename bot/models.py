@@ -148,3 +148,14 @@ class MonthSpend:
     total_usd: float
     by_channel: dict[str, float]
     budget_usd: float | None  # MONTHLY_BUDGET_USD, None when there is none
+    others_usd: float = 0.0  # spent in channels the person looking is not in (their names left out)
+
+
+@dataclass(frozen=True)
+class HitSharing:
+    """Whether a private channel's crystal hits go to the hits channel, and who said so when."""
+
+    channel: str
+    shared: bool
+    user_id: str
+    changed_at: float

@@ -210,7 +210,10 @@ def help_message(command: str) -> Message:
         f"• `{command} export [from YYYY-MM-DD] [to YYYY-MM-DD]`: this channel's calls as a CSV, in a direct "
         "message.\n"
         "• Under a call the team confirmed or corrected, *Use as example* teaches me with that image; "
-        f"`{command} examples` lists my examples and removes one."
+        f"`{command} examples` lists my examples and removes one.\n"
+        f"• `{command} share-hits [on|off]`: whether this private channel's crystal hits are posted in the hits "
+        "channel too (a member of the channel decides).\n"
+        "I show a channel's calls only to its members."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
@@ -312,7 +315,8 @@ def spend_text(spend: MonthSpend, channel: str = "") -> str:
         share = f" ({spend.total_usd / spend.budget_usd:.0%})" if spend.budget_usd else ""
         text += f"; the monthly budget is ${spend.budget_usd:.2f}{share}"
     ranked = sorted(spend.by_channel.items(), key=lambda item: -item[1])[:SPEND_CHANNELS]
-    return text + "." + "".join(f"\n• <#{name}>: ${cost:.2f}" for name, cost in ranked)
+    others = f"\n• channels you are not in: ${spend.others_usd:.2f}" if spend.others_usd else ""
+    return text + "." + "".join(f"\n• <#{name}>: ${cost:.2f}" for name, cost in ranked) + others
 
 
 def budget_spent_reason(budget_usd: float) -> str:

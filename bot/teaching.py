@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from bot.models import Call, Feedback, Image, Job, TeamExample
 from bot.prompt import Category, Example, find_category
 from bot.render import SECTION_LIMIT, Blocks, Message, clip, code, escape, one_line, shows_in_slack
+from bot.visibility import Viewer
 
 EXAMPLE_REMOVE_ACTION = "example_remove"
 EXAMPLE_FORM = "example_form"  # the modal's callback_id
@@ -23,6 +24,7 @@ EXPLANATION_BLOCK = "explanation"
 EXPLANATION_INPUT = "text"
 MAX_EXPLANATION_CHARS = 300
 LISTED_EXAMPLES = 40  # team examples listed by `/crystals examples` (a message holds 50 blocks)
+OTHER_CHANNEL = "from a channel you are not in"
 
 
 def choose_examples(examples: Sequence[TeamExample], labels: Sequence[str], per_category: int) -> list[TeamExample]:
@@ -34,20 +36,39 @@ def choose_examples(examples: Sequence[TeamExample], labels: Sequence[str], per_
 
 
 def team_prompt_examples(chosen: Sequence[TeamExample], images: dict[int, Image]) -> tuple[Example, ...]:
-    """The chosen examples as few-shot examples (an example whose image is missing is left out)."""
-    return tuple(Example(images[e.id], e.label, e.explanation) for e in chosen if e.id in images)
+    """The chosen examples as few-shot examples (an example whose image is missing is left out), each
+    explanation quoted: it is a person's words about the image, not instructions."""
+    return tuple(Example(images[e.id], e.label, quoted_explanation(e.explanation)) for e in chosen if e.id in images)
 
 
-def may_edit_examples(user_id: str, editors: frozenset[str]) -> bool:
-    """EXAMPLE_EDITORS empty: everyone who can click in the channel; else only those listed."""
-    return not editors or user_id in editors
+def quoted_explanation(text: str) -> str:
+    """A team example's explanation as the model reads it: one line of at most MAX_EXPLANATION_CHARS, in
+    JSON string quotes (quotes and line breaks inside escaped, so it cannot end the quote and pose as
+    instructions), said to be a lab member's words."""
+    return f"{json.dumps(clip(one_line(text), MAX_EXPLANATION_CHARS), ensure_ascii=False)} (a lab member's words, quoted)"
 
 
-def editors_only(editors: frozenset[str]) -> str:
-    """Why someone outside EXAMPLE_EDITORS cannot add or remove an example, and whom to ask."""
-    names = ", ".join(f"<@{user}>" for user in sorted(editors))
-    return (f"Only {names} can add or remove the examples I learn from (EXAMPLE_EDITORS). "
-            "Ask one of them, or an admin to add you.")
+def may_edit_examples(user_id: str, editors: frozenset[str], guest: bool | None) -> bool:
+    """Never a guest (nor someone Slack could not say is not one); with EXAMPLE_EDITORS empty, every
+    other member of the workspace; else only those listed."""
+    return guest is False and (not editors or user_id in editors)
+
+
+def who_may_edit(editors: frozenset[str]) -> str:
+    if not editors:
+        return "Every member of the workspace who is not a guest can"
+    return f"Only {', '.join(f'<@{user}>' for user in sorted(editors))} can"
+
+
+def editing_refused(editors: frozenset[str], guest: bool | None) -> str:
+    """Why someone cannot add or remove an example, and who can."""
+    if guest is None:
+        return ("I could not check with Slack who you are just now, so I cannot change my examples for you. "
+                "Try again in a minute.")
+    who = who_may_edit(editors)
+    if guest:
+        return f"Guests cannot change the examples I learn from. {who} add or remove them."
+    return f"{who} add or remove the examples I learn from (EXAMPLE_EDITORS). Ask one of them, or an admin to add you."
 
 
 def explanation_draft(call: Call, feedback: Feedback) -> str:
@@ -114,9 +135,10 @@ def example_added(user_id: str, label: str, explanation: str, categories: Sequen
 
 
 def examples_message(built_in: Sequence[Example], team: Sequence[TeamExample], used: set[int], per_category: int,
-                     categories: Sequence[Category], notice: str = "") -> Message:
+                     categories: Sequence[Category], viewer: Viewer, notice: str = "") -> Message:
     """`/crystals examples`: the examples from `examples/`, then the team's, each with who added it, when,
-    whether the prompt uses it, and a Remove button."""
+    whether the prompt uses it, and a Remove button. Of an example from a channel the viewer is not in,
+    only its label shows."""
     emoji = {c.name: c.emoji for c in categories}
     files = "\n".join(f"• {emoji.get(e.label, '')} *{e.label}* · {code(e.image.name)}: {escape(e.explanation)}"
                       for e in built_in)
@@ -129,7 +151,8 @@ def examples_message(built_in: Sequence[Example], team: Sequence[TeamExample], u
     if not team:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        "None yet. Under a call the team confirmed or corrected, click *Use as example*."}]})
-    blocks += [_team_example_block(example, emoji, example.id in used) for example in team[:LISTED_EXAMPLES]]
+    blocks += [_team_example_block(example, emoji, example.id in used, viewer.sees(example.channel))
+               for example in team[:LISTED_EXAMPLES]]
     if len(team) > LISTED_EXAMPLES:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        f"… and {len(team) - LISTED_EXAMPLES} older ones, not listed."}]})
@@ -137,12 +160,13 @@ def examples_message(built_in: Sequence[Example], team: Sequence[TeamExample], u
     return Message(f"{notice}\n{text}" if notice else text, blocks)
 
 
-def _team_example_block(example: TeamExample, emoji: dict[str, str], used: bool) -> dict[str, Any]:
+def _team_example_block(example: TeamExample, emoji: dict[str, str], used: bool, shown: bool) -> dict[str, Any]:
     when = datetime.fromtimestamp(example.added_at, timezone.utc).strftime("%Y-%m-%d")
     name = escape(example.file_name).replace("|", "/")
     state = "" if used else f" · _not in use: newer {example.label} examples are_"
     text = (f"{emoji.get(example.label, '')} *{example.label}* · <{example.link}|{name}> · "
-            f"<@{example.added_by}>, {when}{state}\n“{escape(example.explanation)}”")
+            f"<@{example.added_by}>, {when}{state}\n“{escape(example.explanation)}”") if shown else \
+        f"{emoji.get(example.label, '')} *{example.label}* · {OTHER_CHANNEL}{state}"
     return {"type": "section", "block_id": f"example-{example.id}",
             "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)},
             "accessory": {"type": "button", "action_id": EXAMPLE_REMOVE_ACTION, "value": str(example.id),
@@ -153,6 +177,8 @@ def _team_example_block(example: TeamExample, emoji: dict[str, str], used: bool)
                                       "deny": {"type": "plain_text", "text": "Keep"}}}}
 
 
-def example_removed(example: TeamExample) -> str:
+def example_removed(example: TeamExample, shown: bool) -> str:
+    if not shown:
+        return f":wastebasket: Removed a *{example.label}* example {OTHER_CHANNEL}."
     return (f":wastebasket: Removed the *{example.label}* example {code(example.file_name)} "
             f"(added by <@{example.added_by}>).")

@@ -63,18 +63,18 @@ class RunningBot:
         return self.services.normalise(data, name)
 
     def upload(self, *files: tuple[str, bytes] | dict[str, Any], text: str = "", event_id: str | None = None,
-               **file_options: Any) -> dict[str, Any]:
+               channel: str = CHANNEL, user: str = "U1", **file_options: Any) -> dict[str, Any]:
         """Post a message with files in the channel and deliver its event; returns the event.
 
         A file is (name, bytes), hosted with file_options, or a file object from slack.add_file.
         """
-        hosted = [f if isinstance(f, dict) else self.slack.add_file(*f, **file_options) for f in files]
-        event = self.slack.add_message(CHANNEL, text, files=hosted)
+        hosted = [f if isinstance(f, dict) else self.slack.add_file(*f, user=user, **file_options) for f in files]
+        event = self.slack.add_message(channel, text, files=hosted, user=user)
         self.slack.push_event(event, event_id=event_id)
         return event
 
-    def say(self, text: str, *, thread_ts: str | None = None, user: str = "U1") -> dict[str, Any]:
-        event = self.slack.add_message(CHANNEL, text, thread_ts=thread_ts, user=user)
+    def say(self, text: str, *, thread_ts: str | None = None, user: str = "U1", channel: str = CHANNEL) -> dict[str, Any]:
+        event = self.slack.add_message(channel, text, thread_ts=thread_ts, user=user)
         self.slack.push_event(event)
         return event
 
@@ -88,7 +88,7 @@ class RunningBot:
     def wait_until_done(self, event: dict[str, Any], timeout: float = 15.0) -> set[str]:
         """The message's reactions once the working :eyes: has gone."""
         def done() -> set[str] | None:
-            reactions = self.slack.reactions(CHANNEL, event["ts"])
+            reactions = self.slack.reactions(event["channel"], event["ts"])
             return reactions if reactions and "eyes" not in reactions else None
 
         return self.slack.wait_for(done, timeout, what="the outcome reaction")

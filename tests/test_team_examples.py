@@ -107,7 +107,9 @@ def test_use_as_example_teaches_every_following_prompt_and_removing_it_restores_
     (shown,) = [n for n, item in enumerate(items) if item.get("image_url", "").endswith(
         base64.b64encode(example_jpeg).decode())]
     assert items[shown - 1]["text"] == "**Example 5:**"
-    assert items[shown + 1]["text"] == f"Label: crystals\nExplanation: {EXPLANATION}"
+    # the explanation comes after the instructions, as the example's quoted explanation
+    assert items[shown + 1]["text"] == f"Label: crystals\nExplanation: \"{EXPLANATION}\" (a lab member's words, quoted)"
+    assert items[0]["text"].startswith(bot.services.prompt_set.instructions) and EXPLANATION not in items[0]["text"]
     assert items[:-5] == content_items(before)[:-2]  # the files' examples stay first, unchanged
     assert len(set(fingerprints(bot))) == 2
     again = classify_next(bot, ("216.jpeg", image_bytes("precipitate", 216)))

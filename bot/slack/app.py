@@ -14,13 +14,17 @@ from bot.config import Settings
 from bot.queue import JobQueue, QueueSettings, RetryPolicy
 from bot.services import Services
 from bot.slack import listeners
+from bot.slack.deletions import Deletions, deletion_handlers
 from bot.slack.examples import TeamExamples, example_handlers
 from bot.slack.files import SlackFiles
 from bot.slack.intake import Intake
 from bot.slack.plate_batch import batch_handlers
 from bot.slack.plate_retry import retry_handlers
+from bot.slack.membership import Membership
 from bot.slack.plates import plate_handlers
 from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
+from bot.slack.privacy import Privacy, quiet_where_needed
+from bot.slack.sharing import HitsSharing
 from bot.slack.team import team_handlers
 from bot.slack.workflow import Workflow
 
@@ -82,7 +86,10 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
                          identity["user_id"], ChannelPacer())
     files = SlackFiles.from_settings(client, settings)
     hits_channel = channel_id(client, settings.hits_channel)
-    workflow = Workflow(services, poster, files, team_url=identity.get("url", ""), hits_channel=hits_channel)
+    membership = Membership(web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False,
+                                       rate_limit_retries=0), settings.membership_cache_seconds)
+    privacy = Privacy(services.store, membership, hits_channel)
+    workflow = Workflow(services, poster, files, privacy, team_url=identity.get("url", ""), hits_channel=hits_channel)
 
     def upkeep() -> None:
         now = time.time()
@@ -91,12 +98,13 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
         if events or images:
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
 
-    handlers = {**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
-                **example_handlers(workflow), **retry_handlers(workflow), **batch_handlers(workflow)}
+    handlers = quiet_where_needed({**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
+                                   **example_handlers(workflow), **retry_handlers(workflow),
+                                   **batch_handlers(workflow), **deletion_handlers(workflow)}, privacy)
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
-    listeners.register(app, intake, TeamExamples(workflow))
+    listeners.register(app, intake, TeamExamples(workflow), Deletions(workflow), HitsSharing(privacy))
 
     @app.error
     def log_listener_error(error: Exception) -> None:

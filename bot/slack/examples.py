@@ -17,13 +17,14 @@ from bot.models import Call, Image, Job
 from bot.queue import Handler, RetryLater
 from bot.render import Message, parse_id, permalink
 from bot.slack.workflow import IMAGE_KINDS, Workflow
-from bot.teaching import (EXPLANATION_BLOCK, EXPLANATION_INPUT, checked_explanation, choose_examples, editors_only,
-                          example_added, example_form, example_removed, examples_message, may_edit_examples,
-                          read_form)
+from bot.teaching import (EXPLANATION_BLOCK, EXPLANATION_INPUT, checked_explanation, choose_examples,
+                          editing_refused, example_added, example_form, example_removed, examples_message,
+                          may_edit_examples, read_form)
 
 log = logging.getLogger(__name__)
 
 GONE = "This call is no longer there, so it cannot become an example."
+MEMBERS_ONLY = "Only members of the channel this call is from can make it an example."
 
 
 @dataclass
@@ -34,11 +35,11 @@ class TeamExamples:
     def editors(self) -> frozenset[str]:
         return self.flow.services.settings.example_editors
 
-    def may_edit(self, user_id: str) -> bool:
-        return may_edit_examples(user_id, self.editors)
-
-    def refusal(self) -> str:
-        return editors_only(self.editors)
+    def refusal_for(self, user_id: str) -> str | None:
+        """Why this person may not add or remove examples (a guest, not in EXAMPLE_EDITORS, or Slack could
+        not say who they are); None if they may."""
+        guest = self.flow.privacy.membership.is_guest(user_id)
+        return None if may_edit_examples(user_id, self.editors, guest) else editing_refused(self.editors, guest)
 
     def open_form(self, body: dict[str, Any], value: str) -> str | None:
         """Use as example: the form opened for the person who clicked, or what to tell them instead."""
@@ -51,9 +52,7 @@ class TeamExamples:
                 or channel not in self.flow.shown_in(target):
             log.warning("ignored a Use as example click with value %.40r in channel %s", value, channel)
             return None
-        if not self.may_edit(user):
-            return self.refusal()
-        problem = self._unusable(call)
+        problem = self.refusal_for(user) or self._unusable(call)
         if problem:
             return problem
         try:
@@ -71,13 +70,17 @@ class TeamExamples:
         explanation, problem = checked_explanation(typed.get("value"))
         if problem:
             return problem
-        if not self.may_edit(user):
-            return self.refusal()
+        refusal = self.refusal_for(user)
+        if refusal:
+            return refusal
         form = read_form(view.get("private_metadata", ""), self.flow.services.prompt_set.labels)
         target, call = self.flow.classified(form[0]) if form else (None, None)
         if not form or not target or not call:
             log.warning("example form with metadata %.80r names no call", view.get("private_metadata"))
             return GONE
+        if not any(self.flow.privacy.may_see(user, channel) for channel in self.flow.shown_in(target)):
+            log.warning("%s submitted an example form for job %s without being in its channel", user, target.id)
+            return MEMBERS_ONLY
         image = self.flow.store.image_of_call(call.id) if call.id else None
         problem = self._unusable(call, image)
         if problem or image is None:
@@ -109,22 +112,25 @@ class TeamExamples:
                                    {"label": label, "explanation": explanation}) is not None:
             self.flow.wake()
 
-    def overview(self, notice: str = "") -> Message:
-        """`/crystals examples`: the examples from examples/ and the team's, which are used, Remove buttons."""
+    def overview(self, user_id: str, notice: str = "") -> Message:
+        """`/crystals examples` for one person: the examples from examples/ and the team's (of those from
+        channels they are not in, only the label), which are used, Remove buttons."""
         services = self.flow.services
         labels, per_category = services.prompt_set.labels, services.classifier.team_examples
         team = self.flow.store.team_examples()
         used = {example.id for example in choose_examples(team, labels, per_category)}
+        viewer = self.flow.privacy.viewer(user_id, {example.channel for example in team})
         return examples_message(services.prompt_set.examples, team, used, per_category,
-                                services.prompt_set.categories, notice)
+                                services.prompt_set.categories, viewer, notice)
 
     def remove(self, user_id: str, value: str) -> Message:
         """A Remove click (by an editor): the example no longer used; the list as it is now."""
         example_id = parse_id(value)
         removed = self.flow.store.remove_example(example_id, user_id) if example_id is not None else None
-        if removed:
-            log.info("%s removed example %s (%s)", user_id, removed.id, removed.label)
-        return self.overview(example_removed(removed) if removed else "That example was removed already.")
+        if not removed:
+            return self.overview(user_id, "That example was removed already.")
+        log.info("%s removed example %s (%s)", user_id, removed.id, removed.label)
+        return self.overview(user_id, example_removed(removed, self.flow.privacy.may_see(user_id, removed.channel)))
 
 
 @dataclass

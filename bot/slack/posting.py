@@ -50,10 +50,12 @@ def channel_id(client: WebClient, setting: str) -> str:
     return ""
 
 
-def web_client(token: str, base_url: str, *, idempotent: bool = True) -> WebClient:
-    """A Web API client that waits out 429s. Only an `idempotent` client also repeats requests after a
-    dropped connection or a 5xx: posting a message must not be repeated blindly."""
-    handlers = [RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)]
+def web_client(token: str, base_url: str, *, idempotent: bool = True,
+               rate_limit_retries: int = RATE_LIMIT_RETRIES) -> WebClient:
+    """A Web API client that waits out 429s (up to `rate_limit_retries` times). Only an `idempotent`
+    client also repeats requests after a dropped connection or a 5xx: posting a message must not be
+    repeated blindly."""
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)]
     if idempotent:
         handlers += [ConnectionErrorRetryHandler(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=2)]
     return WebClient(token=token, base_url=base_url, retry_handlers=handlers)
@@ -149,6 +151,14 @@ class SlackPoster:
     def update(self, channel: str, ts: str, message: Message) -> None:
         self.pacer.wait(channel)
         self._slack(lambda: self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks))
+
+    def delete(self, channel: str, ts: str) -> None:
+        """Delete one of the bot's messages; one already gone is not an error."""
+        try:
+            self._slack(lambda: self.client.chat_delete(channel=channel, ts=ts))
+        except SlackApiError as error:
+            if error.response.get("error") != "message_not_found":
+                raise
 
     def upload(self, channel: str, files: list[dict[str, Any]], *, thread_ts: str | None = None,
                comment: str | None = None) -> list[str]:

@@ -86,13 +86,15 @@ class HomeTabs:
         store, categories = self.flow.store, self.flow.services.prompt_set.categories
         labels = [category.name for category in categories]
         now = time.time()
-        labelled = store.labelled_calls_since(min(chart_since(now), now - 30 * DAY))
+        seen = self.flow.privacy.seen_by(job.user_id)  # only what comes from the person's channels
+        labelled = seen.labelled_calls_since(min(chart_since(now), now - 30 * DAY))
         weekly = weekly_counts(labelled, labels, now)
         board = Dashboard(
-            recent=[self.flow.recent_call(j) for j in store.recent_jobs(None, HOME_RECENT)],
+            recent=[self.flow.recent_call(j) for j in seen.recent_jobs(HOME_RECENT)],
             last_7_days=counts_since(labelled, now - 7 * DAY), last_30_days=counts_since(labelled, now - 30 * DAY),
-            plates=[self.flow.recent_plate(i) for i in store.recent_inspections(None, HOME_RECENT)],
-            agreement=agreement(store.reviewed_calls(), labels), spend=self.flow.month_spend())
+            plates=[self.flow.recent_plate(i) for i in seen.recent_inspections(HOME_RECENT)],
+            agreement=agreement(seen.reviewed_calls(), labels), spend=seen.spend(self.flow.month_spend()),
+            notes=seen.notes(now - 30 * DAY, "in the last 30 days"))
         chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
         try:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))

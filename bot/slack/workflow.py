@@ -38,6 +38,7 @@ from bot.services import Services
 from bot.store import Store
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
 from bot.slack.posting import SlackPoster
+from bot.slack.privacy import Privacy
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Workflow:
     services: Services
     poster: SlackPoster
     files: SlackFiles
+    privacy: Privacy  # who sees what; which jobs end quietly (bot/slack/privacy.py)
     wake: Callable[[], None] = lambda: None  # tells the queue new jobs are waiting (set once the queue exists)
     team_url: str = ""
     hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
@@ -131,8 +133,9 @@ class Workflow:
         return permalink(self.team_url, image_job.channel, image_job.reply_ts or "", image_job.thread_ts)
 
     def plate_hits_post(self, inspection: Inspection) -> Message:
-        """A plate's hits as the hits channel shows them, with the team's latest verdicts."""
-        jobs = self.store.inspection_jobs(inspection.id)
+        """A plate's hits as the hits channel shows them, with the team's latest verdicts (wells whose upload
+        was deleted left out)."""
+        jobs = self.store.without_deleted(self.store.inspection_jobs(inspection.id))
         replies = {job.payload["path"]: job for job in jobs if job.reply_ts}  # the hits, each with its buttons
         replies.update(self.earlier_replies(inspection))  # or the buttons of the reply posted before
         shared = SharedPlate(

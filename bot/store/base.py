@@ -16,6 +16,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, TeamExample, Usage
 from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
+from bot.store.privacy import PrivacyQueries
 from bot.store.schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Tx(Protocol):
         """Execute a statement; the number of rows it changed."""
 
 
-class Store(PlateRetryQueries, PlateBatchQueries, ABC):
+class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""

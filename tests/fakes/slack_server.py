@@ -61,6 +61,38 @@ names a ``slack_file`` that is not there (never shared, or deleted) is refused w
 ``views.open`` opens a modal as Slack checks it (a trigger_id from a click or command, used once
 within 3 s; title length, block count, image blocks); ``opened_views`` lists them, and
 ``view_submission_payload`` fills one in for ``push_interactive``.
+
+Channels, people and deletion, as Slack answers a bot token (scopes channels:read, groups:read,
+users:read, files:read, chat:write):
+
+- ``add_channel(name, id, private=..., members=[...])`` registers a channel; ``add_user(id, guest=...)``
+  a person. A channel nobody gave members to is like #general: U1 to U9, the bot, and everyone else the
+  fake has heard of (users added, or seen in messages, payloads and events) are in it. A private channel is private
+  whatever the first letter of its id (ids of private channels may start with C or G).
+- ``conversations.members``: the channel's user ids, paged by ``limit`` (default 100) and ``cursor``
+  (``response_metadata.next_cursor``, "" on the last page); ``channel_not_found`` for a private channel
+  the bot is not in.  ``conversations.info``: ``{"channel": {"id", "name", "is_channel", "is_group",
+  "is_private", "is_im", "is_archived", "is_member"}}`` (a ``D`` id is an IM).  ``users.info``:
+  ``{"user": {"id", "name", "is_bot", "deleted", "is_restricted", "is_ultra_restricted"}}`` (a
+  multi-channel guest is restricted, a single-channel guest ultra-restricted; someone never added is an
+  ordinary member).  ``users.conversations`` (``user``, ``types``, ``exclude_archived``, paged): the
+  person's public channels, and their private channels only where the bot is a member too.
+- ``chat.delete`` deletes one of the bot's own messages (``cant_delete_message`` for others',
+  ``message_not_found`` for one already gone).  ``files.info`` lists where a file is shared:
+  ``channels`` (public), ``groups`` (private), ``ims``, and ``shares``.
+- Events, in the shapes the Events API sends (each method changes the fake's state and returns the
+  event for ``push_event``):
+  ``join``: ``{"type": "member_joined_channel", "user", "channel", "channel_type": "C"|"G", "team",
+  "event_ts"}`` (``inviter`` when invited); ``leave``: ``member_left_channel`` with the same fields
+  but ``inviter``; ``remove_bot``: ``{"type": "channel_left"|"group_left", "channel", "actor_id",
+  "event_ts"}`` (the bot gets no member_left_channel for itself: it is no longer in the channel);
+  ``archive``: ``{"type": "channel_archive"|"group_archive", "channel", "user", "event_ts"}``;
+  ``delete_channel``: ``{"type": "channel_deleted"|"group_deleted", "channel", "event_ts"}``;
+  ``file_deleted_event``: ``{"type": "file_deleted", "file_id", "event_ts"}`` (the file object is not
+  sent, only its id); ``unshare_file``: ``{"type": "file_unshared", "file_id", "user_id", "file":
+  {"id"}, "channel_id", "event_ts"}``; ``delete_message``: ``{"type": "message", "subtype":
+  "message_deleted", "hidden": true, "channel", "ts", "deleted_ts", "event_ts", "channel_type",
+  "previous_message": {the message as it was}}``.
 """
 
 from __future__ import annotations
@@ -222,6 +254,10 @@ class FakeSlack:
         self._views: list[dict[str, Any]] = []  # modals opened with views.open, oldest first
         self._triggers: dict[str, float] = {}  # trigger_id -> when it was handed out
         self._channels: list[dict[str, Any]] = []  # what conversations.list knows (add_channel)
+        self._members: dict[str, set[str]] = {}  # channel -> its members, for channels given some
+        self._users: dict[str, dict[str, Any]] = {}  # user id -> users.info's user object (add_user)
+        self._heard_of: set[str] = {f"U{n}" for n in range(1, 10)}  # the members of a channel nobody set members of
+        self._file_shares: dict[str, set[str]] = {}  # file id -> channels it is shared in
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
         self._post_buckets: dict[str, tuple[float, float]] = {}
@@ -257,6 +293,11 @@ class FakeSlack:
             "files.delete": self._files_delete,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
+            "conversations.members": self._conversations_members,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+            "users.conversations": self._users_conversations,
+            "chat.delete": self._chat_delete,
         }
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -530,17 +571,122 @@ class FakeSlack:
             return _pending_scan_file(info)
         return dict(info)
 
-    def add_channel(self, name: str, channel_id: str, *, private: bool = False, archived: bool = False) -> None:
-        """A channel conversations.list lists (other methods take any channel id)."""
+    def add_channel(self, name: str, channel_id: str, *, private: bool = False, archived: bool = False,
+                    members: list[str] | None = None) -> None:
+        """A channel conversations.list lists (other methods take any channel id); with `members` (the bot
+        among them if it is in), only they are in it."""
         with self._lock:
             self._channels.append({"id": channel_id, "name": name, "is_channel": not private, "is_group": private,
-                                   "is_private": private, "is_archived": archived, "is_member": True})
+                                   "is_private": private, "is_archived": archived,
+                                   "is_member": members is None or self.bot_user_id in members})
+            if members is not None:
+                self._members[channel_id] = set(members)
+                self._heard_of.update(members)
+
+    def add_user(self, user_id: str, *, guest: bool = False, single_channel: bool = False) -> None:
+        """A person users.info describes: a guest (multi-channel: restricted; single-channel: ultra)."""
+        with self._lock:
+            self._heard_of.add(user_id)
+            self._users[user_id] = {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "deleted": False,
+                                    "is_bot": False, "is_admin": False, "is_restricted": guest,
+                                    "is_ultra_restricted": guest and single_channel}
+
+    def members_of(self, channel: str) -> set[str]:
+        """Who is in a channel (lock not held)."""
+        with self._lock:
+            return self._members_of(channel)
+
+    def _members_of(self, channel: str) -> set[str]:
+        """Lock held."""
+        return set(self._members[channel]) if channel in self._members else self._heard_of | {self.bot_user_id}
+
+    def _channel_info(self, channel: str) -> dict[str, Any]:
+        """A conversation object; a channel never registered is a public one.  Lock held."""
+        known = next((dict(c) for c in self._channels if c["id"] == channel), None)
+        if channel.startswith("D"):
+            return {"id": channel, "is_im": True, "is_private": True, "is_channel": False, "is_group": False,
+                    "user": channel[1:], "is_archived": False, "is_member": True}
+        info = known or {"id": channel, "name": channel.lower(), "is_channel": True, "is_group": False,
+                         "is_private": False, "is_archived": False}
+        return {**info, "is_im": False, "is_member": self.bot_user_id in self._members_of(channel)}
+
+    def join(self, user: str, channel: str, *, inviter: str | None = None) -> dict[str, Any]:
+        """`user` joins (or is invited to) a channel: member_joined_channel."""
+        with self._lock:
+            self._members[channel] = self._members_of(channel) | {user}
+            self._heard_of.add(user)
+            event = self._member_event("member_joined_channel", user, channel)
+        return {**event, "inviter": inviter} if inviter else event
+
+    def leave(self, user: str, channel: str) -> dict[str, Any]:
+        """`user` leaves (or is removed from) a channel: member_left_channel."""
+        with self._lock:
+            self._members[channel] = self._members_of(channel) - {user}
+            return self._member_event("member_left_channel", user, channel)
+
+    def _member_event(self, kind: str, user: str, channel: str) -> dict[str, Any]:
+        """Lock held."""
+        private = self._channel_info(channel)["is_private"]
+        return {"type": kind, "user": user, "channel": channel, "channel_type": "G" if private else "C",
+                "team": self.team_id, "event_ts": f"{time.time():.6f}"}
+
+    def _lifecycle_event(self, channel: str, public_kind: str, private_kind: str, **fields: Any) -> dict[str, Any]:
+        """Lock held."""
+        kind = private_kind if self._channel_info(channel)["is_private"] else public_kind
+        return {"type": kind, "channel": channel, **fields, "event_ts": f"{time.time():.6f}"}
+
+    def remove_bot(self, channel: str, *, by: str = "U1") -> dict[str, Any]:
+        """Someone removes the bot from a channel: channel_left, or group_left for a private one."""
+        with self._lock:
+            self._members[channel] = self._members_of(channel) - {self.bot_user_id}
+            return self._lifecycle_event(channel, "channel_left", "group_left", actor_id=by)
+
+    def archive(self, channel: str, *, by: str = "U1") -> dict[str, Any]:
+        """channel_archive, or group_archive for a private channel."""
+        with self._lock:
+            for known in self._channels:
+                if known["id"] == channel:
+                    known["is_archived"] = True
+            return self._lifecycle_event(channel, "channel_archive", "group_archive", user=by)
+
+    def delete_channel(self, channel: str) -> dict[str, Any]:
+        """channel_deleted, or group_deleted for a private channel."""
+        with self._lock:
+            event = self._lifecycle_event(channel, "channel_deleted", "group_deleted")
+            self._channels = [known for known in self._channels if known["id"] != channel]
+            self._members[channel] = set()
+        return event
+
+    def file_deleted_event(self, file_id: str) -> dict[str, Any]:
+        """Someone deletes a file: it is gone (files.info: file_not_found) and file_deleted is sent."""
+        self.delete_file(file_id)
+        return {"type": "file_deleted", "file_id": file_id, "event_ts": f"{time.time():.6f}"}
+
+    def unshare_file(self, file_id: str, channel: str, *, by: str = "U1") -> dict[str, Any]:
+        """A file is taken out of one channel: file_unshared (files.info lists where it still is)."""
+        with self._lock:
+            self._file_shares.get(file_id, set()).discard(channel)
+        return {"type": "file_unshared", "file_id": file_id, "user_id": by, "file": {"id": file_id},
+                "channel_id": channel, "event_ts": f"{time.time():.6f}"}
+
+    def delete_message(self, channel: str, ts: str) -> dict[str, Any]:
+        """Someone deletes a message: it is gone from the channel and message_deleted is sent."""
+        with self._lock:
+            previous = self._find_message(channel, ts)
+            if previous is None:
+                raise KeyError(f"no message {ts} in {channel}")
+            self._messages[channel].remove(previous)
+            private = self._channel_info(channel)["is_private"]
+        return {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel,
+                "ts": self._next_ts(), "deleted_ts": ts, "event_ts": f"{time.time():.6f}",
+                "channel_type": "group" if private else "channel", "previous_message": previous}
 
     def delete_file(self, file_id: str) -> None:
         """A file someone deleted: Slack no longer shows it (an image block naming it is invalid)."""
         with self._lock:
             self._uploads.pop(file_id, None)
             self._files.pop(file_id, None)
+            self._file_shares.pop(file_id, None)
 
     def file_content(self, file_id: str) -> bytes:
         """The bytes of a file: one uploaded by the bot, or one added by a test."""
@@ -578,8 +724,12 @@ class FakeSlack:
             message["thread_ts"] = thread_ts
         with self._lock:
             self._store_message(channel, message)
+            self._heard_of.add(user)
+            for file in files or []:
+                self._file_shares.setdefault(file["id"], set()).add(channel)
+            private = self._channel_info(channel)["is_private"]
         event = dict(message)
-        event.update(channel=channel, event_ts=message["ts"], channel_type="channel")
+        event.update(channel=channel, event_ts=message["ts"], channel_type="group" if private else "channel")
         return event
 
     # ------------------------------------------------------------------
@@ -595,6 +745,9 @@ class FakeSlack:
         return self._connection_count
 
     def push_event(self, event: dict[str, Any], *, event_id: str | None = None, retry_attempt: int = 0) -> str:
+        if isinstance(event.get("user"), str):
+            with self._lock:
+                self._heard_of.add(event["user"])
         payload = {
             "token": "verification-token",
             "team_id": self.team_id,
@@ -676,6 +829,7 @@ class FakeSlack:
         selected_option_value: str | None = None,
     ) -> dict[str, Any]:
         """A ``block_actions`` interactive payload for a click on an element of ``message``."""
+        self._hear_of(user)
         element, block_id = _find_element(message.get("blocks") or [], action_id)
         action: dict[str, Any] = {
             "action_id": action_id,
@@ -721,6 +875,7 @@ class FakeSlack:
         self, text: str, *, channel: str, user: str = "U1", command: str = "/crystals"
     ) -> dict[str, Any]:
         """A slash command payload (the form fields Slack sends, as a dict of strings)."""
+        self._hear_of(user)
         return {
             "token": "verification-token",
             "team_id": self.team_id,
@@ -737,6 +892,10 @@ class FakeSlack:
             "trigger_id": self._trigger_id(),
         }
 
+    def _hear_of(self, user: str) -> None:
+        with self._lock:
+            self._heard_of.add(user)
+
     def _response_url(self) -> str:
         return f"{self.base_url}/response-url/{self.team_id}/{uuid.uuid4().hex}"
 
@@ -750,6 +909,7 @@ class FakeSlack:
                                 user: str = "U1") -> dict[str, Any]:
         """A ``view_submission`` payload for a modal opened with views.open (``opened_views``), its
         plain-text inputs filled in: ``values`` is block_id -> action_id -> the text typed."""
+        self._hear_of(user)
         state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()}
                  for block, inputs in values.items()}
         return {
@@ -1075,7 +1235,66 @@ class FakeSlack:
             stored = self._files.get(file_id)
         if stored is None:
             raise SlackError("file_not_found")
-        return {"file": dict(stored.info), "comments": [], "response_metadata": {"next_cursor": ""}}
+        with self._lock:
+            where = {"channels": [], "groups": [], "ims": []}
+            for channel in sorted(self._file_shares.get(file_id, set())):
+                info = self._channel_info(channel)
+                where["ims" if info["is_im"] else "groups" if info["is_private"] else "channels"].append(channel)
+        shares = {"public": {c: [] for c in where["channels"]}, "private": {c: [] for c in where["groups"] + where["ims"]}}
+        return {"file": {**stored.info, **where, "shares": {k: v for k, v in shares.items() if v}}, "comments": [],
+                "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        with self._lock:
+            members = self._members_of(channel)
+            if self._channel_info(channel)["is_private"] and self.bot_user_id not in members:
+                raise SlackError("channel_not_found")
+        return _page(sorted(members), params, default_limit=100, key="members")
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        with self._lock:
+            info = self._channel_info(channel)
+        if info["is_private"] and not info["is_member"]:
+            raise SlackError("channel_not_found")
+        return {"channel": info}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = _require(params, "user", "user_not_found")
+        with self._lock:
+            known = self._users.get(user)
+        return {"user": dict(known) if known else {"id": user, "team_id": self.team_id, "name": user.lower(),
+                                                   "deleted": False, "is_bot": False, "is_admin": False,
+                                                   "is_restricted": False, "is_ultra_restricted": False}}
+
+    def _users_conversations(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The person's channels of the asked ``types``; private ones only where the bot is in too."""
+        user = str(params.get("user") or self.bot_user_id)
+        types = set(str(params.get("types") or "public_channel").split(","))
+        excluded = params.get("exclude_archived") in (True, "true", "1", 1)
+        with self._lock:
+            ids = {c["id"] for c in self._channels} | set(self._members) | set(self._messages)
+            channels = []
+            for channel in sorted(i for i in ids if not i.startswith("D")):
+                info, members = self._channel_info(channel), self._members_of(channel)
+                kind = "private_channel" if info["is_private"] else "public_channel"
+                if (kind in types and user in members and not (excluded and info["is_archived"])
+                        and (kind == "public_channel" or self.bot_user_id in members)):
+                    channels.append({k: v for k, v in info.items() if k != "is_member"})
+        return _page(channels, params, default_limit=100, key="channels")
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "ts", "message_not_found")
+        with self._lock:
+            message = self._find_message(channel, ts)
+            if message is None:
+                raise SlackError("message_not_found")
+            if message.get("user") != self.bot_user_id:
+                raise SlackError("cant_delete_message")
+            self._messages[channel].remove(message)
+        return {"channel": channel, "ts": ts}
 
     def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = _require(params, "filename", "invalid_arguments")
@@ -1249,13 +1468,12 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     return params
 
 
-def _page(items: list[dict[str, Any]], params: dict[str, Any], *, default_limit: int,
-          key: str = "messages") -> dict[str, Any]:
+def _page(items: list[Any], params: dict[str, Any], *, default_limit: int, key: str = "messages") -> dict[str, Any]:
     """One page of ``items`` by ``limit`` and ``cursor``; message metadata only with ``include_all_metadata``."""
     limit = int(params.get("limit") or default_limit)
     offset = int(params.get("cursor") or 0)
     if params.get("include_all_metadata") not in (True, "true", "1", 1):
-        items = [{k: v for k, v in m.items() if k != "metadata"} for m in items]
+        items = [{k: v for k, v in m.items() if k != "metadata"} if isinstance(m, dict) else m for m in items]
     has_more = offset + limit < len(items)
     return {
         key: items[offset : offset + limit],

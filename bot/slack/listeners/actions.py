@@ -47,8 +47,9 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
     @app.action(EXAMPLE_REMOVE_ACTION)
     def on_remove_example(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
         ack()
-        if not examples.may_edit(body["user"]["id"]):
-            respond(text=examples.refusal(), response_type="ephemeral", replace_original=False)
+        refusal = examples.refusal_for(body["user"]["id"])
+        if refusal:
+            respond(text=refusal, response_type="ephemeral", replace_original=False)
             return
         listing = examples.remove(body["user"]["id"], str(action.get("value", "")))
         respond(text=listing.text, blocks=listing.blocks, response_type="ephemeral", replace_original=True)

@@ -1,6 +1,7 @@
-"""`/crystals help | recent | stats | export | examples`, answered only to the person who asked (stats
-include this month's model spend; an export arrives as a CSV in a direct message; examples lists the
-few-shot examples with Remove buttons)."""
+"""`/crystals help | recent | stats | export | examples | share-hits`, answered only to the person who
+asked (stats include this month's model spend; an export arrives as a CSV in a direct message; examples
+lists the few-shot examples with Remove buttons; share-hits says or changes whether a private channel's
+hits go to the hits channel). A channel's calls are shown only to its members (bot/visibility.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,14 +11,17 @@ from slack_bolt import Ack, App
 from bot.agreement import agreement
 from bot.export import ExportRequestError, parse_period
 from bot.render import Message, RecentCall, RecentPlate, help_message, recent_message, stats_message
+from bot.sharing import VERB as SHARE_HITS
 from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
+from bot.slack.sharing import HitsSharing
+from bot.visibility import NOT_A_MEMBER, scope_spend
 
 COMMAND = "/crystals"
 RECENT_LIMIT = 10
 
 
-def register(app: App, intake: Intake, examples: TeamExamples) -> None:
+def register(app: App, intake: Intake, examples: TeamExamples, sharing: HitsSharing) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
         text = command.get("text", "").strip()
@@ -25,9 +29,11 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
         if verb == ["export"]:
             message = export(intake, command, text)
         elif verb == ["examples"]:
-            message = examples.overview()
+            message = examples.overview(command["user_id"])
+        elif verb == [SHARE_HITS]:
+            message = sharing.command(command, text)
         else:
-            message = answer(intake, text.lower(), command["channel_id"])
+            message = answer(intake, text.lower(), command)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
 
 
@@ -37,14 +43,18 @@ def export(intake: Intake, command: dict[str, Any], text: str) -> Message:
         period = parse_period(text)
     except ExportRequestError as error:
         return Message(str(error))
+    if not intake.workflow.privacy.may_see(command["user_id"], command["channel_id"]):
+        return Message(NOT_A_MEMBER)
     intake.accept_export(command, period)
     return Message(f"I am putting together a CSV of this channel's calls {period.describe()}; "
                    "it will arrive in a direct message from me.")
 
 
-def answer(intake: Intake, verb: str, channel: str) -> Message:
+def answer(intake: Intake, verb: str, command: dict[str, Any]) -> Message:
     categories = intake.services.prompt_set.categories
-    flow = intake.workflow
+    flow, channel, user = intake.workflow, command["channel_id"], command["user_id"]
+    if verb in ("recent", "stats") and not flow.privacy.may_see(user, channel):
+        return Message(NOT_A_MEMBER)
     if verb == "recent":
         calls = [flow.recent_call(job) for job in intake.store.recent_jobs(channel, RECENT_LIMIT)]
         plates = [flow.recent_plate(inspection) for inspection in intake.store.recent_inspections(channel, RECENT_LIMIT)]
@@ -52,7 +62,9 @@ def answer(intake: Intake, verb: str, channel: str) -> Message:
         return recent_message(items, categories)
     if verb == "stats":
         verdicts = agreement(intake.store.reviewed_calls(channel), [c.name for c in categories])
-        return stats_message(intake.store.channel_stats(channel), categories, flow.month_spend(), channel, verdicts)
+        spend = flow.month_spend()
+        spend = scope_spend(spend, flow.privacy.viewer(user, spend.by_channel))
+        return stats_message(intake.store.channel_stats(channel), categories, spend, channel, verdicts)
     return help_message(COMMAND)
 
 

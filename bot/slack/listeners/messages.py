@@ -1,7 +1,9 @@
-"""Message events: image uploads (`file_share`) and questions in threads; the bot joining a channel.
+"""Message events: image uploads (`file_share`), an upload deleted (`message_deleted`) and questions in
+threads.
 
 Uploads come only through `message`/`file_share` (the app does not subscribe to `file_shared`, the
-second event Slack sends for the same upload). Bolt drops the bot's own messages before these run.
+second event Slack sends for the same upload). Bolt drops the bot's own messages before these run, and
+runs only the first listener that matches: the subtypes come before the generic `message` listener.
 Outside ALLOWED_CHANNELS the bot stays silent and calls no model.
 """
 from __future__ import annotations
@@ -10,21 +12,21 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.slack.deletions import Deletions
 from bot.slack.intake import Intake
 
 ANSWERABLE_SUBTYPES = {None, "thread_broadcast"}
 
 
-def register(app: App, intake: Intake) -> None:
+def register(app: App, intake: Intake, deletions: Deletions) -> None:
     @app.event({"type": "message", "subtype": "file_share"})
     def on_upload(event: dict[str, Any], body: dict[str, Any]) -> None:
         if intake.allowed(event["channel"]) and intake.store.first_sighting(body["event_id"]):
             intake.accept_upload(event)
 
-    @app.event("member_joined_channel")
-    def on_join(event: dict[str, Any]) -> None:
-        if event.get("user") == intake.bot_user_id and not intake.allowed(event["channel"]):
-            intake.say_not_allowed_once(event["channel"])
+    @app.event({"type": "message", "subtype": "message_deleted"})
+    def on_deleted(event: dict[str, Any]) -> None:
+        deletions.accept_message_deleted(event)
 
     @app.event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
