@@ -49,7 +49,8 @@ class Membership:
         self._channels: dict[str, Entry[set[str]]] = {}  # person -> their channels
         self._private: dict[str, Entry[bool]] = {}  # channel -> private?
         self._guests: dict[str, Entry[bool]] = {}  # person -> guest?
-        self._changed: dict[str, float] = {}  # channel or person -> when an event last changed its entry
+        self._events = 0  # events seen so far
+        self._changed: dict[str, int] = {}  # channel or person -> the number of the event that last changed it
         self._paused: dict[str, float] = {}  # Web API method -> until when Slack asked to be left alone
         self._lock = threading.Lock()
 
@@ -92,11 +93,11 @@ class Membership:
     def forget_channel(self, channel: str) -> None:
         """The bot left the channel (or it was archived or deleted): nothing known of it is kept."""
         with self._lock:
-            self._changed[channel] = self.clock()
+            self._events += 1
+            self._changed[channel] = self._events
             self._members.pop(channel, None)
             self._private.pop(channel, None)
-            for _, channels in self._channels.values():
-                channels.discard(channel)
+            self._channels.clear()  # each person's list named the channel: asked afresh (this is rare)
 
     def sizes(self) -> Mapping[str, int]:
         """How many entries each table holds (for the benchmark and the log)."""
@@ -118,8 +119,8 @@ class Membership:
 
     def _change(self, user: str, channel: str, apply: Callable[[set[str], str], None]) -> None:
         with self._lock:
-            now = self.clock()
-            self._changed[user] = self._changed[channel] = now
+            self._events += 1
+            self._changed[user] = self._changed[channel] = self._events
             if channel in self._members:
                 apply(self._members[channel][1], user)
             if user in self._channels:
@@ -128,7 +129,7 @@ class Membership:
     def _lookup(self, table: dict[str, Entry[T]], key: str, method: str, ask: Callable[[], T]) -> T | None:
         """A fresh cached answer, else Slack's (kept), else None."""
         with self._lock:
-            started = self.clock()
+            started, events = self.clock(), self._events
             entry = table.get(key)
             if entry and started - entry[0] < self.ttl:
                 return entry[1]
@@ -143,7 +144,7 @@ class Membership:
             log.warning("%s for %s failed: %s; showing less until it answers", method, key, type(error).__name__)
             return None
         with self._lock:
-            if self._changed.get(key, float("-inf")) >= started:
+            if self._changed.get(key, 0) > events:
                 return None  # an event changed it while Slack was answering: neither trusted nor kept
             table[key] = (started, answer)
         return answer

@@ -30,7 +30,8 @@ How a /v1/responses answer is made:
 - With `text.format.type == "json_schema"` the answer fills the schema's properties in order: the
   label property (the first with an `enum`, else one named "label"; local `$ref`s such as
   pydantic's `#/$defs/...` are followed) gets the label (enum[0] if the label is not in the enum),
-  numbers get `fake.confidence`, strings "fake <name> of <label>", integers 0, booleans false.
+  numbers get `fake.confidence`, strings "fake <name> of <label>" (or the image's text given to
+  `label_image`), integers 0, booleans false.
   Otherwise (plain text requests, e.g. follow-up questions) the answer is `fake.follow_up_text`.
 - Log-probabilities come back when the request includes "message.output_text.logprobs" and
   `fake.logprobs_enabled`: 0.0 for every token except the first token of the label value, which
@@ -409,6 +410,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         # answer settings: plain attributes, change them at any time
         self.labels: dict[str, str] = {}  # sha256 hex of the decoded query image -> label
+        self.texts: dict[str, str] = {}  # sha256 hex of the decoded query image -> its string fields' text
         self.default_label = "clear"
         self.model_labels: dict[str, str] = {}  # model -> its default label instead of default_label
         self.confidence = 0.8
@@ -555,9 +557,12 @@ class FakeOpenAI:
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(interval)
 
-    def label_image(self, jpeg_bytes: bytes, label: str) -> None:
-        """Answer `label` for requests whose query image is exactly these bytes."""
+    def label_image(self, jpeg_bytes: bytes, label: str, text: str | None = None) -> None:
+        """Answer `label` for requests whose query image is exactly these bytes; with `text`, every string
+        field of the answer (explanation, observations) is that text."""
         self.labels[hashlib.sha256(jpeg_bytes).hexdigest()] = label
+        if text is not None:
+            self.texts[hashlib.sha256(jpeg_bytes).hexdigest()] = text
 
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """Answer the next `times` /v1/responses calls with `status` and an OpenAI-style error body."""
@@ -748,7 +753,8 @@ class FakeOpenAI:
         result: dict[str, Any] = {}
         for name, spec in properties.items():
             if name != label_key:
-                result[name] = _fill(name, spec, schema, label, self.confidence)
+                value = _fill(name, spec, schema, label, self.confidence)
+                result[name] = self.texts.get(sha or "", value) if isinstance(value, str) else value
             elif malformed != "missing_field":
                 result[name] = label
         text = json.dumps(result, separators=(",", ":"))
