@@ -30,6 +30,7 @@ class Viewer:
     user_id: str
     channels: frozenset[str]
     complete: bool = True  # False: some membership could not be checked, and is left out
+    gone: frozenset[str] = frozenset()  # channels the bot was removed from: shown to nobody, not even counted
 
     def sees(self, channel: str) -> bool:
         return channel in self.channels
@@ -53,13 +54,15 @@ def lookup_channels(channels: Iterable[str], removed: Collection[str]) -> frozen
 
 
 def scope(items: Iterable[T], channel_of: Callable[[T], str], viewer: Viewer) -> Scoped[T]:
-    """Split items into those the viewer sees and a count of the others."""
+    """Split items into those the viewer sees and a count of the others (those of channels the bot was
+    removed from are neither)."""
     shown: list[T] = []
     hidden = 0
     for item in items:
-        if viewer.sees(channel_of(item)):
+        channel = channel_of(item)
+        if viewer.sees(channel):
             shown.append(item)
-        else:
+        elif channel not in viewer.gone:
             hidden += 1
     return Scoped(shown, hidden)
 
@@ -68,7 +71,7 @@ def scope_spend(spend: MonthSpend, viewer: Viewer) -> MonthSpend:
     """The month's spend as a person may see it: per channel only for their channels, the rest as one
     sum without names (the total stays: it is what the budget counts)."""
     seen = {channel: cost for channel, cost in spend.by_channel.items() if viewer.sees(channel)}
-    others = sum(cost for channel, cost in spend.by_channel.items() if not viewer.sees(channel))
+    others = sum(cost for channel, cost in spend.by_channel.items() if not viewer.sees(channel))  # gone ones too
     return replace(spend, by_channel=seen, others_usd=spend.others_usd + others)
 
 

@@ -34,10 +34,10 @@ class Privacy:
     def viewer(self, user_id: str, channels: Collection[str] | None = None) -> Viewer:
         """The person with those of `channels` (default: every channel the bot keeps data of) they may see:
         the ones Slack says they are in, the bot still there."""
-        candidates = lookup_channels(self.store.data_channels() if channels is None else channels,
-                                     self.store.removed_channels())
+        removed = self.store.removed_channels()
+        candidates = lookup_channels(self.store.data_channels() if channels is None else channels, removed)
         seen, complete = self.membership.member_channels(user_id, candidates)
-        return Viewer(user_id, seen, complete)
+        return Viewer(user_id, seen, complete, removed)
 
     def may_see(self, user_id: str, channel: str) -> bool:
         return self.viewer(user_id, [channel]).sees(channel)

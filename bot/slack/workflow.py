@@ -102,10 +102,11 @@ class Workflow:
 
     def shown_in(self, image_job: Job) -> set[str]:
         """The channels where a call's buttons are: its own, and the hits channel it (or its plate) was
-        shared in."""
+        posted in (a share that ended without a post, say of a private channel, does not count)."""
         hit = self.store.hit_of(image_job)
         plate = self.store.plate_hits_of(image_job.inspection_id) if image_job.inspection_id else None
-        return {image_job.channel, *(shared.payload["hits_channel"] for shared in (hit, plate) if shared)}
+        return {image_job.channel,
+                *(shared.payload["hits_channel"] for shared in (hit, plate) if shared and shared.reply_ts)}
 
     def hit_post(self, image_job: Job, call: Call) -> Message:
         link = permalink(self.team_url, image_job.channel, image_job.reply_ts or image_job.message_ts,

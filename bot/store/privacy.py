@@ -129,7 +129,8 @@ class PrivacyQueries:
 
     def jobs_of_file(self, file_id: str) -> list[Job]:
         """Every job an uploaded file made, wherever it was posted: its image job (and that image's hit),
-        or the plate of a zip with all its jobs, or its own image of a plate posted as images by well."""
+        or the plate of a zip with all its jobs, or its own image of a plate posted as images by well (the
+        plate itself stays: its other images are not deleted)."""
         direct = _jobs(self._rows("SELECT * FROM jobs WHERE file_id IN (?, ?, ?) ORDER BY id",
                                   file_id, f"{file_id}:zip", f"hit:{file_id}"))
         found = {job.id: job for job in direct}
@@ -142,7 +143,6 @@ class PrivacyQueries:
             names = {file.get("name") for file in plate.payload.get("files", []) if file.get("id") == file_id}
             if not names or plate.inspection_id is None:
                 continue
-            found[plate.id] = plate
             found.update((job.id, job) for job in _jobs(self._rows(
                 "SELECT * FROM jobs WHERE inspection_id = ? AND kind = 'plate_image'", plate.inspection_id))
                 if job.payload.get("path") in names)
