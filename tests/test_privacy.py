@@ -393,6 +393,11 @@ def test_a_deleted_upload_takes_its_image_its_example_and_its_hit_with_it(walls,
     assert prefix_json(requests[3]) == prefix_json(requests[0]) != prefix_json(requests[2])  # the prompt as before
     stats = command(bot, audit, ALICE, "stats")["text"]
     assert ":gem: crystals: 1" in stats and "1 confirmed" in stats  # the call and its verdict stay
+    updates = len(bot.slack.calls_to("chat.update"))
+    confirm(bot, audit, BOB, event)  # a verdict on the call still shows in its thread, and nowhere else
+    bot.drain()
+    assert {c.params["channel"] for c in bot.slack.calls_to("chat.update")[updates:]} == {PUBLIC}
+    assert all(job.state == "done" for job in store.every_job_of_message(PUBLIC, event["ts"]) if job.kind == "feedback")
 
 
 def test_a_plates_hits_message_loses_a_deleted_well_and_goes_with_a_deleted_zip(walls, audit) -> None:
@@ -450,6 +455,7 @@ def test_a_channel_the_bot_was_removed_from_shows_nowhere_and_its_queued_jobs_en
     posted = len(posts_in(bot, PRIVATE))
 
     deliver(bot, bot.slack.remove_bot(PRIVATE, by=ALICE))
+    bot.openai.reset()  # the model is back
     (job,) = bot.services.store.jobs_of_message(PRIVATE, pending["ts"])
     assert job.state == "failed" and job.error == f"the bot is no longer in channel {PRIVATE}"
     assert len(posts_in(bot, PRIVATE)) == posted  # nothing more posted there
@@ -462,5 +468,7 @@ def test_a_channel_the_bot_was_removed_from_shows_nowhere_and_its_queued_jobs_en
 
     deliver(bot, bot.slack.archive(PUBLIC, by=ALICE))
     assert command(bot, audit, ALICE, "stats", PUBLIC)["text"] == NOT_A_MEMBER
+    upload(bot, PUBLIC, "unarchived.jpeg", image_bytes("clear", 220), "clear", "clear")  # it is in use again
+    assert command(bot, audit, ALICE, "stats", PUBLIC)["text"].startswith("*2 images classified in this channel*")
     deliver(bot, bot.slack.join(BOT, PRIVATE, inviter=ALICE))  # invited back
     assert MARKER in command(bot, audit, ALICE, "recent", PRIVATE)["text"]

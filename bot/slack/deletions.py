@@ -89,6 +89,7 @@ class Deletions:
         changed = 0
         for hit in (job for job in jobs if job.kind == "hit" and job.reply_ts):
             poster.delete(hit.payload["hits_channel"], hit.reply_ts or "")
+            store.forget_reply(hit.id)
             changed += 1
         for inspection_id in {job.inspection_id for job in jobs if job.kind == "plate_image" and job.inspection_id}:
             shared, inspection = store.plate_hits_of(inspection_id), store.inspection(inspection_id)
@@ -98,6 +99,7 @@ class Deletions:
                 poster.update(shared.payload["hits_channel"], shared.reply_ts, self.flow.plate_hits_post(inspection))
             else:
                 poster.delete(shared.payload["hits_channel"], shared.reply_ts)
+                store.forget_reply(shared.id)
             changed += 1
         return changed
 

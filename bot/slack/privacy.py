@@ -59,6 +59,11 @@ class Privacy:
             log.info("the bot is in channel %s again", channel)
         self.membership.forget_channel(channel)  # its members are asked afresh
 
+    def heard_from(self, channel: str) -> None:
+        """An upload came from the channel, so the bot is in it (say, a channel unarchived)."""
+        if self.store.channel_removed(channel):
+            self.bot_back(channel)
+
     # --- jobs that end quietly -------------------------------------------------------------------------
 
     def why_quiet(self, job: Job) -> str | None:

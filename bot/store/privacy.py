@@ -166,6 +166,11 @@ class PrivacyQueries:
             db.run(f"UPDATE examples SET jpeg = ? WHERE job_id IN {_in(ids)}", b"", *ids)
         return Forgotten(marked, images, examples)
 
+    def forget_reply(self, job_id: int) -> None:
+        """The job's message was deleted: nothing refers to it any more (no update, no clicks from it)."""
+        with self._transaction() as db:
+            db.run("UPDATE jobs SET reply_ts = NULL WHERE id = ?", job_id)
+
     def deleted_jobs(self, job_ids: Collection[int]) -> frozenset[int]:
         """Those of these jobs whose upload was deleted."""
         if not job_ids:

@@ -22,6 +22,7 @@ def register(app: App, intake: Intake, deletions: Deletions) -> None:
     @app.event({"type": "message", "subtype": "file_share"})
     def on_upload(event: dict[str, Any], body: dict[str, Any]) -> None:
         if intake.allowed(event["channel"]) and intake.store.first_sighting(body["event_id"]):
+            intake.workflow.privacy.heard_from(event["channel"])
             intake.accept_upload(event)
 
     @app.event({"type": "message", "subtype": "message_deleted"})
