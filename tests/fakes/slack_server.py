@@ -1142,15 +1142,20 @@ class FakeSlack:
             self._store_message(channel, message)
         return {"channel": channel, "ts": message["ts"], "message": dict(message)}
 
-    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _bots_message(self, params: dict[str, Any], not_the_bots: str) -> tuple[str, str, dict[str, Any]]:
+        """(channel, ts, message) of the bot's own message that ``params`` name.  Lock held."""
         channel = _require(params, "channel", "channel_not_found")
         ts = _require(params, "ts", "message_not_found")
+        message = self._find_message(channel, ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        if message.get("user") != self.bot_user_id:
+            raise SlackError(not_the_bots)
+        return channel, ts, message
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            message = self._find_message(channel, ts)
-            if message is None:
-                raise SlackError("message_not_found")
-            if message.get("user") != self.bot_user_id:
-                raise SlackError("cant_update_message")
+            channel, ts, message = self._bots_message(params, "cant_update_message")
             self._check_image_blocks(params.get("blocks") or [])
             for key in ("text", "blocks", "attachments"):
                 if key in params:
@@ -1285,14 +1290,8 @@ class FakeSlack:
         return _page(channels, params, default_limit=100, key="channels")
 
     def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = _require(params, "channel", "channel_not_found")
-        ts = _require(params, "ts", "message_not_found")
         with self._lock:
-            message = self._find_message(channel, ts)
-            if message is None:
-                raise SlackError("message_not_found")
-            if message.get("user") != self.bot_user_id:
-                raise SlackError("cant_delete_message")
+            channel, ts, message = self._bots_message(params, "cant_delete_message")
             self._messages[channel].remove(message)
         return {"channel": channel, "ts": ts}
 
