@@ -19,8 +19,8 @@ T = TypeVar("T")
 
 INCOMPLETE_NOTE = ("_I could not check all your channels with Slack just now, so some of their calls are left "
                    "out. Look again in a minute._")
-NOT_A_MEMBER = ("I show a channel's calls only to its members, and I could not confirm with Slack that you are "
-                "one of this channel. If you are, try again in a minute.")
+NOT_A_MEMBER = ("I show a channel's calls only to its members, and Slack did not confirm that you are a member of "
+                "this one. If you are, try again in a minute.")
 
 
 @dataclass(frozen=True)
