@@ -4,6 +4,7 @@ channel and the hits channel: what each person sees on every surface, the hits c
 deletion, the bot removed from a channel, and Slack failing to say who is where."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -90,8 +91,6 @@ def public_hit(bot: RunningBot) -> dict[str, Any]:
 
 def plate_zip(bot: RunningBot, channel: str, name: str, hit_text: str) -> dict[str, Any]:
     """A two-well plate whose A1 is a crystal hit."""
-    import io
-
     members = {"A1.jpg": image_bytes("precipitate", 215), "A2.jpg": image_bytes("clear", 236)}
     bot.openai.label_image(bot.normalised(members["A1.jpg"], "A1.jpg").jpeg, "crystals", hit_text)
     buffer = io.BytesIO()
