@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.models import Job
+from bot.plates.compare import HIT
 from bot.queue import Handler
 from bot.slack.workflow import Workflow
 from bot.visibility import shared_nowhere
@@ -95,7 +96,8 @@ class Deletions:
             shared, inspection = store.plate_hits_of(inspection_id), store.inspection(inspection_id)
             if not (shared and shared.reply_ts and inspection):
                 continue
-            if any(job.reply_ts for job in store.without_deleted(store.inspection_jobs(inspection_id))):
+            live = self.flow.plate_images(store.without_deleted(store.inspection_jobs(inspection_id)))
+            if any(image.call and image.call.label == HIT for image in live):
                 poster.update(shared.payload["hits_channel"], shared.reply_ts, self.flow.plate_hits_post(inspection))
             else:
                 poster.delete(shared.payload["hits_channel"], shared.reply_ts)
