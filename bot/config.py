@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from bot.redact import redact_urls
+from bot.screens.grid import GridSize
 from bot.store import is_postgres_url, sqlite_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,10 @@ class Settings:
     plate_batch: bool
     plate_batch_poll_seconds: float
     membership_cache_seconds: float
+    max_screen_kb: int
+    grid_sizes: tuple[GridSize, ...]
+    grid_concentration_step: float
+    grid_ph_step: float
 
 
 def _whole_number(value: str) -> int:
@@ -169,6 +174,34 @@ def _user_ids(value: str) -> frozenset[str]:
     return ids
 
 
+def _grid_sizes(value: str) -> tuple[GridSize, ...]:
+    """`4x6,8x12` -> the grids offered under a hit (rows x columns, 2 to 16 rows, 2 to 24 columns)."""
+    sizes = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        found = re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", part, re.IGNORECASE)
+        if not found or not (2 <= int(found[1]) <= 16 and 2 <= int(found[2]) <= 24):
+            raise ValueError(f"{part!r} is not a grid like 4x6 (rows x columns, 2 to 16 rows, 2 to 24 columns)")
+        sizes.append(GridSize(int(found[1]), int(found[2])))
+    if not sizes or len(sizes) > 4:
+        raise ValueError("must name one to four grids, like 4x6,8x12")
+    return tuple(sizes)
+
+
+def _step_percent(value: str) -> float:
+    """`10` (percent of the hit's concentration) -> 0.1."""
+    number = float(value)
+    if not 1 <= number <= 50:
+        raise ValueError("must be a percentage from 1 to 50")
+    return number / 100
+
+
+def _ph_step(value: str) -> float:
+    number = float(value)
+    if not 0.05 <= number <= 1:
+        raise ValueError("must be a pH step from 0.05 to 1")
+    return number
+
+
 def _optional_amount(value: str) -> float | None:
     """`25` -> 25.0 (US dollars); empty: no limit."""
     if not value:
@@ -254,6 +287,12 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "PLATE_BATCH": ("false", _boolean, "send every plate through OpenAI's Batch API (half price, results within "
                                        "24 h); without it, the word `batch` in an upload's message does it for one"),
     "PLATE_BATCH_POLL_SECONDS": ("60", _positive_float, "how often a plate's batch is asked whether it is done"),
+    "MAX_SCREEN_KB": ("1024", _positive_int, "larger screen files (CSV) are refused"),
+    "GRID_SIZES": ("4x6,8x12", _grid_sizes,
+                   "optimisation grids offered under a hit, rows x columns (4x6: a 24-well tray, 8x12: 96 wells)"),
+    "GRID_CONCENTRATION_STEP": ("10", _step_percent,
+                                "an optimisation grid's concentration step, in percent of the hit's concentration"),
+    "GRID_PH_STEP": ("0.2", _ph_step, "an optimisation grid's pH step"),
 }
 _PARSES_EMPTY = (_id_list, _user_ids, _optional_amount)
 

@@ -15,7 +15,7 @@ from bot.render import permalink
 
 USAGE = "`/crystals export [from YYYY-MM-DD] [to YYYY-MM-DD]`"
 HEADER = ("time_utc", "uploader", "file", "category", "confidence", "explanation", "team_verdict", "team_label",
-          "verdict_by", "thread_link")
+          "verdict_by", "thread_link", "plate", "well", "drop", "screen", "condition")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
 _ARGUMENTS = re.compile(r"export(?:\s+from\s+(\S+))?(?:\s+to\s+(\S+))?", re.IGNORECASE)
 
@@ -79,13 +79,15 @@ def write_csv(pages: Iterable[list[Mapping[str, Any]]], team_url: str, channel: 
 
 
 def csv_row(record: Mapping[str, Any], team_url: str, channel: str) -> tuple[str, ...]:
-    """One call of the store's export page -> the CSV's columns (see HEADER)."""
+    """One call of the store's export page -> the CSV's columns (see HEADER); a plate's image has its plate,
+    well, drop and, when the plate has a screen, the screen and the well's condition (short form)."""
     uploaded = datetime.fromtimestamp(float(record["message_ts"]), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     confidence = "" if record["confidence"] is None else f"{record['confidence']:.3f}"
     link = permalink(team_url, channel, record["reply_ts"] or record["message_ts"], record["thread_ts"])
+    plate = tuple(inert(str(record.get(name) or "")) for name in ("plate", "well", "drop", "screen", "condition"))
     return (uploaded, record["user_id"], inert(record["file_name"]), record["label"], confidence,
             inert(record["explanation"]), record["verdict"] or "", record["verdict_label"] or "",
-            record["verdict_user"] or "", link)
+            record["verdict_user"] or "", link, *plate)
 
 
 def inert(text: str) -> str:

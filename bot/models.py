@@ -133,6 +133,21 @@ class TeamExample:
 
 
 @dataclass(frozen=True)
+class SavedScreen:
+    """A screen the lab added (its conditions are loaded separately, by well)."""
+
+    id: int
+    name: str
+    file_name: str
+    kind: str  # what file it was read from: an HWI cocktail list, or a well and condition table
+    layout: int  # wells of the plate it fills (24, 96, 384 or 1536)
+    wells: int  # how many wells have a condition
+    channel: str  # where it was added
+    added_by: str
+    added_at: float
+
+
+@dataclass(frozen=True)
 class ChannelStats:
     calls_by_label: dict[str, int]
     failed: int

@@ -52,7 +52,14 @@ RECORD = {"id": 3, "message_ts": "1700000000.000100", "thread_ts": "1700000000.0
 def test_a_csv_row_has_the_time_the_call_the_verdict_and_a_link_to_the_thread():
     assert csv_row(RECORD, "https://lab.slack.com/", "C1") == (
         "2023-11-14 22:13:20", "U1", "A1.png", "crystals", "0.931", "Faceted.", "corrected", "other", "U8",
-        "https://lab.slack.com/archives/C1/p1700000001000200?thread_ts=1700000000.000100&cid=C1")
+        "https://lab.slack.com/archives/C1/p1700000001000200?thread_ts=1700000000.000100&cid=C1", "", "", "", "", "")
+
+
+def test_a_plates_image_has_its_plate_well_drop_screen_and_condition():
+    row = csv_row({**RECORD, "plate": "plate42", "well": "D7", "drop": 2, "screen": "JCSG+",
+                   "condition": "0.1 M NaOAc pH 5.0, 20% PEG 8000"}, "https://lab.slack.com/", "C1")
+    assert dict(zip(HEADER, row))["condition"] == "0.1 M NaOAc pH 5.0, 20% PEG 8000"
+    assert row[-5:] == ("plate42", "D7", "2", "JCSG+", "0.1 M NaOAc pH 5.0, 20% PEG 8000")
 
 
 def test_a_call_without_confidence_or_verdict_leaves_those_cells_empty():

@@ -143,7 +143,8 @@ def test_the_csv_has_every_call_in_plate_order(categories) -> None:
     assert [(r["well"], r["drop"], r["category"]) for r in rows] == [
         ("A1", "1", "clear"), ("A1", "2", "crystals"), ("A3", "1", ""), ("B1", "1", "precipitate"), ("", "", "other")]
     assert rows[1] == {"well": "A1", "drop": "2", "file": "plate42/A1_2.jpg", "category": "crystals",
-                       "confidence": "0.900", "explanation": 'Rods, "sharp"', "model": "gpt-4.1", "error": ""}
+                       "confidence": "0.900", "explanation": 'Rods, "sharp"', "model": "gpt-4.1", "error": "",
+                       "condition": ""}
     assert rows[0]["confidence"] == ""
     assert rows[2]["error"] == "plate42/A3.jpg is truncated or corrupt"
 

@@ -20,6 +20,9 @@ from bot.plates.platemap import PlateView
 from bot.plates.retry import RETRY_WELLS_LABEL, WellsRetry, is_unreadable
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
+from bot.screens.chemistry import PlateConditions
+from bot.screens.layout import well_name
+from bot.screens.messages import hit_condition, screen_summary
 from bot.render import (MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, feedback_menu,
                         one_line, percent)
 
@@ -28,7 +31,7 @@ MAX_LISTED = 40  # wells per change list, unreadable images, images without a we
 EXPLANATION_CHARS = 200
 MAX_SHARED_HITS = 20  # wells listed in the hits channel's message; the thread has them all
 SHARED_EXPLANATION_CHARS = 120
-CSV_COLUMNS = ("well", "drop", "file", "category", "confidence", "explanation", "model", "error")
+CSV_COLUMNS = ("well", "drop", "file", "category", "confidence", "explanation", "model", "error", "condition")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class SharedPlate:
     reply_links: Mapping[str, str]  # an image's file -> the link to its reply in the thread
     verdicts: Mapping[str, Feedback]  # an image's file -> the team's latest verdict on it
     job_ids: Mapping[str, int]  # an image's file -> its job (the value of its Confirm / Correct menu)
+    conditions: PlateConditions | None = None  # the plate's screen, when it has one
 
 
 def position_payload(position: Position | None) -> dict[str, Any]:
@@ -123,10 +127,12 @@ def with_upload_refused(summary: Message, slack_error: str) -> Message:
 
 def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequence[Category],
                     comparison: Comparison | None = None, skipped: Mapping[Skip, int] | None = None, *,
-                    retry: WellsRetry | None = None, earlier_replies: Mapping[str, str] | None = None) -> Message:
+                    retry: WellsRetry | None = None, earlier_replies: Mapping[str, str] | None = None,
+                    conditions: PlateConditions | None = None, screen_note: str = "") -> Message:
     """The summary posted when every image is done. `comparison` is None for a plate's first inspection;
     with `retry`, wells whose model call failed get the Retry failed wells button; `earlier_replies` (an
-    image's file -> link) are hits answered in an earlier inspection, not posted again."""
+    image's file -> link) are hits answered in an earlier inspection, not posted again; `conditions` (the
+    plate's screen) add each hit's condition and what the hits share."""
     one_drop = all(i.position is None or i.position.drop == 1 for i in images)
     hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
     new = {c.position for c in comparison.new_hits} if comparison else set()
@@ -134,7 +140,8 @@ def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequen
     parts = [_counts_text(plate, images, categories)]
     if comparison is not None:
         parts.append(_changes_text(comparison, one_drop))
-    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}),
+    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}, conditions),
+              screen_summary(conditions, [_well(i.position) for i in hits if i.position], screen_note),
               _not_classified_text(not_classified, one_drop, retry), _unreadable_text(images), _without_well_text(images)]
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
                       for part in parts if part for chunk in _chunks(part)]
@@ -148,8 +155,9 @@ def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequen
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
-def calls_csv(images: Sequence[PlateImage]) -> bytes:
-    """Every image's call, one row each, wells in plate order: UTF-8 with a header row."""
+def calls_csv(images: Sequence[PlateImage], conditions: PlateConditions | None = None) -> bytes:
+    """Every image's call, one row each, wells in plate order, with its well's condition when the plate has
+    a screen: UTF-8 with a header row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -159,6 +167,7 @@ def calls_csv(images: Sequence[PlateImage]) -> bytes:
             str(position.well) if position else "", position.drop if position else "", image.file,
             call.label if call else "", "" if not call or call.confidence is None else f"{call.confidence:.3f}",
             call.explanation if call else "", call.model if call else "", image.error or "",
+            (conditions.short(_well(position)) or "") if conditions and position else "",
         ])
     return buffer.getvalue().encode("utf-8")
 
@@ -195,8 +204,12 @@ def _was(change: Change) -> str:
     return " (not imaged before)" if change.before is None else f" (was {change.before})"
 
 
+def _well(position: Position | None) -> str | None:
+    return well_name(position.well) if position else None
+
+
 def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,
-               earlier_replies: Mapping[str, str]) -> str:
+               earlier_replies: Mapping[str, str], conditions: PlateConditions | None = None) -> str:
     if not hits:
         return "*No crystal hits.*"
     lines = [f"*Crystal hits ({len(hits)}), by well:*"]
@@ -206,7 +219,8 @@ def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,
         flag = " :new:" if image.position in new else ""
         explanation = _one_line(image.call.explanation, EXPLANATION_CHARS)
         earlier = f" · <{earlier_replies[image.file]}|answered before>" if image.file in earlier_replies else ""
-        lines.append(f"• {where}{flag} · {percent(image.call.confidence)} · {explanation}{earlier}")
+        condition = hit_condition(_well(image.position), conditions)
+        lines.append(f"• {where}{flag} · {percent(image.call.confidence)}{condition} · {explanation}{earlier}")
     if len(hits) > MAX_HIT_LINES:
         lines.append(f"…and {len(hits) - MAX_HIT_LINES} more: see the plate map and the CSV.")
     return "\n".join(lines)
@@ -243,7 +257,8 @@ def _shared_hit_block(image: PlateImage, shared: SharedPlate, one_drop: bool,
     assert image.call is not None
     where = _where(image.position, one_drop) if image.position else escape(image.file).replace("|", "/")
     link = shared.reply_links.get(image.file)
-    line = f"• *{f'<{link}|{where}>' if link else where}* · {percent(image.call.confidence)} · " \
+    line = f"• *{f'<{link}|{where}>' if link else where}* · {percent(image.call.confidence)}" \
+           f"{hit_condition(_well(image.position), shared.conditions)} · " \
            f"{_one_line(image.call.explanation, SHARED_EXPLANATION_CHARS)}"
     verdict = shared.verdicts.get(image.file)
     block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": clip(

@@ -25,6 +25,7 @@ from bot.slack.plates import plate_handlers
 from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
 from bot.slack.privacy import Privacy, quiet_where_needed
 from bot.slack.sharing import HitsSharing
+from bot.slack.screens import screen_handlers
 from bot.slack.team import team_handlers
 from bot.slack.workflow import Workflow
 
@@ -100,7 +101,8 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
 
     handlers = quiet_where_needed({**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
                                    **example_handlers(workflow), **retry_handlers(workflow),
-                                   **batch_handlers(workflow), **deletion_handlers(workflow)}, privacy)
+                                   **batch_handlers(workflow), **deletion_handlers(workflow),
+                                   **screen_handlers(workflow)}, privacy)
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)

@@ -13,10 +13,12 @@ from bot.queue import JobQueue
 from bot.plate_batch import batch_requested, without_batch_word
 from bot.plates.naming import plate_positions, shared_plate_id
 from bot.render import clip, parse_feedback_value, parse_id
+from bot.screens.messages import screen_directive
 from bot.services import Services
 from bot.store import Store
 from bot.slack.files import is_image, is_pending, is_zip
 from bot.slack.posting import SlackPoster
+from bot.slack.screens import LabScreens, is_table
 from bot.slack.workflow import IMAGE_KINDS, WORKING_REACTION, Workflow
 
 log = logging.getLogger(__name__)
@@ -31,18 +33,20 @@ class Upload:
     zips: list[dict[str, Any]]
     plate_images: list[dict[str, Any]]  # images whose names carry wells, when there are enough of them
     images: list[dict[str, Any]]  # answered one by one
+    tables: list[dict[str, Any]] = field(default_factory=list)  # CSV and text files: screens, when the text says so
 
 
 def sort_upload(files: list[dict[str, Any]]) -> Upload:
     """A message's files by how they are handled; files that are neither zips nor images are left alone."""
     zips = [file for file in files if is_zip(file)]
-    images = [file for file in files if not is_zip(file) and (is_image(file) or is_pending(file))]
+    tables = [file for file in files if not is_zip(file) and is_table(file)]  # by name, even while Slack scans them
+    images = [file for file in files if file not in zips + tables and (is_image(file) or is_pending(file))]
     names = [file["name"] for file in images if file.get("name")]
     positions = plate_positions(names, shared_plate_id(names))
     by_well = [file for file in images if positions.get(file.get("name") or "")]
     if len(by_well) < MIN_PLATE_IMAGES or len({file["name"] for file in by_well}) < len(by_well):
-        return Upload(zips, [], images)
-    return Upload(zips, by_well, [file for file in images if file not in by_well])
+        return Upload(zips, [], images, tables)
+    return Upload(zips, by_well, [file for file in images if file not in by_well], tables)
 
 
 NOT_ALLOWED = ("Find the Crystals is not enabled in this channel, so I will stay quiet here. "
@@ -58,9 +62,11 @@ class Intake:
     bot_user_id: str
     hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
+    screens: LabScreens = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = self.services.store
+        self.screens = LabScreens(self.workflow)
 
     def allowed(self, channel: str) -> bool:
         allowed = self.services.settings.allowed_channels
@@ -74,16 +80,21 @@ class Intake:
 
     def accept_upload(self, event: dict[str, Any]) -> None:
         """Record the jobs of a file_share message (file records included): a plate job per zip, one
-        plate job for images named by well, an image job for each other image."""
+        plate job for images named by well, an image job for each other image, a screen job for a screen
+        file. A plate's screen named in the text (`plate42 screen JCSG+`) goes with its plate job."""
         channel, ts, user, text = event["channel"], event["ts"], event.get("user", ""), event.get("text", "")
         thread_ts = event.get("thread_ts") or ts
         upload = sort_upload(event.get("files", []))
         options = {"batch": True} if batch_requested(text) else {}  # a zip may still turn up among the images
+        directive = screen_directive(text)
+        screen = {"screen": directive.screen} if directive.screen else {}
         recorded = [self.store.enqueue("plate", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
-                                       user, {**file, **options}) for file in upload.zips]
+                                       user, {**file, **options, **screen}) for file in upload.zips]
         if upload.plate_images:
             recorded.append(self.store.enqueue("plate", channel, ts, thread_ts, "plate", "images by well", user, {
-                "files": upload.plate_images, "plate": clip(without_batch_word(text), 80), **options}))
+                "files": upload.plate_images, "plate": clip(without_batch_word(directive.rest), 80), **options,
+                **screen}))
+        recorded += self.screens.accept_upload(event, upload.tables, directive)
         recorded += [self.store.enqueue("image", channel, ts, thread_ts, file["id"], file.get("name") or file["id"],
                                         user, {**file, **options}) for file in upload.images]
         if any(job_id is not None for job_id in recorded):

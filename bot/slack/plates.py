@@ -49,6 +49,7 @@ from bot.queue import Handler, RetryLater
 from bot.render import Message
 from bot.slack.files import DownloadError
 from bot.slack.plate_batch import batch_hold, queue_plate_batch
+from bot.slack.screens import attach_screen, zip_tables
 from bot.slack.workflow import FAILED_REACTION, Workflow
 
 log = logging.getLogger(__name__)
@@ -109,20 +110,24 @@ class PlateJobs:
                 contents = survey(archive, name, limits)
                 entries = {entry.name: entry for entry in contents.images}
                 skipped = {reason.name: count for reason, count in contents.skipped_counts().items()}
+                tables = zip_tables(archive, contents, limits, settings.max_screen_kb * 1024)
                 self._inspect(job, name, list(entries), skipped,
-                              lambda path: read_image(archive, entries[path], limits))
+                              lambda path: read_image(archive, entries[path], limits), tables)
 
     def _read_message_images(self, job: Job) -> None:
         files = self.flow.files
         records = {file["name"]: file for file in job.payload["files"]}
         self._inspect(job, "", list(records), {}, lambda name: files.download(files.complete(records[name])))
 
-    def _inspect(self, job: Job, source: str, paths: list[str], skipped: dict[str, int], read: Reader) -> None:
-        """Record the inspection, post its progress message and queue a job per image not queued yet."""
+    def _inspect(self, job: Job, source: str, paths: list[str], skipped: dict[str, int], read: Reader,
+                 tables: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Record the inspection, post its progress message and queue a job per image not queued yet; the
+        plate's screen (named in the upload's text, or a screen file among the zip's `tables`) is set first."""
         store, poster = self.flow.store, self.flow.poster
         plate = (plate_name(source or None, paths) or plate_name(job.payload.get("plate") or None, [])
                  or f"plate of {_when(job.message_ts)}")
         inspection = store.start_inspection(job, plate, source, len(paths), skipped)
+        attach_screen(self.flow, job, inspection, tables)
         if not inspection.progress_ts:
             progress_ts = poster.reply(job, Message(progress_text(inspection.plate_name, 0, len(paths))))
             store.update_inspection(inspection.id, progress_ts=progress_ts)
@@ -293,7 +298,8 @@ class PlateSummaries:
         earlier = {path: self.flow.reply_link(reply) for path, reply in self.flow.earlier_replies(inspection).items()}
         summary = summary_message(inspection.plate_name, images, self.flow.services.prompt_set.categories, comparison,
                                   skipped, retry=WellsRetry(inspection.id, store.retry_rounds(inspection.id)),
-                                  earlier_replies=earlier)
+                                  earlier_replies=earlier, conditions=store.inspection_conditions(inspection),
+                                  screen_note=store.screen_note(inspection.id))
         return images, comparison, summary
 
     def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage]) -> None:
@@ -302,7 +308,8 @@ class PlateSummaries:
         stem, name = _file_stem(inspection.plate_name), inspection.plate_name
         map_file_id, csv_file_id = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
-            {"content": calls_csv(images), "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
+            {"content": calls_csv(images, self.flow.store.inspection_conditions(inspection)),
+             "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
         ])
         self.flow.store.save_plate_files(inspection.id, map_file_id, csv_file_id)
 

@@ -32,6 +32,7 @@ from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate
 from bot.plates.wells import wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
+from bot.screens.messages import conditions_for_model, with_condition
 from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_spent_reason,
                         call_message, clip, failure_message, hit_message, percent, permalink, unanswered_message)
 from bot.services import Services
@@ -92,8 +93,12 @@ class Workflow:
         self.store.finish_job(job.id, "failed", error=reason)
 
     def call_reply(self, job: Job, call: Call) -> Message:
-        return call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
-                            self.store.latest_feedback(job.id))
+        """An image's reply; a plate's hit shows its well's condition too, with the optimisation grid buttons."""
+        message = call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
+                               self.store.latest_feedback(job.id))
+        found = self.store.image_condition(job)
+        return with_condition(message, job.id, job.payload["well"], found[1], found[0],
+                              self.services.settings.grid_sizes) if found else message
 
     def classified(self, job_id: int) -> tuple[Job | None, Call | None]:
         """An image job and its call (None for what is not there)."""
@@ -146,7 +151,9 @@ class Workflow:
             reply_links={path: self.reply_link(job) for path, job in replies.items()},
             verdicts={path: feedback for path, job in replies.items()
                       if (feedback := self.store.latest_feedback(job.id))},
-            job_ids={path: job.id for path, job in replies.items()})
+            job_ids={path: job.id for path, job in replies.items()},
+            conditions=self.store.inspection_conditions(inspection, [job.payload["well"] for job in replies.values()
+                                                                     if job.payload.get("well")]))
         return plate_hits_message(shared, self.services.prompt_set.categories)
 
     def refresh_plate_hits(self, inspection: Inspection) -> bool:
@@ -362,6 +369,11 @@ class Questions:
         if inspection:
             images = self.flow.plate_images(store.inspection_jobs(inspection.id))
             transcript.append(calls_by_well_text(inspection.plate_name, images, settings.follow_up_history_chars))
+            asked = [str(well) for well in wells_in_text(job.payload.get("text", ""))]
+            hits = [str(i.position.well) for i in images if i.position and i.call and i.call.label == HIT_LABEL]
+            chemistry = conditions_for_model(store.inspection_conditions(inspection, asked + hits), asked, hits,
+                                             settings.follow_up_history_chars)
+            transcript += [chemistry] if chemistry else []
         return transcript
 
 

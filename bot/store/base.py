@@ -18,6 +18,7 @@ from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
 from bot.store.privacy import PrivacyQueries
 from bot.store.schema import MIGRATIONS, statements
+from bot.store.screens import ScreenQueries
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ STEP_STATES = ("received", "downloaded", "classified", "replied")
 # The job queued when the last job of a group ends: a message's images, or a plate inspection's jobs.
 FOLLOW_UPS = {"image": "outcome", "plate": "plate_summary", "plate_image": "plate_summary"}
 PLATE_KINDS = ("plate", "plate_image")
-UPLOAD_KINDS = ("image", "outcome", "plate", "plate_image", "plate_summary")  # an upload's work, until :eyes: goes
+UPLOAD_KINDS = ("image", "outcome", "plate", "plate_image", "plate_summary", "screen")  # an upload's work, until :eyes: goes
 _CLAIMABLE = "state NOT IN ('done', 'failed') AND run_after <= ? AND (lease_until IS NULL OR lease_until < ?)"
 
 Row = Mapping[str, Any]
@@ -41,7 +42,7 @@ class Tx(Protocol):
         """Execute a statement; the number of rows it changed."""
 
 
-class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ABC):
+class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""
@@ -456,7 +457,8 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ABC):
                      page: int = 500) -> Iterator[list[dict[str, Any]]]:
         """A channel's calls recorded in [start, end), oldest first, a page at a time (never all in memory):
         the job (id, message_ts, thread_ts, reply_ts, user_id, file_name), the call (label, confidence,
-        explanation) and the team's latest verdict (verdict, verdict_label, verdict_user; None if none)."""
+        explanation), the team's latest verdict (verdict, verdict_label, verdict_user; None if none) and,
+        for a plate's image, its inspection_id, plate, well and drop (None for a loose image)."""
         after = 0
         while rows := self._export_page(channel, start, end, after, page):
             yield rows
@@ -466,15 +468,17 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ABC):
                      limit: int) -> list[dict[str, Any]]:
         rows = self._rows(
             "SELECT jobs.id, jobs.message_ts, jobs.thread_ts, jobs.reply_ts, jobs.user_id, jobs.file_name,"
+            " jobs.payload, jobs.inspection_id, inspections.plate_name AS plate,"
             " calls.label, calls.confidence, calls.explanation, feedback.verdict,"
             " feedback.label AS verdict_label, feedback.user_id AS verdict_user"
             " FROM jobs JOIN calls ON calls.id = jobs.call_id"
+            " LEFT JOIN inspections ON inspections.id = jobs.inspection_id"
             " LEFT JOIN feedback ON feedback.id = (SELECT MAX(id) FROM feedback WHERE feedback.job_id = jobs.id)"
-            " WHERE jobs.channel = ? AND jobs.kind = 'image' AND jobs.id > ? AND jobs.created_at >= ?"
+            " WHERE jobs.channel = ? AND jobs.kind IN ('image', 'plate_image') AND jobs.id > ? AND jobs.created_at >= ?"
             " AND jobs.created_at < ? ORDER BY jobs.id LIMIT ?",
             channel, after_id, start if start is not None else float("-inf"),
             end if end is not None else float("inf"), limit)
-        return [dict(row) for row in rows]
+        return [_export_record(row) for row in rows]
 
     # --- the team's few-shot examples ------------------------------------------------------------
 
@@ -572,6 +576,13 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ABC):
 
 
 _EXAMPLE_COLUMNS = "id, label, explanation, name, channel, link, added_by, added_at"
+
+
+def _export_record(row: Row) -> dict[str, Any]:
+    """An export row with a plate image's well and drop taken out of its job's payload."""
+    record = {name: value for name, value in dict(row).items() if name != "payload"}
+    payload = json.loads(row["payload"]) if row["inspection_id"] is not None else {}
+    return {**record, "well": payload.get("well"), "drop": payload.get("drop")}
 
 
 def _example_from_row(row: Row) -> TeamExample:

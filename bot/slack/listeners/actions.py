@@ -1,6 +1,7 @@
 """Button and menu clicks: confirm a call, correct it to another category, retry a failed job, retry a
-plate's failed wells, use a reviewed call as an example, remove an example. Each is acknowledged at once,
-whatever its value; what it names is checked before anything is done."""
+plate's failed wells, use a reviewed call as an example, remove an example, remove a screen, an
+optimisation grid around a hit. Each is acknowledged at once, whatever its value; what it names is
+checked before anything is done."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.plates.retry import RETRY_WELLS_ACTION
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, FEEDBACK_MENU_ACTION, RETRY_ACTION
+from bot.screens.messages import GRID_ACTION, SCREEN_REMOVE_ACTION
 from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
 from bot.slack.plate_retry import accept_wells_retry
@@ -53,3 +55,14 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
             return
         listing = examples.remove(body["user"]["id"], str(action.get("value", "")))
         respond(text=listing.text, blocks=listing.blocks, response_type="ephemeral", replace_original=True)
+
+    @app.action(SCREEN_REMOVE_ACTION)
+    def on_remove_screen(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        listing = intake.screens.remove(body["user"]["id"], str(action.get("value", "")))
+        respond(text=listing.text, blocks=listing.blocks, response_type="ephemeral", replace_original=True)
+
+    @app.action(GRID_ACTION)
+    def on_grid(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        ack()
+        intake.screens.accept_grid_click(body, str(action.get("value", "")))

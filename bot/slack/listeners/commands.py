@@ -1,7 +1,8 @@
-"""`/crystals help | recent | stats | export | examples | share-hits`, answered only to the person who
-asked (stats include this month's model spend; an export arrives as a CSV in a direct message; examples
-lists the few-shot examples with Remove buttons; share-hits says or changes whether a private channel's
-hits go to the hits channel). A channel's calls are shown only to its members (bot/visibility.py)."""
+"""`/crystals help | recent | stats | export | examples | share-hits | screens | plate PLATE screen NAME`,
+answered only to the person who asked (stats include this month's model spend; an export arrives as a CSV
+in a direct message; examples and screens list them with Remove buttons; share-hits says or changes
+whether a private channel's hits go to the hits channel). A channel's calls are shown only to its members
+(bot/visibility.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,6 +13,7 @@ from bot.agreement import agreement
 from bot.export import ExportRequestError, parse_period
 from bot.render import Message, RecentCall, RecentPlate, help_message, recent_message, stats_message
 from bot.sharing import VERB as SHARE_HITS
+from bot.screens.messages import link_command
 from bot.slack.examples import TeamExamples
 from bot.slack.intake import Intake
 from bot.slack.sharing import HitsSharing
@@ -32,6 +34,8 @@ def register(app: App, intake: Intake, examples: TeamExamples, sharing: HitsShar
             message = examples.overview(command["user_id"])
         elif verb == [SHARE_HITS]:
             message = sharing.command(command, text)
+        elif verb in (["screens"], ["screen"]) or (verb == ["plate"] and link_command(text)):
+            message = intake.screens.command(command, text)
         else:
             message = answer(intake, text.lower(), command)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)

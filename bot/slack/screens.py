@@ -1,0 +1,269 @@
+"""Screens in Slack. What is decided lives in bot/screens/; this is the Slack side of it.
+
+screen job: a screen file uploaded with `screen NAME` in its text (or after `/crystals screens add NAME`)
+            -> downloaded (MAX_SCREEN_KB) -> read -> kept under its name -> a reply saying how many
+            conditions were read, for which wells, and what was not understood; a file that is no
+            screen gets a reply saying why, and nothing is kept.
+grid job:   a click on a hit's "Optimisation grid" button -> the grid around the well's condition, as
+            a CSV and a picture in the thread.
+A plate job calls attach_screen once it knows the plate: the screen its upload's text names, or a
+screen file inside its zip, becomes the plate's (for its later inspections too); what became of it is
+noted for the summary. `/crystals screens` (list, add, Remove) and `/crystals plate PLATE screen NAME`
+are answered at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
+from typing import Any, Sequence
+
+from bot.models import Inspection, Job
+from bot.plates.archive import Contents, Entry, ArchiveError, Skip, ZipLimits, read_image
+from bot.queue import Handler, RetryLater
+from bot.render import Message, parse_id
+from bot.screens.grid import GridError, GridSize, grid_csv, grid_png, optimisation_grid
+from bot.screens.messages import (ADD_WAIT_MINUTES, Directive, add_command, add_waiting, grid_comment, grid_refused,
+                                  link_command, name_taken, no_such_screen, parse_grid_value, plate_linked,
+                                  screen_added, screen_refused, screen_removed, screens_message, screens_usage)
+from bot.screens.reading import ScreenError, read_screen
+from bot.slack.files import DownloadError
+from bot.slack.workflow import FAILED_REACTION, Workflow
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".numbers")  # workbooks: to say "save as CSV"
+TABLE_FILETYPES = {"csv", "tsv", "text", "xlsx", "xls", "ods", "numbers"}
+ADDED_REACTION = "test_tube"
+MAX_ZIP_TABLES = 3  # screen files looked at in one zip
+KB = 1024
+
+
+def is_table(file: dict[str, Any]) -> bool:
+    """A file that may be a screen: a CSV or text file (or a workbook, to be told to save it as CSV)."""
+    name = (file.get("name") or "").lower()
+    return (file.get("filetype") or "").lower() in TABLE_FILETYPES or name.endswith(TABLE_SUFFIXES) \
+        or (file.get("mimetype") or "") in {"text/csv", "text/tab-separated-values", "text/plain"}
+
+
+def zip_tables(archive: zipfile.ZipFile, contents: Contents, limits: ZipLimits, max_bytes: int) -> list[tuple[str, bytes]]:
+    """The bytes of the zip's files that may be a screen (CSV, TSV, text), at most MAX_ZIP_TABLES, each
+    within `max_bytes`; the survey skipped them as not images, after its checks of paths, links and
+    encryption."""
+    tables = []
+    for name, reason in contents.skipped:
+        if reason is not Skip.NOT_IMAGE or not name.lower().endswith((".csv", ".tsv", ".txt")):
+            continue
+        info = archive.getinfo(name)
+        try:
+            tables.append((name, read_image(archive, Entry(name, info.file_size, info.compress_size),
+                                            replace(limits, max_member_bytes=max_bytes))))
+        except ArchiveError as error:
+            log.info("zip member %s not read as a screen: %s", name, error)
+        if len(tables) == MAX_ZIP_TABLES:
+            break
+    return tables
+
+
+def attach_screen(flow: Workflow, job: Job, inspection: Inspection, tables: Sequence[tuple[str, bytes]]) -> None:
+    """The plate's screen from its upload: the one the text names (`screen JCSG+`), else a screen file in
+    its zip. The plate keeps it for its later inspections; the note says what became of it."""
+    store, name = flow.store, job.payload.get("screen")
+    if name:
+        if store.screen_job_open(job.channel, job.message_ts):
+            raise RetryLater("waiting for the screen file uploaded with the plate")
+        screen = store.screen_named(name)
+        if screen:
+            store.link_plate(job.channel, inspection.plate_name, screen.id, job.user_id)
+        note = "" if screen else (f":warning: {no_such_screen(name)} The hits show no conditions until "
+                                  f"`/crystals plate {inspection.plate_name} screen NAME` names one.")
+    elif tables:
+        note = _screen_from_zip(flow, job, inspection, tables)
+    else:
+        return
+    store.set_screen_note(inspection.id, note)
+
+
+def _screen_from_zip(flow: Workflow, job: Job, inspection: Inspection, tables: Sequence[tuple[str, bytes]]) -> str:
+    """The first screen file of the zip that reads as a screen becomes the plate's (the screen already kept
+    when the same file was read before); the note for the summary."""
+    store, max_bytes = flow.store, flow.services.settings.max_screen_kb * KB
+    problems = []
+    for member, data in tables:
+        try:
+            screen = read_screen(data, PurePosixPath(member).name, max_bytes)
+        except ScreenError as error:
+            problems.append(str(error))
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        saved = store.screen_with_content(sha256)
+        if saved is None:
+            stem = PurePosixPath(member).stem[:60] or "screen"
+            name = stem if store.screen_named(stem) is None else f"{stem} ({sha256[:6]})"
+            saved = store.add_screen(name, PurePosixPath(member).name, sha256, screen, job.channel, job.user_id) \
+                or store.screen_named(name)
+        if saved:
+            store.link_plate(job.channel, inspection.plate_name, saved.id, job.user_id)
+            return f":test_tube: Screen *{saved.name}* ({saved.wells:,} conditions) read from the zip's `{member}`."
+    return f":warning: I did not use the screen file in the zip: {problems[0]}"
+
+
+@dataclass
+class LabScreens:
+    """`/crystals screens`, `/crystals plate PLATE screen NAME`, screen uploads and grid clicks."""
+
+    flow: Workflow
+
+    def accept_upload(self, event: dict[str, Any], tables: Sequence[dict[str, Any]], directive: Directive) -> list[int | None]:
+        """A screen job for the first table file of a message that names a screen (`screen JCSG+`), or whose
+        sender asked for one with `/crystals screens add NAME` within ADD_WAIT_MINUTES."""
+        if not tables:
+            return []
+        channel, user = event["channel"], event.get("user", "")
+        name = directive.screen or self.flow.store.take_screen_request(channel, user, ADD_WAIT_MINUTES * 60)
+        if not name:
+            return []
+        plate = directive.rest if directive.screen and len(directive.rest.split()) == 1 else ""
+        file = tables[0]
+        return [self.flow.store.enqueue("screen", channel, event["ts"], event.get("thread_ts") or event["ts"],
+                                        file["id"], file.get("name") or file["id"], user,
+                                        {"file": file, "name": name, "plate": plate})]
+
+    def command(self, command: dict[str, Any], text: str) -> Message:
+        """`screens`, `screens add NAME`, `plate PLATE screen NAME`."""
+        store, channel, user = self.flow.store, command["channel_id"], command["user_id"]
+        if (linked := link_command(text)) is not None:
+            plate, name = linked
+            screen = store.screen_named(name)
+            if screen is None:
+                return Message(no_such_screen(name))
+            store.link_plate(channel, plate, screen.id, user)
+            return plate_linked(plate, screen)
+        if (name := add_command(text)) is not None:
+            existing = store.screen_named(name)
+            if existing:
+                return Message(f"I cannot add *{name}*: {name_taken(existing)}")
+            store.expect_screen(channel, user, name)
+            return add_waiting(name)
+        if re.fullmatch(r"screens?", text.strip(), re.IGNORECASE):
+            return self.overview()
+        return screens_usage()
+
+    def overview(self, notice: str = "") -> Message:
+        return screens_message(self.flow.store.screens(), self.flow.store.plates_of_screens(), notice)
+
+    def remove(self, user_id: str, value: str) -> Message:
+        """A Remove click: the screen no longer used; the list as it is now."""
+        screen_id = parse_id(value)
+        removed = self.flow.store.remove_screen(screen_id, user_id) if screen_id is not None else None
+        if removed:
+            log.info("%s removed screen %s (%s)", user_id, removed.id, removed.name)
+        return self.overview(screen_removed(removed) if removed else "That screen was removed already.")
+
+    def accept_grid_click(self, body: dict[str, Any], value: str) -> None:
+        """An Optimisation grid click on a hit's reply: a grid job (one per hit and size)."""
+        sizes = self.flow.services.settings.grid_sizes
+        parsed = parse_grid_value(value, sizes)
+        target = self.flow.store.job(parsed[0]) if parsed else None
+        channel = (body.get("channel") or {}).get("id")
+        if not parsed or not target or target.kind != "plate_image" or channel != target.channel:
+            log.warning("ignored a grid click with value %.40r in channel %s", value, channel)
+            return
+        size = parsed[1]
+        if self.flow.store.enqueue("grid", target.channel, target.message_ts, target.thread_ts,
+                                   f"grid:{target.id}:{size}", f"grid {target.payload.get('well')}", body["user"]["id"],
+                                   {"job_id": target.id, "rows": size.rows, "columns": size.columns}) is not None:
+            self.flow.wake()
+
+
+@dataclass
+class ScreenFiles:
+    """A screen file uploaded in a channel: read, kept, and answered in its thread."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        flow, store = self.flow, self.flow.store
+        max_bytes = flow.services.settings.max_screen_kb * KB
+        try:
+            data = self._download(job, max_bytes)
+            screen = read_screen(data, job.file_name, max_bytes)
+        except ScreenError as error:
+            self._answer(job, screen_refused(job.file_name, str(error)), FAILED_REACTION)
+            return
+        except DownloadError as error:
+            if error.retryable:
+                raise RetryLater(str(error)) from error
+            self._answer(job, screen_refused(job.file_name, str(error)), FAILED_REACTION)
+            return
+        name = job.payload["name"]
+        saved = store.add_screen(name, job.file_name, hashlib.sha256(data).hexdigest(), screen, job.channel, job.user_id)
+        if saved is None:
+            existing = store.screen_named(name)
+            self._answer(job, screen_refused(job.file_name, name_taken(existing) if existing else "try again."),
+                         FAILED_REACTION)
+            return
+        plate = job.payload.get("plate") or None
+        if plate:
+            store.link_plate(job.channel, plate, saved.id, job.user_id)
+        log.info("%s added screen %s (%s, %s wells)", job.user_id, saved.id, saved.name, saved.wells)
+        self._answer(job, screen_added(saved, screen, plate), ADDED_REACTION)
+
+    def give_up(self, job: Job, reason: str) -> None:
+        self.flow.fail(job, screen_refused(job.file_name, f"{reason}. Upload it again in a few minutes."), reason)
+        self.flow.poster.react_if_possible(job.channel, job.message_ts, FAILED_REACTION, add=True)
+        self.flow.stop_working(job)
+
+    def _download(self, job: Job, max_bytes: int) -> bytes:
+        """The file's bytes; a file over the limit (from its size, before downloading) raises ScreenError."""
+        files = self.flow.files
+        file = files.complete({"id": job.file_id, **job.payload["file"]})
+        if int(file.get("size") or 0) > max_bytes:
+            raise ScreenError(f"{job.file_name} is {int(file['size']) // KB:,} KB; the most I read as a screen is "
+                              f"{max_bytes // KB:,} KB (MAX_SCREEN_KB).")
+        return files.download(file)
+
+    def _answer(self, job: Job, message: Message, reaction: str) -> None:
+        flow = self.flow
+        flow.store.update_job(job.id, "replied", reply_ts=flow.poster.reply(job, message))
+        flow.poster.react_if_possible(job.channel, job.message_ts, reaction, add=True)
+        flow.store.finish_job(job.id, "done")
+        flow.stop_working(job)
+
+
+@dataclass
+class Grids:
+    """An optimisation grid around a hit: a CSV and a picture in the hit's thread."""
+
+    flow: Workflow
+
+    def run(self, job: Job) -> None:
+        flow = self.flow
+        target = flow.store.job(job.payload["job_id"])
+        found = flow.store.image_condition(target) if target else None
+        well = str(target.payload.get("well")) if target else "?"
+        size = GridSize(job.payload["rows"], job.payload["columns"])
+        settings = flow.services.settings
+        try:
+            if target is None or found is None:
+                raise GridError("its plate has no screen any more.")
+            grid = optimisation_grid(well, found[1], size, settings.grid_concentration_step, settings.grid_ph_step)
+        except GridError as error:
+            flow.store.update_job(job.id, "replied", reply_ts=flow.poster.reply(job, grid_refused(well, str(error))))
+            flow.store.finish_job(job.id, "done")
+            return
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"grid_{well}_{size}")
+        flow.poster.upload(job.channel, thread_ts=job.thread_ts, comment=grid_comment(grid, size, job.user_id), files=[
+            {"content": grid_csv(grid), "filename": f"{stem}.csv", "title": f"Optimisation grid around {well} ({size})"},
+            {"content": grid_png(grid), "filename": f"{stem}.png", "title": f"Optimisation grid around {well}"}])
+        flow.store.finish_job(job.id, "done")
+
+    def give_up(self, job: Job, reason: str) -> None:
+        self.flow.abandon(job, reason)
+
+
+def screen_handlers(flow: Workflow) -> dict[str, Handler]:
+    return {"screen": ScreenFiles(flow), "grid": Grids(flow)}
