@@ -130,8 +130,9 @@ def screen_added(saved: SavedScreen, screen: Screen, plate: str | None) -> Messa
 
 
 def screen_refused(file_name: str, reason: str) -> Message:
-    """A screen file that could not be read or kept: why, and that nothing changed."""
-    text = f":warning: I did not add {code(file_name)} as a screen: {escape(reason)} Nothing was changed."
+    """A screen file that could not be read or kept: why (Slack text, made inert by the caller where it
+    quotes people), and that nothing changed."""
+    text = f":warning: I did not add {code(file_name)} as a screen: {reason} Nothing was changed."
     return Message(clip(text, 3900), [_section(text)])
 
 

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from bot.models import Inspection, Job
 from bot.plates.archive import Contents, Entry, ArchiveError, Skip, ZipLimits, read_image
 from bot.queue import Handler, RetryLater
-from bot.render import Message, parse_id
+from bot.render import Message, escape, parse_id
 from bot.screens.grid import GridError, GridSize, grid_csv, grid_png, optimisation_grid
 from bot.screens.messages import (ADD_WAIT_MINUTES, Directive, add_command, add_waiting, grid_comment, grid_refused,
                                   link_command, name_taken, no_such_screen, parse_grid_value, plate_linked,
@@ -191,13 +191,10 @@ class ScreenFiles:
         try:
             data = self._download(job, max_bytes)
             screen = read_screen(data, job.file_name, max_bytes)
-        except ScreenError as error:
-            self._answer(job, screen_refused(job.file_name, str(error)), FAILED_REACTION)
-            return
-        except DownloadError as error:
-            if error.retryable:
+        except (ScreenError, DownloadError) as error:
+            if getattr(error, "retryable", False):
                 raise RetryLater(str(error)) from error
-            self._answer(job, screen_refused(job.file_name, str(error)), FAILED_REACTION)
+            self._answer(job, screen_refused(job.file_name, escape(str(error))), FAILED_REACTION)
             return
         name = job.payload["name"]
         saved = store.add_screen(name, job.file_name, hashlib.sha256(data).hexdigest(), screen, job.channel, job.user_id)
@@ -213,7 +210,7 @@ class ScreenFiles:
         self._answer(job, screen_added(saved, screen, plate), ADDED_REACTION)
 
     def give_up(self, job: Job, reason: str) -> None:
-        self.flow.fail(job, screen_refused(job.file_name, f"{reason}. Upload it again in a few minutes."), reason)
+        self.flow.fail(job, screen_refused(job.file_name, f"{escape(reason)}. Upload it again in a few minutes."), reason)
         self.flow.poster.react_if_possible(job.channel, job.message_ts, FAILED_REACTION, add=True)
         self.flow.stop_working(job)
 

@@ -14,8 +14,9 @@ from bot.screens.reading import Screen
 if TYPE_CHECKING:
     from bot.store.base import Row, Tx
 
-_SCREEN_COLUMNS = "screens.id, name, file_name, kind, layout, wells, channel, added_by, added_at"
-_IN_USE = "removed_at IS NULL"
+_SCREEN_COLUMNS = ", ".join(f"screens.{column}" for column in (
+    "id", "name", "file_name", "kind", "layout", "wells", "channel", "added_by", "added_at"))
+_IN_USE = "screens.removed_at IS NULL"
 
 
 def name_key(name: str) -> str:
