@@ -76,7 +76,7 @@ def test_a_hits_reply_gets_its_condition_and_a_grid_button_per_size() -> None:
     condition = parse_condition("0.1 M NaOAc pH 5.0, 20% PEG 8000", reference="22_C0479")
     shown = with_condition(reply, 12, "D7", condition, "HWI 22", (GridSize(4, 6), GridSize(8, 12)))
     assert shown.blocks[1]["elements"][0]["text"] == ":test_tube: *HWI 22 D7* (22_C0479): 0.1 M NaOAc pH 5.0, 20% PEG 8000"
-    buttons = shown.blocks[-1]["elements"]
+    buttons = shown.blocks[-1]["elements"]  # no footer in this reply: the buttons come last
     assert [(b["action_id"], b["value"], b["text"]["text"]) for b in buttons] == [
         (GRID_ACTION, "12:4x6", "Optimisation grid, 24-well tray"), (GRID_ACTION, "12:8x12", "Optimisation grid, 96-well plate")]
     assert parse_grid_value("12:8x12", (GridSize(8, 12),)) == (12, GridSize(8, 12))

@@ -19,16 +19,13 @@ import math
 import textwrap
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from bot.plates.wells import Well
 from bot.screens.chemistry import Component, Concentration, Condition, number_text, ph_text
 from bot.screens.layout import LAYOUTS, well_name
 
-if TYPE_CHECKING:  # matplotlib is imported only when a grid is drawn
-    from matplotlib.figure import Figure
-
 HIGH_SALT_MOLAR = 1.0
+DPI = 100
 _MATPLOTLIB = threading.Lock()
 
 
@@ -208,10 +205,16 @@ def _draw(grid: Grid) -> bytes:
 
     rows, columns = len(grid.rows.values), len(grid.columns.values)
     cell = 1.0 if columns <= 6 else 0.85
-    height = 2.2 + rows * cell * 0.62
-    figure = Figure(figsize=(0.4 + columns * cell, height), dpi=100)
+    width = 0.4 + columns * cell
+    lines = _legend(grid, int(width * DPI / 5.8))  # characters of 8 pt text in the picture's width
+    header = 0.55 + 0.19 * len(lines)  # inches: the title and the legend
+    height = header + rows * cell * 0.62 + 0.1
+    figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.02, 0.02, 0.96, 1 - 1.75 / height))
+    figure.text(0.02, 1 - 0.12 / height, f"Optimisation grid around {grid.well}", fontsize=10.5, fontweight="bold",
+                va="top")
+    figure.text(0.02, 1 - 0.42 / height, "\n".join(lines), fontsize=8, va="top", color="#333333", linespacing=1.4)
+    axes = figure.add_axes((0.02, 0.1 / height, 0.96, 1 - (header + 0.1) / height))
     axes.set_xlim(-0.5, columns - 0.5)
     axes.set_ylim(rows - 0.5, -0.5)
     axes.axis("off")
@@ -225,20 +228,14 @@ def _draw(grid: Grid) -> bytes:
                       va="center", fontsize=8.5, fontweight="bold", color=ink)
             axes.text(column, row + 0.2, f"{grid.columns.text(grid.columns.values[column])} · "
                       f"{grid.rows.text(grid.rows.values[row])}", ha="center", va="center", fontsize=6.5, color=ink)
-    _titles(figure, grid)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def _titles(figure: Figure, grid: Grid) -> None:
-    height = figure.get_figheight()
-    figure.text(0.02, 1 - 0.12 / height, f"Optimisation grid around {grid.well}", fontsize=10.5, fontweight="bold",
-                va="top")
-    fits = int(figure.get_figwidth() * figure.dpi / 5.8)  # characters of 8 pt text in the picture's width
+def _legend(grid: Grid, fits: int) -> list[str]:
+    """The lines under the title: the hit's condition, what the columns and rows vary, what stays."""
     constant = ", ".join(c.short() for c in constant_components(grid))
     lines = [*textwrap.wrap(f"Hit: {grid.condition.short(2 * fits)}", fits)[:2], f"Columns: {grid.columns.span()}",
              f"Rows: {grid.rows.span()}", f"★ {grid.well_of(*grid.hit)}: the hit's own condition"]
-    if constant:
-        lines.append(textwrap.shorten(f"In every well: {constant}", fits, placeholder=" …"))
-    figure.text(0.02, 1 - 0.42 / height, "\n".join(lines), fontsize=8, va="top", color="#333333", linespacing=1.4)
+    return lines + ([textwrap.shorten(f"In every well: {constant}", fits, placeholder=" …")] if constant else [])

@@ -224,7 +224,8 @@ def with_condition(message: Message, job_id: int, well: str, condition: Conditio
     blocks.insert(1, _context(line))
     buttons = [{"type": "button", "action_id": GRID_ACTION, "value": f"{job_id}:{size}",
                 "text": {"type": "plain_text", "text": f"Optimisation grid, {size.tray}"}} for size in sizes]
-    blocks.append({"type": "actions", "block_id": f"grid-{job_id}", "elements": buttons})
+    footer = len(blocks) - 1 if blocks and blocks[-1]["type"] == "context" else len(blocks)
+    blocks.insert(footer, {"type": "actions", "block_id": f"grid-{job_id}", "elements": buttons})
     return Message(message.text, blocks)
 
 
