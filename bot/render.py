@@ -213,6 +213,9 @@ def help_message(command: str) -> Message:
         f"`{command} examples` lists my examples and removes one.\n"
         f"• `{command} share-hits [on|off]`: whether this private channel's crystal hits are posted in the hits "
         "channel too (a member of the channel decides).\n"
+        f"• Screens: upload a screen's CSV with the text `screen NAME` (or `{command} screens add NAME`, then the "
+        f"upload); `{command} plate PLATE screen NAME` (or `screen NAME` in a plate's upload) shows each hit's "
+        f"condition; `{command} screens` lists them and removes one.\n"
         "I show a channel's calls only to its members."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])

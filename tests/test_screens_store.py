@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from bot.screens.reading import read_screen
-from bot.store import open_store
+from tests.test_store import store  # noqa: F401 (fixture)
 
 SCREEN = read_screen(b"Well,Condition\nA1,0.1 M HEPES pH 7.5, 20% PEG 3350\nD7,0.1 M NaOAc pH 5.0, 20% PEG 8000\n",
                      "jcsg.csv", 10_000)
-
-
-@pytest.fixture
-def store(database_url):
-    store = open_store(database_url)
-    yield store
-    store.close()
 
 
 def inspection_of(store, plate: str = "Plate42", ts: str = "1.1"):
