@@ -141,6 +141,7 @@ def test_wells_past_p_make_a_1536_well_plate() -> None:
     (b"PK\x03\x04\x14\x00", "screen.xlsx", LIMIT, "spreadsheet workbook, not a CSV file"),
     (b"\x00\x01\x02binary\x00", "blob.csv", LIMIT, "not a text file"),
     (b"\r\n\r\n", "empty.csv", LIMIT, "empty.csv is empty"),
+    (b'A1,"' + b"x" * 140_000, "open.csv", LIMIT, "open.csv is not a CSV file I can read: a quoted cell never ends"),
 ])
 def test_files_that_are_no_screen_are_refused_with_the_reason(data: bytes, name: str, limit: int, says: str) -> None:
     with pytest.raises(ScreenError) as refused:

@@ -124,12 +124,16 @@ def test_the_optimisation_grid_of_a_hit_arrives_as_a_csv_and_a_picture_in_the_th
     button = next(e for e in grid_block["elements"] if e["value"].endswith(":4x6"))
     before = len(bot.slack.uploads)
 
-    for _ in range(2):  # a second click on the same button makes no second grid
-        bot.slack.push_interactive(bot.slack.block_actions_payload(
+    def click() -> None:
+        bot.slack.wait_for_ack(bot.slack.push_interactive(bot.slack.block_actions_payload(
             GRID_ACTION, button["value"], message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL,
-            user="U7"))
-        bot.drain()
+            user="U7")))
 
+    click()
+    bot.slack.wait_for(lambda: len(bot.slack.uploads) == before + 2, 30, what="the grid's CSV and picture")
+    click()  # a second click on the same button makes no second grid
+    bot.drain()
+    assert len(bot.slack.uploads) == before + 2
     files = {u.filename.rsplit(".", 1)[1]: u for u in bot.slack.uploads[before:]}
     assert set(files) == {"csv", "png"} and files["csv"].thread_ts == event["ts"]
     rows = list(csv.DictReader(io.StringIO((files["csv"].data or b"").decode("utf-8"))))
@@ -169,6 +173,18 @@ def test_a_screen_file_inside_the_plates_zip_becomes_its_screen(screen_bot: Runn
     assert ":test_tube: Screen *JCSG+* (96 conditions) read from the zip's `inspection/JCSG+.csv`." in summary
     assert "_0.1 M NaOAc pH 5.0, 20% PEG 3350_" in summary
     assert [s.name for s in bot.services.store.screens()] == ["JCSG+"]
+
+
+def test_a_screen_and_its_plate_in_one_message(start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot(JOB_RETRY_SECONDS="0.1")
+    members, label_of = plate_members({"D7": "crystals"})
+    teach(bot, members, label_of)
+    event = bot.upload(bot.slack.add_file("plate42.zip", make_zip(members), **ZIP),
+                       bot.slack.add_file("jcsg.csv", jcsg_csv(), **CSV), text="plate42 screen JCSG+")
+
+    assert bot.wait_until_done(event, timeout=60) == {"gem", "test_tube"}
+    bot.drain()
+    assert "• *D7* · 93% · _0.1 M NaOAc pH 5.0, 20% PEG 3350_ · " in section_text(summary_post(bot, event["ts"]))
 
 
 def test_a_file_that_is_no_screen_changes_nothing_and_the_reply_says_why(screen_bot: RunningBot) -> None:

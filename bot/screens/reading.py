@@ -84,7 +84,11 @@ def read_screen(data: bytes, file_name: str, max_bytes: int) -> Screen:
     text, encoding = decode(data)
     if "\x00" in text:
         raise ScreenError(f"{file_name} is not a text file. Save the screen as CSV and upload that.")
-    rows = [row for row in _rows(text) if any(row.cells)]
+    try:
+        rows = [row for row in _rows(text) if any(row.cells)]
+    except csv.Error as error:  # a quoted field that never ends, or one over the csv module's size limit
+        raise ScreenError(f"{file_name} is not a CSV file I can read: a quoted cell never ends, or is far too "
+                          "long.") from error
     if not rows:
         raise ScreenError(f"{file_name} is empty.")
     header_at, well_column = _find_well_column(rows, file_name)

@@ -210,7 +210,9 @@ class ScreenFiles:
         self._answer(job, screen_added(saved, screen, plate), ADDED_REACTION)
 
     def give_up(self, job: Job, reason: str) -> None:
-        self.flow.fail(job, screen_refused(job.file_name, f"{escape(reason)}. Upload it again in a few minutes."), reason)
+        """Tried JOB_MAX_ATTEMPTS times (Slack unreachable, say): the thread is told; the log has the reason."""
+        self.flow.fail(job, screen_refused(job.file_name, "I could not fetch or read it just now. Upload it again in "
+                                                          "a few minutes."), reason)
         self.flow.poster.react_if_possible(job.channel, job.message_ts, FAILED_REACTION, add=True)
         self.flow.stop_working(job)
 
