@@ -1,6 +1,8 @@
 """bot.screens.common and bot.screens.messages: what a plate's hits share, and how screens read in Slack."""
 from __future__ import annotations
 
+import json
+
 from bot.models import SavedScreen
 from bot.render import Message
 from bot.screens.chemistry import PlateConditions, parse_condition
@@ -10,6 +12,7 @@ from bot.screens.messages import (GRID_ACTION, SCREEN_REMOVE_ACTION, add_command
                                   parse_grid_value, screen_added, screen_directive, screen_summary, screens_message,
                                   wells_text, with_condition)
 from bot.screens.reading import read_screen
+from bot.visibility import Viewer
 
 HITS = [parse_condition(text) for text in (
     "0.1 M Sodium acetate pH 4.6, 15% w/v PEG 3350", "0.1 M NaOAc pH 5.0, 20% PEG 3350, 0.2 M NaCl",
@@ -61,13 +64,22 @@ def test_the_reply_to_a_screen_file() -> None:
 
 def test_the_list_of_screens_has_a_remove_button_with_a_confirmation() -> None:
     screen = SavedScreen(7, "JCSG+", "jcsg.csv", "well and condition table", 96, 96, "C1", "U1", 1_790_000_000.0)
-    message = screens_message([screen], {7: [("C1", "plate42"), ("C2", "plate9")]})
+    message = screens_message([screen], {7: [("C1", "plate42"), ("C2", "plate9")]}, Viewer("U1", frozenset({"C1", "C2"})))
     (block,) = [b for b in message.blocks if b.get("block_id") == "screen-7"]
     assert block["text"]["text"] == ("*JCSG+* · 96 wells of a 96-well plate · `jcsg.csv` · <@U1>, 2026-09-21\n"
                                      "Used by plate42 in <#C1>, plate9 in <#C2>")
     assert block["accessory"]["action_id"] == SCREEN_REMOVE_ACTION and block["accessory"]["value"] == "7"
     assert "Plates that use it (2) show no conditions" in block["accessory"]["confirm"]["text"]["text"]
-    assert screens_message([], {}).blocks[0]["text"]["text"] == "*No screens yet.*"
+    assert screens_message([], {}, Viewer("U1", frozenset())).blocks[0]["text"]["text"] == "*No screens yet.*"
+
+
+def test_plates_in_channels_a_person_is_not_in_are_counted_not_named() -> None:
+    screen = SavedScreen(7, "JCSG+", "jcsg.csv", "well and condition table", 96, 96, "C1", "U1", 1_790_000_000.0)
+    plates = {7: [("C1", "plate42"), ("CSECRET", "secret-plate"), ("CGONE", "removed-plate")]}
+    message = screens_message([screen], plates, Viewer("U2", frozenset({"C1"}), gone=frozenset({"CGONE"})))
+    text = message.text + json.dumps(message.blocks, ensure_ascii=False)
+    assert "Used by plate42 in <#C1>, 1 more plate in channels you are not in" in text  # a removed channel: neither
+    assert not any(word in text for word in ("secret-plate", "CSECRET", "removed-plate", "CGONE"))
 
 
 def test_a_hits_reply_gets_its_condition_and_a_grid_button_per_size() -> None:

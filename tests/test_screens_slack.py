@@ -215,12 +215,36 @@ def test_a_name_in_use_is_refused_and_a_screen_is_removed_from_the_list(start_bo
 
     listing = command(bot, "screens")
     (remove,) = [b["accessory"] for b in listing["blocks"] if b.get("accessory", {}).get("action_id") == SCREEN_REMOVE_ACTION]
-    bot.slack.push_interactive(bot.slack.block_actions_payload(
-        SCREEN_REMOVE_ACTION, remove["value"], message={"ts": "1.0", **listing}, channel=CHANNEL, user="U9"))
-    (_, updated), = bot.slack.wait_for(lambda: bot.slack.response_url_posts, what="the list updated")
+    bot.slack.add_user("U8", guest=True)
+    assert command(bot, "screens add Theirs", user="U8")["text"].startswith("Guests cannot add or remove")
+
+    def click(user: str) -> dict[str, Any]:
+        posts = len(bot.slack.response_url_posts)
+        bot.slack.push_interactive(bot.slack.block_actions_payload(
+            SCREEN_REMOVE_ACTION, remove["value"], message={"ts": "1.0", **listing}, channel=CHANNEL, user=user))
+        (_, answer), = bot.slack.wait_for(lambda: bot.slack.response_url_posts[posts:], what="the list updated")
+        return answer
+
+    assert click("U8")["text"].startswith("Guests cannot add or remove the lab's screens.")
+    assert [s.name for s in bot.services.store.screens()] == ["Mine"]
+    updated = click("U9")
     assert updated["replace_original"] is True
     assert updated["text"] == ":wastebasket: Removed screen *Mine* (added by <@U1>).\nNo screens yet."
     assert bot.services.store.screens() == []
+
+
+def test_plates_of_channels_someone_is_not_in_are_not_named_to_them(screen_bot: RunningBot) -> None:
+    bot = screen_bot
+    add_jcsg(bot)
+    bot.slack.add_channel("lab-secret", "CSECRET", private=True, members=["U1", bot.slack.bot_user_id])
+    store = bot.services.store
+    store.link_plate("CSECRET", "secret-plate", store.screen_named("JCSG+").id, "U1")
+    store.link_plate(CHANNEL, "plate42", store.screen_named("JCSG+").id, "U1")
+
+    for user, named in (("U1", True), ("U2", False)):
+        text = "\n".join(b["text"]["text"] for b in command(bot, "screens", user=user)["blocks"] if b["type"] == "section")
+        assert "plate42 in <#C1>" in text and ("secret-plate in <#CSECRET>" in text) is named
+        assert named or "1 more plate in channels you are not in" in text
 
 
 def test_export_has_each_plate_images_well_and_condition(screen_bot: RunningBot) -> None:

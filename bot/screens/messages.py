@@ -17,6 +17,7 @@ from bot.screens.common import hits_chemistry
 from bot.screens.grid import Grid, GridSize, constant_components
 from bot.screens.layout import LAYOUTS, parse_named_well, row_name
 from bot.screens.reading import Screen
+from bot.visibility import Viewer, scope
 
 SCREEN_REMOVE_ACTION = "screen_remove"
 GRID_ACTION = "screen_grid"
@@ -142,12 +143,13 @@ def name_taken(existing: SavedScreen) -> str:
             "give this one another name.")
 
 
-def screens_message(screens: Sequence[SavedScreen], plates: Mapping[int, Sequence[tuple[str, str]]],
+def screens_message(screens: Sequence[SavedScreen], plates: Mapping[int, Sequence[tuple[str, str]]], viewer: Viewer,
                     notice: str = "") -> Message:
-    """`/crystals screens`: each screen with its wells, who added it, the plates that use it, and Remove."""
+    """`/crystals screens` for one person: each screen with its wells, who added it, the plates that use it
+    (named only in channels the person is in; the others counted), and Remove."""
     blocks: Blocks = [_section(notice)] if notice else []
     blocks.append(_section(f"*Screens ({len(screens)})*" if screens else "*No screens yet.*"))
-    blocks += [_screen_block(screen, plates.get(screen.id, [])) for screen in screens[:LISTED_SCREENS]]
+    blocks += [_screen_block(screen, plates.get(screen.id, []), viewer) for screen in screens[:LISTED_SCREENS]]
     if len(screens) > LISTED_SCREENS:
         blocks.append(_context(f"… and {len(screens) - LISTED_SCREENS} older ones, not listed."))
     blocks.append(_context(HOW_TO_ADD))
@@ -155,13 +157,15 @@ def screens_message(screens: Sequence[SavedScreen], plates: Mapping[int, Sequenc
     return Message(f"{notice}\n{text}" if notice else text, blocks)
 
 
-def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    used = ", ".join(f"{escape(plate)} in <#{channel}>" for channel, plate in plates[:LISTED_PLATES])
-    if len(plates) > LISTED_PLATES:
-        used += f" and {len(plates) - LISTED_PLATES} more"
+def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]], viewer: Viewer) -> dict[str, Any]:
+    seen = scope(plates, lambda plate: plate[0], viewer)
+    named = [f"{escape(plate)} in <#{channel}>" for channel, plate in seen.shown[:LISTED_PLATES]]
+    more = len(seen.shown) - len(named) + seen.hidden
+    if more:
+        named.append(f"{_count(more, 'more plate')}" + (" in channels you are not in" if seen.hidden else ""))
     text = (f"*{escape(screen.name)}* · {_count(screen.wells, 'well')} of a {plate_kind(screen.layout)} · "
             f"{code(screen.file_name)} · <@{screen.added_by}>, {_day(screen.added_at)}\n"
-            + (f"Used by {used}" if plates else "_No plate uses it yet._"))
+            + (f"Used by {', '.join(named)}" if named else "_No plate uses it yet._"))
     confirm = (f"Plates that use it ({len(plates)}) show no conditions any more." if plates
                else "No plate uses it.")
     return {"type": "section", "block_id": f"screen-{screen.id}", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)},
@@ -171,6 +175,15 @@ def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]]) -> dic
                                       "text": {"type": "mrkdwn", "text": clip(confirm, 300)},
                                       "confirm": {"type": "plain_text", "text": "Remove"},
                                       "deny": {"type": "plain_text", "text": "Keep"}}}}
+
+
+def screen_editing_refused(guest: bool | None) -> str | None:
+    """Why someone may not add or remove screens (guests may not; nor anyone Slack could not say is no
+    guest), or None."""
+    if guest is None:
+        return ("I could not check with Slack who you are just now, so I cannot change the screens for you. "
+                "Try again in a minute.")
+    return "Guests cannot add or remove the lab's screens. Ask a member of the workspace." if guest else None
 
 
 def screen_removed(screen: SavedScreen) -> str:

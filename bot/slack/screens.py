@@ -28,7 +28,8 @@ from bot.render import Message, escape, parse_id
 from bot.screens.grid import GridError, GridSize, grid_csv, grid_png, optimisation_grid
 from bot.screens.messages import (ADD_WAIT_MINUTES, Directive, add_command, add_waiting, grid_comment, grid_refused,
                                   link_command, name_taken, no_such_screen, parse_grid_value, plate_linked,
-                                  screen_added, screen_refused, screen_removed, screens_message, screens_usage)
+                                  screen_added, screen_editing_refused, screen_refused, screen_removed,
+                                  screens_message, screens_usage)
 from bot.screens.reading import ScreenError, read_screen
 from bot.slack.files import DownloadError
 from bot.slack.workflow import FAILED_REACTION, Workflow
@@ -143,25 +144,39 @@ class LabScreens:
             store.link_plate(channel, plate, screen.id, user)
             return plate_linked(plate, screen)
         if (name := add_command(text)) is not None:
+            refusal = self.refusal(user)
+            if refusal:
+                return Message(refusal)
             existing = store.screen_named(name)
             if existing:
                 return Message(f"I cannot add *{name}*: {name_taken(existing)}")
             store.expect_screen(channel, user, name)
             return add_waiting(name)
         if re.fullmatch(r"screens?", text.strip(), re.IGNORECASE):
-            return self.overview()
+            return self.overview(user)
         return screens_usage()
 
-    def overview(self, notice: str = "") -> Message:
-        return screens_message(self.flow.store.screens(), self.flow.store.plates_of_screens(), notice)
+    def refusal(self, user_id: str) -> str | None:
+        """Why this person may not add or remove screens (a guest, or Slack could not say), or None."""
+        return screen_editing_refused(self.flow.privacy.membership.is_guest(user_id))
+
+    def overview(self, user_id: str, notice: str = "") -> Message:
+        """`/crystals screens` for one person: the plates using each screen named only in their channels."""
+        store = self.flow.store
+        plates = store.plates_of_screens()
+        viewer = self.flow.privacy.viewer(user_id, {channel for used in plates.values() for channel, _ in used})
+        return screens_message(store.screens(), plates, viewer, notice)
 
     def remove(self, user_id: str, value: str) -> Message:
-        """A Remove click: the screen no longer used; the list as it is now."""
+        """A Remove click (not by a guest): the screen no longer used; the list as it is now."""
+        refusal = self.refusal(user_id)
+        if refusal:
+            return self.overview(user_id, refusal)
         screen_id = parse_id(value)
         removed = self.flow.store.remove_screen(screen_id, user_id) if screen_id is not None else None
         if removed:
             log.info("%s removed screen %s (%s)", user_id, removed.id, removed.name)
-        return self.overview(screen_removed(removed) if removed else "That screen was removed already.")
+        return self.overview(user_id, screen_removed(removed) if removed else "That screen was removed already.")
 
     def accept_grid_click(self, body: dict[str, Any], value: str) -> None:
         """An Optimisation grid click on a hit's reply: a grid job (one per hit and size)."""
@@ -188,6 +203,12 @@ class ScreenFiles:
     def run(self, job: Job) -> None:
         flow, store = self.flow, self.flow.store
         max_bytes = flow.services.settings.max_screen_kb * KB
+        guest = flow.privacy.membership.is_guest(job.user_id)
+        if guest is None:
+            raise RetryLater(f"could not check whether {job.user_id} is a guest")
+        if guest:
+            self._answer(job, screen_refused(job.file_name, screen_editing_refused(guest) or ""), FAILED_REACTION)
+            return
         try:
             data = self._download(job, max_bytes)
             screen = read_screen(data, job.file_name, max_bytes)
