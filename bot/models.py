@@ -50,7 +50,7 @@ class Job:
     """One unit of work in the durable queue: an image to classify, a question, a click, an outcome."""
 
     id: int
-    kind: str  # "image", "question", "feedback", "outcome", "plate", "plate_image" or "plate_summary"
+    kind: str  # "image", "question", "feedback", "outcome", "plate", "plate_image", "plate_summary", "history", ...
     channel: str
     message_ts: str
     thread_ts: str  # where the bot answers: the message itself, or the thread it was posted in
@@ -85,6 +85,13 @@ class Inspection:
     map_file_id: str | None  # the plate map's Slack file id (None before it is uploaded, or if uploaded before ids were kept)
     created_at: float
     finished_at: float | None
+    imaged_at: float | None = None  # when it was imaged (bot/plates/history.py); None before that was kept
+    dated_from: str = ""  # what told when: "zip", "message", "images" (their names) or "upload" (the upload time)
+
+    @property
+    def taken_at(self) -> float:
+        """When it was imaged, or, for an inspection recorded before that was kept, when it was uploaded."""
+        return self.imaged_at if self.imaged_at is not None else float(self.message_ts)
 
 
 @dataclass(frozen=True)

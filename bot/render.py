@@ -211,6 +211,8 @@ def help_message(command: str) -> Message:
         "message.\n"
         "• Under a call the team confirmed or corrected, *Use as example* teaches me with that image; "
         f"`{command} examples` lists my examples and removes one.\n"
+        f"• `{command} plate NAME`: a plate's inspections (date, day, counts, new hits) and a chart of its hits; "
+        "*History* under a plate's hit, or `show D7 over time` in its thread, shows the drop at each inspection.\n"
         f"• `{command} share-hits [on|off]`: whether this private channel's crystal hits are posted in the hits "
         "channel too (a member of the channel decides).\n"
         f"• Screens: upload a screen's CSV with the text `screen NAME` (or `{command} screens add NAME`, then the "

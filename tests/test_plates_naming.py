@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.plates.naming import plate_name, plate_positions, shared_plate_id
+from bot.plates.naming import file_stem, plate_name, plate_positions, shared_plate_id
 from tests.plate_helpers import at
 
 WELLS = ["A01.jpg", "A02.jpg"]
@@ -62,3 +62,25 @@ def test_positions_ignore_the_plate_name_and_the_shared_id() -> None:
                                                   "P12_notes.jpg": None}
     assert plate_positions(["plate42_A01.jpg"], "plate42") == {"plate42_A01.jpg": at("A1")}
     assert plate_positions(["A01.jpg"], None) == {"A01.jpg": at("A1")}
+
+
+HWI_IMAGES = ["X000015862-Visible/X0000158620001202008111512.jpg", "X000015862-Visible/X0000158620361202008111512.jpg"]
+
+
+def test_hwi_images_name_their_plate() -> None:
+    assert shared_plate_id(HWI_IMAGES) == "X000015862"
+    assert shared_plate_id(HWI_IMAGES[:1]) == "X000015862"  # one HWI name is enough: its id is where it says
+    assert plate_name("Archive.zip", HWI_IMAGES) == "X000015862"
+    assert plate_name("X000015862_20200811.zip", HWI_IMAGES) == "X000015862"
+    assert [str(p) for p in plate_positions(HWI_IMAGES, "X000015862").values()] == ["A1 drop 1", "H25 drop 1"]
+
+
+def test_a_plate_is_read_on_1536_wells_only_when_that_gives_more_images_a_well() -> None:
+    large = ["A01.jpg", "P24.jpg", "Q01.jpg", "AF48.jpg"]
+    assert [str(p.well) for p in plate_positions(large, None).values()] == ["A1", "P24", "Q1", "AF48"]
+    small = ["T4_lysozyme_A01.jpg", "T4_lysozyme_B02.jpg"]  # T4 would be a well of a 1536-well plate
+    assert [str(p.well) for p in plate_positions(small, None).values()] == ["A1", "B2"]
+
+
+def test_file_stem() -> None:
+    assert file_stem("plate 42/B") == "plate_42_B" and file_stem("///") == "plate"

@@ -121,7 +121,7 @@ def test_skipped_members_are_counted(categories) -> None:
 def test_a_full_384_well_plate_of_hits_stays_within_slacks_limits(categories) -> None:
     long = "A long explanation of faceted objects. " * 20
     images = [image(f"{row}{column}_{drop}.jpg", "crystals", explanation=long)
-              for row in ROWS for column in range(1, 25) for drop in (1, 2, 3)]
+              for row in ROWS[:16] for column in range(1, 25) for drop in (1, 2, 3)]
     images += [image(f"x{i}.jpg", None) for i in range(100)]
     previous = {p: "clear" for p in labels_of(images)}
     message = summary_message("plate42", images, categories, compare(previous, labels_of(images)),
@@ -226,7 +226,7 @@ def test_the_hits_channel_message_names_drops_and_shows_no_map_without_its_id(ca
 
 def test_a_plate_full_of_hits_lists_the_first_in_the_hits_channel_within_slacks_limits(categories) -> None:
     long = "A long explanation of faceted objects. " * 20
-    images = [image(f"{row}{column}.jpg", "crystals", explanation=long) for row in ROWS for column in range(1, 25)]
+    images = [image(f"{row}{column}.jpg", "crystals", explanation=long) for row in ROWS[:16] for column in range(1, 25)]
     verdicts = {i.file: Feedback("U8", "corrected", "precipitate") for i in images}
     message = plate_hits_message(shared_plate(images, verdicts=verdicts, plate="p" * 3000), categories)
     texts = section_texts(message)

@@ -73,7 +73,10 @@ def final_progress(bot: RunningBot, progress: ApiCall) -> str:
 
 
 def uploads_in(bot: RunningBot, thread_ts: str) -> dict[str, Upload]:
-    return {u.filename.rsplit(".", 1)[-1]: u for u in bot.slack.uploads if u.thread_ts == thread_ts}
+    """A thread's uploaded files by kind: `png` the plate map, `csv` the calls, `hits` the gallery of hits."""
+    kinds = {"map.png": "png", "calls.csv": "csv", "hits.png": "hits"}
+    return {kinds.get(u.filename.rsplit("_", 1)[-1], u.filename): u for u in bot.slack.uploads
+            if u.thread_ts == thread_ts}
 
 
 def csv_rows(upload: Upload) -> list[dict[str, str]]:
@@ -119,7 +122,7 @@ def test_a_96_well_zip_gets_one_progress_message_a_summary_a_map_a_csv_and_its_h
     assert "Skipped 2 files in the zip" in text and "not images: 1" in text and "(.. or absolute): 1" in text
     assert len(bot.thread_posts(event["ts"])) == 5  # progress, 3 hits, summary: nothing per image
     files = uploads_in(bot, event["ts"])
-    assert set(files) == {"png", "csv"} and files["png"].channel == CHANNEL
+    assert set(files) == {"png", "csv", "hits"} and files["png"].channel == CHANNEL
     with Image.open(io.BytesIO(files["png"].data or b"")) as picture:
         assert picture.format == "PNG" and picture.width >= 800
     rows = csv_rows(files["csv"])

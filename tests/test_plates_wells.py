@@ -1,9 +1,12 @@
 """bot.plates.wells: wells and drops from the names plate imagers and people write, and from questions."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from bot.plates.wells import Position, Well, parse_position, parse_well, plate_size, wells_in_text
+from bot.plates.wells import (HwiName, Position, Well, parse_hwi_name, parse_position, parse_well, plate_size,
+                              well_from_number, wells_in_text)
 
 
 def at(well: str, drop: int = 1) -> Position:
@@ -126,3 +129,81 @@ def test_plate_size(names: list[str], size: int) -> None:
 ])
 def test_wells_in_text(question: str, wells: list[str]) -> None:
     assert [str(w) for w in wells_in_text(question)] == wells
+
+
+# --- 1536-well plates and HWI's names ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("number", "well"), [
+    (1, "A1"), (48, "A48"), (49, "B1"), (361, "H25"), (1248, "Z48"), (1249, "AA1"), (1440, "AD48"), (1536, "AF48"),
+])
+def test_hwi_numbers_wells_row_by_row_on_the_1536_grid(number: int, well: str) -> None:
+    assert str(well_from_number(number)) == well
+    assert well_from_number(number) == parse_well(well)
+
+
+@pytest.mark.parametrize("number", [0, 1537, -1])
+def test_a_number_off_the_plate_is_no_well(number: int) -> None:
+    assert well_from_number(number) is None
+
+
+def test_an_hwi_name_gives_its_plate_well_and_date() -> None:
+    name = parse_hwi_name("X000015862-Visible/X0000158620361202008111512.jpg")
+    assert name == HwiName("X000015862", Well(7, 25), date(2020, 8, 11))
+    assert parse_position("X0000158620361202008111512.jpg") == Position(Well(7, 25))
+
+
+@pytest.mark.parametrize(("name", "well"), [
+    ("X0000158620001202008111512.jpg", "A1"),  # the first well
+    ("X0000158621536202008111512.jpg", "AF48"),  # the last
+    ("B120000A010361202008111512.jpg", "H25"),  # an id with well-like letters is still the id
+    ("X0000158621208201912251512.jpg", "Z8"),  # a well number that looks like a year-month is a well
+    ("X0000158620361202008111512", "H25"),  # no extension
+])
+def test_hwi_ids_and_dates_are_never_wells_and_wells_never_dates(name: str, well: str) -> None:
+    assert str(parse_position(name).well) == well
+
+
+@pytest.mark.parametrize("name", [
+    "X0000158620000202008111512.jpg",  # well 0
+    "X0000158621537202008111512.jpg",  # beyond the plate
+    "X0000158620361202013111512.jpg",  # month 13: not HWI's date, so not HWI's name
+    "X0000158620361202002301512.jpg",  # 30 February
+    "X000015862_0361_20200811.jpg",  # separated: not HWI's shape, and no row letter
+])
+def test_names_that_only_look_like_hwi_names_have_no_well(name: str) -> None:
+    assert parse_hwi_name(name) is None and parse_position(name) is None
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("A1.jpg", at("A1")),
+    ("AF48.jpg", Position(Well(31, 48))),
+    ("AA01_2.jpg", Position(Well(26, 1), 2)),
+    ("plate_Z24.jpg", Position(Well(25, 24))),
+    ("Q1.jpg", Position(Well(16, 1))),
+    ("A25.jpg", Position(Well(0, 25))),
+    ("48AF.jpg", Position(Well(31, 48))),  # column first
+    ("AG1.jpg", None),  # beyond row AF
+    ("A49.jpg", None),  # beyond column 48
+    ("12345_AB12_1_Vis_20261126_093000.jpg", Position(Well(27, 12))),  # the date is no well, nor a drop
+])
+def test_1536_well_layouts(name: str, expected: Position | None) -> None:
+    assert parse_position(name, layout=1536) == expected
+
+
+def test_1536_wells_print_and_sort_in_plate_order() -> None:
+    wells = [Well(26, 1), Well(25, 48), Well(31, 48), Well(0, 1)]
+    assert [str(w) for w in sorted(wells)] == ["A1", "Z48", "AA1", "AF48"]
+
+
+@pytest.mark.parametrize(("names", "size"), [
+    (["A1.jpg", "P24.jpg"], 384),
+    (["A1.jpg", "AF48.jpg"], 1536),
+    (["A25.jpg"], 1536),
+])
+def test_plate_size_up_to_1536(names: list[str], size: int) -> None:
+    assert plate_size(p for p in (parse_position(n, layout=1536) for n in names) if p) == size
+
+
+def test_wells_in_a_question_about_a_1536_well_plate() -> None:
+    assert [str(w) for w in wells_in_text("show AF48 and well aa1 over time", 1536)] == ["AF48", "AA1"]
+    assert wells_in_text("show AF48 over time") == []  # read as a 384-well plate's

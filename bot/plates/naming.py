@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Sequence
 
 from bot.plates.stamps import remove_stamps
-from bot.plates.wells import Position, parse_position
+from bot.plates.wells import PLATE_SHAPES, Position, parse_hwi_name, parse_position
 
 # Names that say nothing about which plate it is: what zip tools, browsers and imagers call things.
 GENERIC_WORDS = frozenset({
@@ -35,12 +35,16 @@ def plate_name(zip_name: str | None, image_paths: Sequence[str]) -> str | None:
 
 
 def shared_plate_id(image_paths: Sequence[str]) -> str | None:
-    """The first word every image's path has that is no drop, stamp or generic word (`12345` of
-    `12345_A01_1_Vis_20261126_093000.jpg`, ...), or None. Needs two images at least.
+    """The HWI plate id all the images' names carry (`X000015862` of `X0000158620361202008111512.jpg`);
+    else the first word every image's path has that is no drop, stamp or generic word (`12345` of
+    `12345_A01_1_Vis_20261126_093000.jpg`, ...), which needs two images at least; or None.
 
     A shared word that looks like a well (`P12` of `P12_A01.jpg`, `P12_A02.jpg`) is the id only when
     there is no other and the images still have wells without it.
     """
+    hwi_ids = {hwi.plate_id if (hwi := parse_hwi_name(path)) else None for path in image_paths}
+    if len(hwi_ids) == 1 and None not in hwi_ids:
+        return hwi_ids.pop()
     if len(image_paths) < 2:
         return None
     token_lists = [_path_tokens(path) for path in image_paths]
@@ -54,9 +58,21 @@ def shared_plate_id(image_paths: Sequence[str]) -> str | None:
 
 def plate_positions(image_paths: Sequence[str], plate: str | None) -> dict[str, Position | None]:
     """Each image's well and drop (None: no well in its name), reading neither the plate's name nor the
-    id its images share as a well (`P12_A01.jpg` in `plate42.zip` is A1)."""
+    id its images share as a well (`P12_A01.jpg` in `plate42.zip` is A1).
+
+    The names are read as a 1536-well plate's (rows to AF, columns to 48) when that gives more of them
+    a well than reading them as a 384-well plate's: `AF48.jpg` is a well then, while `T4_A01.jpg` of a
+    96-well plate stays A1 (on 1536 wells T4 is a well too, and the name would name two).
+    """
     ids = [i for i in (plate, shared_plate_id(image_paths)) if i]
-    return {path: parse_position(path, plate_ids=ids) for path in image_paths}
+    readings = [{path: parse_position(path, plate_ids=ids, layout=layout) for path in image_paths}
+                for layout in sorted(PLATE_SHAPES)[1:]]  # 384, then 1536
+    return max(readings, key=lambda reading: sum(position is not None for position in reading.values()))
+
+
+def file_stem(plate: str) -> str:
+    """A plate's name as the stem of a file name: `plate 42/B` -> `plate_42_B`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", plate).strip("_.") or "plate"
 
 
 def _may_be_plate_id(token: str) -> bool:

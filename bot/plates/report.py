@@ -66,10 +66,15 @@ def position_payload(position: Position | None) -> dict[str, Any]:
     return {"well": str(position.well), "drop": position.drop} if position else {"well": None, "drop": None}
 
 
+def payload_position(payload: Mapping[str, Any]) -> Position | None:
+    """The position a plate image job's payload keeps (None: no well in the image's name)."""
+    well = parse_well(payload["well"]) if payload.get("well") else None
+    return Position(well, payload["drop"]) if well else None
+
+
 def plate_image(job: Job, call: Call | None) -> PlateImage:
     """A plate image's job (payload: path, well, drop) and its call -> what the summary, map and CSV show."""
-    well = parse_well(job.payload["well"]) if job.payload.get("well") else None
-    position = Position(well, job.payload["drop"]) if well else None
+    position = payload_position(job.payload)
     if job.state == "done" and call is not None:
         return PlateImage(job.payload["path"], position, call)
     return PlateImage(job.payload["path"], position, None, job.error or "not classified", is_unreadable(job))

@@ -4,26 +4,62 @@ Pure. A name is cut into tokens at `_`, `-`, `.`, spaces and folder separators a
 stamps are taken out, so a number that belongs to a date, a time or a barcode never becomes a well:
 a well token has a row letter. A name whose well is ambiguous (two different wells) gets none; the
 caller lists it apart rather than put it in the wrong well.
+
+Wells are read on a 384-well layout (rows A-P, columns 1-24) unless the caller asks for 1536 wells
+(rows A-Z then AA-AF, columns 1-48): beyond P24 more tokens look like wells (`T4`, `AB12`), so a
+plate's names are read that way only when that gives more of them a well (`plate_positions` in
+naming.py). HWI's names (`X0000158620361202008111512.jpg`: a 10-character plate id, a 4-digit well
+number counted row by row on the 1536-well grid, the date, the rest) are read as such, on their own
+terms: their id and date are never read as a well, nor their well number as a date.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from string import ascii_uppercase
 from typing import Collection, Iterable
 
 from bot.plates.stamps import remove_stamps
 
-ROWS = "ABCDEFGHIJKLMNOP"
-PLATE_SHAPES = {96: (8, 12), 384: (16, 24)}  # wells -> (rows, columns)
+ROWS = (*ascii_uppercase, "AA", "AB", "AC", "AD", "AE", "AF")  # row names of the largest plate, in order
+PLATE_SHAPES = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # wells -> (rows, columns)
+DEFAULT_LAYOUT = 384  # names and questions are read on this layout unless the plate is larger
 
-_COLUMN = r"0{0,2}([1-9]|1\d|2[0-4])"
-_ROW_FIRST = re.compile(rf"(?:well)?([a-p]){_COLUMN}", re.IGNORECASE)
-_ROW_FIRST_WITH_DROP = re.compile(rf"(?:well)?([a-p]){_COLUMN}(?:d|drop)([1-9])", re.IGNORECASE)
-_COLUMN_FIRST = re.compile(r"(0[1-9]|1\d|2[0-4])([A-P])")  # zero-padded, upper case: `01A`, never `3d`
 _DROP = re.compile(r"(?:d|drop|s|sub|subwell)?0?([1-9])", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _SPACED_DROP = re.compile(r"(?<![a-z])(drop|subwell)[-_\s]+(?=\d)", re.IGNORECASE)  # `drop 2` -> `drop2`
-_IN_TEXT = re.compile(rf"(?<![A-Za-z0-9])(?:(?:well\s*)([A-Pa-p])|([A-P])){_COLUMN}(?![A-Za-z0-9])", re.IGNORECASE)
+_HWI_NAME = re.compile(r"(?P<plate>[A-Za-z0-9]{10})(?P<number>\d{4})"
+                       r"(?P<year>(?:19|20)\d\d)(?P<month>0[1-9]|1[0-2])(?P<day>0[1-9]|[12]\d|3[01])"
+                       r"(?P<rest>[-_A-Za-z0-9]*)")
+
+
+@dataclass(frozen=True)
+class _Grammar:
+    """The well tokens of one layout: row first (`B4`, `AB12`, `b04_d2`), column first (`04B`), in text."""
+
+    row_first: re.Pattern[str]
+    row_first_with_drop: re.Pattern[str]
+    column_first: re.Pattern[str]
+    in_text: re.Pattern[str]
+
+
+@cache
+def _grammar(layout: int) -> _Grammar:
+    rows, columns = PLATE_SHAPES[layout]
+    letters = sorted(ROWS[:rows], key=len, reverse=True)  # `AB` before `A`
+    row = "|".join(letters)
+    tens, last = divmod(columns, 10)
+    two_digits = rf"[1-{tens - 1}]\d|{tens}[0-{last}]" if tens > 1 else rf"1[0-{last}]"
+    column = rf"0{{0,2}}([1-9]|{two_digits})"
+    return _Grammar(
+        row_first=re.compile(rf"(?:well)?({row}){column}", re.IGNORECASE),
+        row_first_with_drop=re.compile(rf"(?:well)?({row}){column}(?:d|drop)([1-9])", re.IGNORECASE),
+        column_first=re.compile(rf"(0[1-9]|{two_digits})({row})"),  # zero-padded, upper case: `01A`, never `3d`
+        in_text=re.compile(rf"(?<![A-Za-z0-9])(?:(?:well\s*)({row})|({row})){column}(?![A-Za-z0-9])",
+                           re.IGNORECASE),
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -48,23 +84,62 @@ class Position:
         return f"{self.well} drop {self.drop}"
 
 
+@dataclass(frozen=True)
+class HwiName:
+    """What an HWI image's name says: `X0000158620361202008111512.jpg` is plate X000015862, well 361
+    (H25), imaged on 2020-08-11."""
+
+    plate_id: str
+    well: Well
+    imaged: date
+
+
 def parse_well(text: str) -> Well | None:
-    """One token (`B4`, `b04`, `WellB4`) -> Well; anything else -> None."""
-    found = _ROW_FIRST.fullmatch(text)
+    """One token (`B4`, `b04`, `WellB4`, `AF48`), of any plate up to 1536 wells -> Well; anything else -> None."""
+    found = _grammar(max(PLATE_SHAPES)).row_first.fullmatch(text)
     return _well(found[1], found[2]) if found else None
 
 
-def parse_position(path: str, plate_ids: Collection[str] = ()) -> Position | None:
+def well_from_number(number: int, layout: int = 1536) -> Well | None:
+    """A well numbered row by row, as HWI numbers its images' wells and its screens' "well position in
+    plate": on 1536 wells 1 is A1, 48 is A48, 49 is B1, 361 is H25, 1536 is AF48. None off the plate."""
+    rows, columns = PLATE_SHAPES[layout]
+    if not 1 <= number <= rows * columns:
+        return None
+    return Well((number - 1) // columns, (number - 1) % columns + 1)
+
+
+def parse_hwi_name(path: str) -> HwiName | None:
+    """An HWI image name's plate id, well and date (`<plate id, 10 characters><well number, 4 digits>
+    <YYYYMMDD><rest>`), or None for any other name (or a well number or date that does not exist)."""
+    file_name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    found = _HWI_NAME.fullmatch(_without_extension(file_name))
+    if not found:
+        return None
+    well = well_from_number(int(found["number"]))
+    try:
+        imaged = date(int(found["year"]), int(found["month"]), int(found["day"]))
+    except ValueError:  # 30 February
+        return None
+    return HwiName(found["plate"], well, imaged) if well else None
+
+
+def parse_position(path: str, plate_ids: Collection[str] = (), layout: int = DEFAULT_LAYOUT) -> Position | None:
     """The well and drop a file's path (inside a zip, or a loose file name) names, or None.
 
-    The file name is read first, then its folders from the innermost (`A01/drop2.jpg`). `plate_ids`
-    (the plate's name, the id its images share) are never read as wells: `P12_A01.jpg` of plate P12 is A1.
+    An HWI name gives its well. Otherwise the file name is read first, then its folders from the
+    innermost (`A01/drop2.jpg`), for wells of a plate of `layout` wells. `plate_ids` (the plate's name,
+    the id its images share) are never read as wells: `P12_A01.jpg` of plate P12 is A1.
     """
+    hwi = parse_hwi_name(path)
+    if hwi:
+        return Position(hwi.well)
+    grammar = _grammar(layout)
     *folders, file_name = path.replace("\\", "/").split("/")
     ignored = {plate_id.casefold() for plate_id in plate_ids}
     stem_tokens = [t for t in _tokens(_without_extension(file_name)) if t.casefold() not in ignored]
     for tokens in [stem_tokens, *([t for t in _tokens(f) if t.casefold() not in ignored] for f in reversed(folders))]:
-        found = _positions_in(tokens)
+        found = _positions_in(tokens, grammar)
         if len({p.well for p in found}) > 1:
             return None  # two different wells: better listed apart than put in the wrong well
         if found:
@@ -74,19 +149,20 @@ def parse_position(path: str, plate_ids: Collection[str] = ()) -> Position | Non
 
 
 def plate_size(positions: Iterable[Position]) -> int:
-    """96, or 384 when a well lies beyond row H or column 12."""
-    rows, columns = PLATE_SHAPES[96]
-    beyond = any(p.well.row >= rows or p.well.column > columns for p in positions)
-    return 384 if beyond else 96
+    """The smallest plate that holds every well: 96, 384 beyond row H or column 12, 1536 beyond P or 24."""
+    wells = {p.well for p in positions}
+    return next((size for size, (rows, columns) in sorted(PLATE_SHAPES.items())
+                 if all(w.row < rows and w.column <= columns for w in wells)), max(PLATE_SHAPES))
 
 
-def wells_in_text(text: str) -> list[Well]:
-    """Wells a person names in a question ("why is D7 precipitate?", "compare well b3 and B4"), in order.
+def wells_in_text(text: str, layout: int = DEFAULT_LAYOUT) -> list[Well]:
+    """Wells a person names in a question ("why is D7 precipitate?", "compare well b3 and B4"), in order,
+    among the wells of a plate of `layout` wells.
 
     Lower case counts only after "well", so words like "a1" in prose or "d2" for a drop are not wells.
     """
     found: list[Well] = []
-    for match in _IN_TEXT.finditer(text):
+    for match in _grammar(layout).in_text.finditer(text):
         letter = match[1] or match[2]
         if match[2] and not letter.isupper():
             continue
@@ -96,7 +172,7 @@ def wells_in_text(text: str) -> list[Well]:
     return found
 
 
-def _positions_in(tokens: list[str]) -> set[Position]:
+def _positions_in(tokens: list[str], grammar: _Grammar) -> set[Position]:
     """Every position the tokens name; a drop token after a well (`B12`, `d2`) belongs to that well.
     Column-first wells (`01A`) count only where no row-first one is named: `PEG_20K_A1` is A1."""
     row_first: set[Position] = set()
@@ -105,20 +181,22 @@ def _positions_in(tokens: list[str]) -> set[Position]:
     while index < len(tokens):
         token, rest = tokens[index], tokens[index + 1:]
         index += 1
-        if found := _ROW_FIRST_WITH_DROP.fullmatch(token):
+        if found := grammar.row_first_with_drop.fullmatch(token):
             row_first.add(Position(_well(found[1], found[2]), int(found[3])))
             continue
-        well, bucket = parse_well(token), row_first
-        if well is None:
-            well, bucket = _column_first(token), column_first
+        bucket = row_first
+        if found := grammar.row_first.fullmatch(token):
+            well: Well | None = _well(found[1], found[2])
+        else:
+            well, bucket = _column_first(token, grammar), column_first
         if well:
             bucket.add(Position(well, _leading_drop(rest)))
             index += 1 if rest and _DROP.fullmatch(rest[0]) else 0
     return row_first or column_first
 
 
-def _column_first(token: str) -> Well | None:
-    found = _COLUMN_FIRST.fullmatch(token)
+def _column_first(token: str, grammar: _Grammar) -> Well | None:
+    found = grammar.column_first.fullmatch(token)
     return Well(ROWS.index(found[2]), int(found[1])) if found else None
 
 

@@ -17,6 +17,7 @@ from bot.slack import listeners
 from bot.slack.deletions import Deletions, deletion_handlers
 from bot.slack.examples import TeamExamples, example_handlers
 from bot.slack.files import SlackFiles
+from bot.slack.history import history_handlers
 from bot.slack.intake import Intake
 from bot.slack.plate_batch import batch_handlers
 from bot.slack.plate_retry import retry_handlers
@@ -102,7 +103,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     handlers = quiet_where_needed({**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
                                    **example_handlers(workflow), **retry_handlers(workflow),
                                    **batch_handlers(workflow), **deletion_handlers(workflow),
-                                   **screen_handlers(workflow)}, privacy)
+                                   **screen_handlers(workflow), **history_handlers(workflow)}, privacy)
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)

@@ -11,6 +11,7 @@ from bot.addressing import asks_something, mentions
 from bot.export import Period
 from bot.queue import JobQueue
 from bot.plate_batch import batch_requested, without_batch_word
+from bot.plates.history import asks_for_history
 from bot.plates.naming import plate_positions, shared_plate_id
 from bot.render import clip, parse_feedback_value, parse_id
 from bot.screens.messages import screen_directive
@@ -111,10 +112,33 @@ class Intake:
                 and bool(self.store.thread_jobs(event["channel"], event["thread_ts"])))
 
     def accept_question(self, event: dict[str, Any]) -> None:
+        """A question job; in a plate's thread, a request to see drops over time is a history job."""
         thread_ts = event.get("thread_ts") or event["ts"]
         payload = {"text": event.get("text", ""), "user": event.get("user", "")}
-        if self.store.enqueue("question", event["channel"], event["ts"], thread_ts, "question", "question",
+        kind = "history" if asks_for_history(payload["text"]) and self.store.thread_inspection(
+            event["channel"], thread_ts) else "question"
+        if self.store.enqueue(kind, event["channel"], event["ts"], thread_ts, "question", kind,
                               event.get("user", ""), payload) is not None:
+            self.queue.notify()
+
+    def accept_history_click(self, body: dict[str, Any], value: str) -> None:
+        """The History button under a plate's crystal hit: a job that posts the drop over time."""
+        job_id = parse_id(value)
+        target = self.store.job(job_id) if job_id is not None else None
+        channel = (body.get("channel") or {}).get("id")
+        if not target or target.kind != "plate_image" or target.channel != channel:
+            log.warning("ignored a History click with value %.40r in channel %s", value, channel)
+            return
+        key = f"history:{body.get('actions', [{}])[0].get('action_ts', '')}:{body['user']['id']}"
+        if self.store.enqueue("history", target.channel, target.message_ts, target.thread_ts, key, "history",
+                              body["user"]["id"], {"job_id": target.id}) is not None:
+            self.queue.notify()
+
+    def accept_plate_overview(self, command: dict[str, Any], plate: str) -> None:
+        """`/crystals plate NAME`: a job that posts the plate's inspections and chart in the channel."""
+        key, channel = f"plate-{command.get('trigger_id') or time.time()}", command["channel_id"]
+        if self.store.enqueue("plate_overview", channel, key, key, "plate_overview", plate, command["user_id"],
+                              {"plate": plate}) is not None:
             self.queue.notify()
 
     def accept_click(self, body: dict[str, Any], value: str) -> None:

@@ -20,7 +20,6 @@ inspection of the plate is not posted again: the summary and the hits channel li
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from collections import Counter, deque
@@ -38,7 +37,8 @@ from bot.images import ImageError
 from bot.models import Call, Inspection, Job
 from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
 from bot.plates.compare import HIT, Comparison, compare
-from bot.plates.naming import plate_name, plate_positions
+from bot.plates.history import inspection_dating
+from bot.plates.naming import file_stem, plate_name, plate_positions
 from bot.plates.platemap import PlateView, plate_map_png
 from bot.plates.report import (PlateImage, calls_csv, image_outcomes, labels_of, not_classified_positions,
                                plate_failure_message, plate_view, position_payload, progress_text, summary_message,
@@ -48,6 +48,7 @@ from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
 from bot.render import Message
 from bot.slack.files import DownloadError
+from bot.slack.history import gallery_files, inspection_taken
 from bot.slack.plate_batch import batch_hold, queue_plate_batch
 from bot.slack.screens import attach_screen, zip_tables
 from bot.slack.workflow import FAILED_REACTION, Workflow
@@ -128,6 +129,9 @@ class PlateJobs:
                  or f"plate of {_when(job.message_ts)}")
         inspection = store.start_inspection(job, plate, source, len(paths), skipped)
         attach_screen(self.flow, job, inspection, tables)
+        store.date_inspection(inspection.id, inspection_dating(source or job.payload.get("plate", ""), paths,
+                                                               float(job.message_ts), time.time(),
+                                                               "zip" if source else "message"))
         if not inspection.progress_ts:
             progress_ts = poster.reply(job, Message(progress_text(inspection.plate_name, 0, len(paths))))
             store.update_inspection(inspection.id, progress_ts=progress_ts)
@@ -260,7 +264,7 @@ class PlateSummaries:
         superseded = store.stale_plate_files(inspection.id)  # wells were retried: new map and CSV
         if not inspection.uploaded or superseded is not None:
             try:
-                self._upload_files(job, inspection, plate_view(inspection.plate_name, _when(inspection.message_ts),
+                self._upload_files(job, inspection, plate_view(inspection.plate_name, inspection_taken(store, inspection),
                                    images, self.flow.services.prompt_set.categories, comparison), images)
             except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not
                 log.error("plate inspection %s: Slack refused the map and CSV: %s", inspection.id, error)
@@ -303,15 +307,17 @@ class PlateSummaries:
         return images, comparison, summary
 
     def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage]) -> None:
-        """The plate map (PNG) and every call (CSV) in the thread; their ids are kept (the map's for the hits
-        channel; both to delete them when a retry brings newer ones)."""
-        stem, name = _file_stem(inspection.plate_name), inspection.plate_name
-        map_file_id, csv_file_id = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
+        """The plate map (PNG), every call (CSV) and the gallery of its hits (PNGs) in the thread; their ids
+        are kept (the map's for the hits channel; all to delete them when a retry brings newer ones)."""
+        stem, name, store = file_stem(inspection.plate_name), inspection.plate_name, self.flow.store
+        map_file_id, csv_file_id, *gallery_ids = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
             {"content": calls_csv(images, self.flow.store.inspection_conditions(inspection)),
              "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
+            *gallery_files(store, inspection, stem, view.taken, images, view.new_hits),
         ])
-        self.flow.store.save_plate_files(inspection.id, map_file_id, csv_file_id)
+        store.save_plate_files(inspection.id, map_file_id, csv_file_id)
+        store.save_gallery_files(inspection.id, gallery_ids)
 
     def _share_hits(self, inspection: Inspection, images: Sequence[PlateImage]) -> None:
         """A plate with crystal hits goes to HITS_CHANNEL as one message, a job of its own (so it is posted
@@ -355,10 +361,6 @@ class PlateHits:
 
 def _when(ts: str) -> str:
     return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _file_stem(plate: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", plate).strip("_.") or "plate"
 
 
 def plate_handlers(flow: Workflow) -> dict[str, Handler]:

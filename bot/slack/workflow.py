@@ -29,7 +29,8 @@ from bot.classifier import ModelError
 from bot.images import ImageError
 from bot.models import Call, Inspection, Job, MonthSpend
 from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate_hits_message, plate_image
-from bot.plates.wells import wells_in_text
+from bot.plates.history_report import with_hit_history
+from bot.plates.wells import PLATE_SHAPES, wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.queue import Handler, RetryLater
 from bot.screens.messages import conditions_for_model, with_condition
@@ -38,6 +39,7 @@ from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget
 from bot.services import Services
 from bot.store import Store
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
+from bot.slack.history import hit_history
 from bot.slack.posting import SlackPoster
 from bot.slack.privacy import Privacy
 
@@ -93,12 +95,16 @@ class Workflow:
         self.store.finish_job(job.id, "failed", error=reason)
 
     def call_reply(self, job: Job, call: Call) -> Message:
-        """An image's reply; a plate's hit shows its well's condition too, with the optimisation grid buttons."""
+        """An image's reply; a plate's hit shows its well's condition too, with the optimisation grid buttons,
+        and, when the plate was imaged before, since when it has been crystals (with History)."""
         message = call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                                self.store.latest_feedback(job.id))
         found = self.store.image_condition(job)
-        return with_condition(message, job.id, job.payload["well"], found[1], found[0],
-                              self.services.settings.grid_sizes) if found else message
+        if found:
+            message = with_condition(message, job.id, job.payload["well"], found[1], found[0],
+                                     self.services.settings.grid_sizes)
+        since = hit_history(self.store, job, call)
+        return with_hit_history(message, since, job.id) if since else message
 
     def classified(self, job_id: int) -> tuple[Job | None, Call | None]:
         """An image job and its call (None for what is not there)."""
@@ -353,7 +359,7 @@ class Questions:
 
     @staticmethod
     def _asked_about(job: Job, thread_jobs: list[Job]) -> list[Job]:
-        wells = {str(well) for well in wells_in_text(job.payload.get("text", ""))}
+        wells = {str(well) for well in wells_in_text(job.payload.get("text", ""), max(PLATE_SHAPES))}
         named = [j for j in thread_jobs if j.kind == "plate_image" and j.payload.get("well") in wells]
         return [j for j in thread_jobs if j.kind == "image"] + named[:MAX_WELL_IMAGES]
 

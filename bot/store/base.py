@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, TeamExample, Usage
+from bot.store.history import HistoryQueries
 from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
 from bot.store.privacy import PrivacyQueries
@@ -42,7 +43,7 @@ class Tx(Protocol):
         """Execute a statement; the number of rows it changed."""
 
 
-class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, ABC):
+class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, HistoryQueries, ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""

@@ -48,12 +48,14 @@ class PlateRetryQueries:
             db.run("UPDATE inspections SET files_stale = 1 WHERE id = ?", inspection_id)
 
     def stale_plate_files(self, inspection_id: int) -> list[str] | None:
-        """The ids of the map and CSV a retry made out of date (those known; maybe none), or None when the
-        files in the thread are up to date."""
-        rows = self._rows("SELECT uploaded, csv_file_id, files_stale FROM inspections WHERE id = ?", inspection_id)
+        """The ids of the map, CSV and gallery a retry made out of date (those known; maybe none), or None
+        when the files in the thread are up to date."""
+        rows = self._rows("SELECT uploaded, csv_file_id, gallery_file_ids, files_stale FROM inspections WHERE id = ?",
+                          inspection_id)
         if not rows or not rows[0]["files_stale"]:
             return None
-        return [file_id for file_id in (rows[0]["uploaded"], rows[0]["csv_file_id"]) if file_id and file_id != "1"]
+        return [file_id for file_id in (rows[0]["uploaded"], rows[0]["csv_file_id"], *rows[0]["gallery_file_ids"].split())
+                if file_id and file_id != "1"]
 
     # --- hits answered in an earlier inspection of the plate ---------------------------------------
 

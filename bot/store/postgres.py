@@ -37,6 +37,7 @@ def _placeholders(sql: str) -> str:
 class PostgresStore(Store):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     lock_rows = " FOR UPDATE"
+    payload_field = "(jobs.payload::jsonb ->> '{key}')"
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row},

@@ -171,6 +171,15 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE inspections ADD COLUMN screen_note TEXT;
     """,
+    # a plate's history: when each plate inspection was imaged (a date in the zip's or the images' names,
+    # else the upload time) and what said so, so a plate's inspections line up by date and count their
+    # days; the file ids of the gallery of its hits in the thread (space-separated), replaced with the map
+    # and CSV after a retry
+    """
+    ALTER TABLE inspections ADD COLUMN imaged_at {real};
+    ALTER TABLE inspections ADD COLUMN dated_from TEXT NOT NULL DEFAULT '';
+    ALTER TABLE inspections ADD COLUMN gallery_file_ids TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}

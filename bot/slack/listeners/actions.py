@@ -1,13 +1,14 @@
 """Button and menu clicks: confirm a call, correct it to another category, retry a failed job, retry a
 plate's failed wells, use a reviewed call as an example, remove an example, remove a screen, an
-optimisation grid around a hit. Each is acknowledged at once, whatever its value; what it names is
-checked before anything is done."""
+optimisation grid around a hit, see a plate's drop over time. Each is acknowledged at once, whatever its
+value; what it names is checked before anything is done."""
 from __future__ import annotations
 
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.plates.history_report import HISTORY_ACTION
 from bot.plates.retry import RETRY_WELLS_ACTION
 from bot.render import CONFIRM_ACTION, CORRECT_ACTION, EXAMPLE_ACTION, FEEDBACK_MENU_ACTION, RETRY_ACTION
 from bot.screens.messages import GRID_ACTION, SCREEN_REMOVE_ACTION
@@ -28,6 +29,11 @@ def register(app: App, intake: Intake, examples: TeamExamples) -> None:
     def on_correct(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
         intake.accept_click(body, str((action.get("selected_option") or {}).get("value", "")))
+
+    @app.action(HISTORY_ACTION)  # a plate's crystal hit: the drop at each inspection
+    def on_history(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        ack()
+        intake.accept_history_click(body, str(action.get("value", "")))
 
     @app.action(RETRY_ACTION)
     def on_retry(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""`/crystals help | recent | stats | export | examples | share-hits | screens | plate PLATE screen NAME`,
-answered only to the person who asked (stats include this month's model spend; an export arrives as a CSV
-in a direct message; examples and screens list them with Remove buttons; share-hits says or changes
-whether a private channel's hits go to the hits channel). A channel's calls are shown only to its members
+"""`/crystals help | recent | stats | export | examples | share-hits | screens | plate PLATE screen NAME |
+plate NAME`, answered only to the person who asked (stats include this month's model spend; an export
+arrives as a CSV in a direct message; examples and screens list them with Remove buttons; share-hits says
+or changes whether a private channel's hits go to the hits channel), but for a plate's inspections and
+chart, posted in the channel they were asked in. A channel's calls are shown only to its members
 (bot/visibility.py)."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bot.render import Message, RecentCall, RecentPlate, help_message, recent_me
 from bot.sharing import VERB as SHARE_HITS
 from bot.screens.messages import link_command
 from bot.slack.examples import TeamExamples
+from bot.slack.history import plate_command
 from bot.slack.intake import Intake
 from bot.slack.sharing import HitsSharing
 from bot.visibility import NOT_A_MEMBER, scope_spend
@@ -36,6 +38,8 @@ def register(app: App, intake: Intake, examples: TeamExamples, sharing: HitsShar
             message = sharing.command(command, text)
         elif verb in (["screens"], ["screen"]) or (verb == ["plate"] and link_command(text)):
             message = intake.screens.command(command, text)
+        elif verb == ["plate"]:
+            message = plate_command(intake, command, text)
         else:
             message = answer(intake, text.lower(), command)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
