@@ -1,10 +1,11 @@
 """Build a realistic plate zip from the MARCO test images, for benchmarks and end-to-end tests.
 
-    .venv/bin/python benchmarks/make_plate.py plate42_2026-11-26.zip [--wells 96|384] [--drops 1-3]
+    .venv/bin/python benchmarks/make_plate.py plate42_2026-11-26.zip [--wells 96|384|1536] [--drops 1-3] [--hwi]
 
 Every well gets 1-3 drops, each a 1280x960 JPEG named as a Rock Maker-like imager names them
-(`plate42_2026-11-26/12345_A01_1_Vis_20261126_093000.jpg`), beside the XML and text files imagers
-write. Each image is a MARCO image of a category drawn at random (fixed seed), mirrored and shifted
+(`plate42_2026-11-26/12345_A01_1_Vis_20261126_093000.jpg`), or with --hwi (one drop per well) as HWI
+names them (`X000015862-Visible/X0000158620361202611260930.jpg`: well 361 is H25), beside the XML
+and text files imagers write. Each image is a MARCO image of a category drawn at random (fixed seed), mirrored and shifted
 so that no two images have the same bytes: every one is a fresh model call, never a cache hit.
 The images are written into the zip one at a time; the plate is never held in memory.
 """
@@ -29,6 +30,7 @@ from bot.plates.wells import PLATE_SHAPES, ROWS, Position, Well  # noqa: E402
 MARCO = ROOT / "tests" / "data" / "marco-gsk"
 SHARES = {"clear": 40, "precipitate": 35, "other": 15, "crystals": 10}  # a typical screen's outcomes, in %
 BARCODE = "12345"
+HWI_PLATE = "X000015862"
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,12 @@ class PlateMember:
     source_label: str  # the MARCO category of the image it was made from
 
 
-def write_plate_zip(path: Path, wells: int = 96, drops: int = 1, seed: int = 42) -> list[PlateMember]:
+def write_plate_zip(path: Path, wells: int = 96, drops: int = 1, seed: int = 42, hwi: bool = False) -> list[PlateMember]:
     """Write the plate zip at `path`; return its images in plate order with their source categories."""
     rng = random.Random(seed)
     sources = {label: [_load(p) for p in sorted((MARCO / label).glob("*.jpeg"))] for label in SHARES}
     rows, columns = PLATE_SHAPES[wells]
-    folder = "plate42_2026-11-26"
+    folder = f"{HWI_PLATE}-Visible" if hwi else "plate42_2026-11-26"
     members: list[PlateMember] = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{folder}/{BARCODE}.xml", _plate_xml(wells, drops))
@@ -53,8 +55,10 @@ def write_plate_zip(path: Path, wells: int = 96, drops: int = 1, seed: int = 42)
             label = rng.choices(list(SHARES), weights=list(SHARES.values()))[0]
             picture = _variant(rng.choice(sources[label]), index)
             seconds = 9 * 3600 + 30 * 60 + index * 2  # one image every 2 s from 09:30:00
-            name = (f"{folder}/{BARCODE}_{ROWS[position.well.row]}{position.well.column:02d}_{position.drop}_Vis_"
-                    f"20261126_{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}.jpg")
+            well = position.well.row * columns + position.well.column  # HWI numbers wells row by row
+            name = (f"{folder}/{HWI_PLATE}{well:04d}20261126{seconds // 3600:02d}{seconds // 60 % 60:02d}.jpg" if hwi
+                    else f"{folder}/{BARCODE}_{ROWS[position.well.row]}{position.well.column:02d}_{position.drop}_Vis_"
+                         f"20261126_{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}.jpg")
             archive.writestr(zipfile.ZipInfo(name, (2026, 11, 26, 9, 30, 0)), picture, zipfile.ZIP_STORED)
             members.append(PlateMember(name, position, label))
     return members
@@ -84,8 +88,9 @@ def main() -> int:
     parser.add_argument("zip", type=Path)
     parser.add_argument("--wells", type=int, choices=sorted(PLATE_SHAPES), default=96)
     parser.add_argument("--drops", type=int, choices=(1, 2, 3), default=1)
+    parser.add_argument("--hwi", action="store_true", help="name the images as HWI does (one drop per well)")
     args = parser.parse_args()
-    members = write_plate_zip(args.zip, args.wells, args.drops)
+    members = write_plate_zip(args.zip, args.wells, 1 if args.hwi else args.drops, hwi=args.hwi)
     counts = {label: sum(m.source_label == label for m in members) for label in SHARES}
     print(f"wrote {args.zip}: {len(members)} images ({args.zip.stat().st_size / 1e6:.1f} MB), {counts}")
     return 0

@@ -76,7 +76,8 @@ def test_a_reinspected_hit_says_since_when_and_history_shows_the_drop_at_each_in
     assert note(hit_replies(bot, first["ts"])["B3"]) is None  # the plate's first inspection: nothing to tell yet
     replies = hit_replies(bot, again["ts"])
     assert set(replies) == {"B3", "D7"}
-    assert note(replies["B3"])["text"]["text"] == ":calendar: Crystals since *2026-11-26, day 0*: 2 inspections in a row."
+    assert note(replies["B3"])["text"]["text"] == (":calendar: Crystals since *2026-11-26, day 0*: 2 inspections in "
+                                                   "a row.")
     d7_note = note(replies["D7"])
     assert d7_note["text"]["text"] == (":calendar: Crystals since *2026-12-01, day 5*: new at this inspection "
                                        "(before: clear on day 0).")

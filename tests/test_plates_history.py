@@ -128,7 +128,8 @@ def test_the_timeline_names_each_inspections_new_hits() -> None:
     text = timeline_comment("plate42", rows, [f"https://x/{n}" for n in range(4)], categories)
     assert text.splitlines()[0] == ("*Plate plate42*: 4 inspections in this channel, day 0 (2026-11-24) to day 14 "
                                     "(2026-12-08). The team's verdicts count where given.")
-    assert text.splitlines()[1] == "• *2026-11-24*, day 0: 96 images · :droplet: 95 :gem: 1 · *1 crystal hit* · <https://x/0|thread>"
+    assert text.splitlines()[1] == ("• *2026-11-24*, day 0: 96 images · :droplet: 95 :gem: 1 · *1 crystal hit* · "
+                                    "<https://x/0|thread>")
     assert ":gem: 0 · *3 crystal hits*, :new: 2 new: B3, E5 · <https://x/3|thread>" in text.splitlines()[4]
 
 
@@ -144,7 +145,8 @@ def test_a_hit_reply_gets_the_note_and_the_history_button_under_the_call() -> No
 def test_the_history_comment_lists_each_inspections_call() -> None:
     drop = DropHistory("B3", sightings(DAYS, records("clear", "-", None, "crystals")))
     assert history_comment("plate42", [drop], hit_since(drop.sightings, 4)) == (
-        "*B3* of plate plate42: clear (day 0) → not imaged (day 4) → could not be read (day 7) → crystals (day 14)\n"
+        "*B3* of plate plate42: clear (day 0) → not imaged (day 4) → could not be read (day 7) → "
+        "crystals (day 14)\n"
         "Crystals since *2026-12-08, day 14*: new at this inspection (before: clear on day 0).")
 
 
@@ -156,6 +158,8 @@ def test_the_history_comment_lists_each_inspections_call() -> None:
     ("B3 at every inspection?", True),
     ("why is D7 precipitate?", False),
     ("what would you try next for D7?", False),
+    ("what is the progress of this plate?", False),  # no well: a question for the model
+    ("show AF48 over time", True),
 ])
 def test_asks_for_history(text: str, asks: bool) -> None:
     assert asks_for_history(text) is asks

@@ -33,7 +33,8 @@ def wells(count: int) -> list[str]:
 
 
 def test_the_gallery_has_the_crystal_hits_in_plate_order_with_their_conditions() -> None:
-    images = [hit(2, "D7", 0.8), hit(1, "B3"), PlateImage("plate/A1.jpg", at("A1"), Call("clear", 0.9, "", "", "", "m", id=3)),
+    images = [hit(2, "D7", 0.8), hit(1, "B3"),
+              PlateImage("plate/A1.jpg", at("A1"), Call("clear", 0.9, "", "", "", "m", id=3)),
               PlateImage("plate/C1.jpg", at("C1"), None, "could not be read")]
     hits = gallery_hits(images, {at("D7")}, {Well(3, 7): "0.1 M HEPES pH 7.5, 20% PEG 3350"})
     assert [(h.where, h.new, h.condition) for h in hits] == [("B3", False, None),

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 from bot.models import Inspection
 from bot.plates.compare import HIT
 from bot.plates.stamps import stamp_times
-from bot.plates.wells import Position, parse_hwi_name
+from bot.plates.wells import PLATE_SHAPES, Position, parse_hwi_name, wells_in_text
 
 DAY_SECONDS = 86_400.0
 _ASKS_FOR_HISTORY = re.compile(
@@ -157,8 +157,10 @@ def since_text(since: HitSince) -> str:
     """`Crystals since *2026-11-28, day 4*: 3 inspections in a row (before: clear on day 0).`"""
     start = f"Crystals since *{date_text(since.since.inspection.taken_at)}, day {since.since.day}*"
     run = "new at this inspection" if since.inspections == 1 else f"{since.inspections} inspections in a row"
+    if since.before is None and since.inspections == 1:
+        return f"{start}: {run} (the first time this drop was imaged)."
     if since.before is None:
-        return f"{start}: {run} (the first time this drop was imaged)." if since.inspections == 1 else f"{start}: {run}."
+        return f"{start}: {run}."
     return f"{start}: {run} (before: {since.before.label} on day {since.before.day})."
 
 
@@ -178,9 +180,10 @@ def timeline(inspections: Sequence[Inspection], counts: Mapping[int, Mapping[str
 
 
 def asks_for_history(text: str) -> bool:
-    """Does a message ask to see drops over time ("show D7 over time", "D7's history", "B3 across
-    inspections")? Which drops, its wells say."""
-    return bool(_ASKS_FOR_HISTORY.search(text))
+    """Does a message ask to see wells over time ("show D7 over time", "D7's history", "B3 across
+    inspections")? It must name a well (of any plate up to 1536 wells): "what is the plate's progress?"
+    is a question for the model."""
+    return bool(_ASKS_FOR_HISTORY.search(text)) and bool(wells_in_text(text, max(PLATE_SHAPES)))
 
 
 def _image_time(path: str) -> float | None:

@@ -45,10 +45,7 @@ def history_comment(plate: str, drops: Sequence[DropHistory], since: HitSince | 
 
 def no_history_message(plate: str, asked: Sequence[str]) -> Message:
     """A history request whose wells the plate has no image of."""
-    wells = ", ".join(asked)
-    text = (f"Plate {escape(plate)} has no image of {escape(wells)} at any inspection." if asked else
-            "Which drop? Name its well, for example `show D7 over time`.")
-    return Message(text)
+    return Message(f"Plate {escape(plate)} has no image of {escape(', '.join(asked))} at any inspection.")
 
 
 def timeline_comment(plate: str, rows: Sequence[InspectionRow], links: Sequence[str],

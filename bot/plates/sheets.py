@@ -84,10 +84,10 @@ def _draw(sheet: Sheet, load: Loader) -> bytes:
     layout = _Layout.of(sheet)
     canvas = Image.new("RGB", (layout.width, layout.height), PAPER)
     draw = ImageDraw.Draw(canvas)
-    draw.text((MARGIN, MARGIN), _fit(draw, sheet.title, _font(TITLE_SIZE, True), layout.width - 2 * MARGIN),
-              font=_font(TITLE_SIZE, True), fill=INK)
-    draw.text((MARGIN, MARGIN + TITLE_SIZE + 8), _fit(draw, sheet.subtitle, _font(CAPTION_SIZE), layout.width - 2 * MARGIN),
-              font=_font(CAPTION_SIZE), fill=MUTED)
+    inside = layout.width - 2 * MARGIN
+    title_font, small = _font(TITLE_SIZE, True), _font(CAPTION_SIZE)
+    draw.text((MARGIN, MARGIN), _fit(draw, sheet.title, title_font, inside), font=title_font, fill=INK)
+    draw.text((MARGIN, MARGIN + TITLE_SIZE + 8), _fit(draw, sheet.subtitle, small, inside), font=small, fill=MUTED)
     for column, head in enumerate(sheet.column_heads):
         _captions(draw, head, layout.left + column * layout.pitch, layout.heads_top, sheet.tile_width, HEAD_SIZE)
     for row, tiles in enumerate(sheet.rows):
@@ -100,10 +100,10 @@ def _draw(sheet: Sheet, load: Loader) -> bytes:
                 _tile(canvas, draw, tile, layout.left + column * layout.pitch, top, sheet, load)
     footer_top = layout.grid_top + len(sheet.rows) * layout.row_pitch
     for number, line in enumerate(sheet.footer):
-        draw.text((MARGIN, footer_top + number * (CAPTION_SIZE + 6)),
-                  _fit(draw, line, _font(CAPTION_SIZE), layout.width - 2 * MARGIN), font=_font(CAPTION_SIZE), fill=MUTED)
+        draw.text((MARGIN, footer_top + number * (CAPTION_SIZE + 6)), _fit(draw, line, small, inside), font=small,
+                  fill=MUTED)
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", optimize=False)
+    canvas.save(buffer, format="PNG", compress_level=1)  # photographs barely compress: level 6 is 6x slower
     return buffer.getvalue()
 
 

@@ -48,9 +48,8 @@ def hit_history(store: Store, job: Job, call: Call) -> HitSince | None:
     if position is None or inspection is None or call.label != HIT:
         return None
     inspections = in_date_order(store.plate_inspections(inspection))
-    if len(inspections) < 2:
-        return None
-    return hit_since(_drop_histories(store, inspections, position.well, {position.drop})[0].sightings, inspection.id)
+    histories = _drop_histories(store, inspections, position.well, {position.drop}) if len(inspections) > 1 else []
+    return hit_since(histories[0].sightings, inspection.id) if histories else None
 
 
 def inspection_taken(store: Store, inspection: Inspection) -> str:
@@ -64,8 +63,9 @@ def gallery_files(store: Store, inspection: Inspection, stem: str, taken: str, i
     """The gallery of an inspection's crystal hits, as files to upload (none without hits)."""
     hits = gallery_hits(images, new_hits)
     pngs = gallery_pngs(inspection.plate_name, taken, hits, lambda call_id: _jpeg(store.image_of_call(int(call_id))))
-    return [{"content": png, "filename": f"{stem}_hits{f'_{number}' if len(pngs) > 1 else ''}.png",
-             "title": f"Crystal hits of {inspection.plate_name}" + (f" ({number} of {len(pngs)})" if len(pngs) > 1 else "")}
+    several = len(pngs) > 1
+    return [{"content": png, "filename": f"{stem}_hits{f'_{number}' if several else ''}.png",
+             "title": f"Crystal hits of {inspection.plate_name}" + (f" ({number} of {len(pngs)})" if several else "")}
             for number, png in enumerate(pngs, start=1)]
 
 

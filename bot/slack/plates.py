@@ -264,8 +264,10 @@ class PlateSummaries:
         superseded = store.stale_plate_files(inspection.id)  # wells were retried: new map and CSV
         if not inspection.uploaded or superseded is not None:
             try:
-                self._upload_files(job, inspection, plate_view(inspection.plate_name, inspection_taken(store, inspection),
-                                   images, self.flow.services.prompt_set.categories, comparison), images)
+                taken = inspection_taken(store, inspection)
+                self._upload_files(job, inspection, plate_view(inspection.plate_name, taken, images,
+                                                               self.flow.services.prompt_set.categories, comparison),
+                                   images)
             except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not
                 log.error("plate inspection %s: Slack refused the map and CSV: %s", inspection.id, error)
                 poster.update(job.channel, reply_ts, with_upload_refused(summary, str(error.response.get("error"))))

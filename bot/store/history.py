@@ -62,19 +62,15 @@ class HistoryQueries:
         """What each of these inspections' images of a well's drops became: the call, the team's latest
         verdict, and whether the image's bytes are still kept."""
         ids = list(inspection_ids)
-        if not ids:
-            return []
-        well_field, drop_field = (self.payload_field.format(key=key) for key in ("well", "drop"))
+        well_field, drop_field = self.drop_fields()
         rows = self._rows(
-            f"SELECT jobs.id, jobs.inspection_id, jobs.payload, CAST({drop_field} AS INTEGER) AS drop_number,"
-            " calls.label, calls.confidence, calls.image_sha256, feedback.label AS team_label,"
+            f"SELECT jobs.id, jobs.inspection_id, jobs.payload, {drop_field} AS drop_number, calls.label,"
+            " calls.confidence, calls.image_sha256, feedback.label AS team_label,"
             " CASE WHEN length(images.jpeg) > 0 THEN 1 ELSE 0 END AS kept"
             " FROM jobs LEFT JOIN calls ON calls.id = jobs.call_id"
-            " LEFT JOIN images ON images.sha256 = calls.image_sha256"
-            f" {_LATEST_VERDICT}"
-            f" WHERE jobs.kind = 'plate_image' AND jobs.inspection_id IN ({','.join('?' * len(ids))})"
-            f" AND {well_field} = ? ORDER BY jobs.id",
-            *ids, str(well))
+            f" LEFT JOIN images ON images.sha256 = calls.image_sha256 {_LATEST_VERDICT}"
+            f" WHERE jobs.kind = 'plate_image' AND jobs.inspection_id IN ({_marks(ids)}) AND {well_field} = ?"
+            " ORDER BY jobs.id", *ids, str(well)) if ids else []
         return [DropRecord(row["inspection_id"], row["id"], row["drop_number"], row["label"], row["confidence"],
                            row["team_label"], row["image_sha256"], bool(row["kept"]), _path(row["payload"]))
                 for row in rows]
@@ -83,16 +79,22 @@ class HistoryQueries:
         """(inspection id, drop, call) of every drop these inspections classified; the team's latest
         verdict counts where there is one."""
         ids = list(inspection_ids)
-        if not ids:
-            return []
-        well, drop = (self.payload_field.format(key=key) for key in ("well", "drop"))
+        well_field, drop_field = self.drop_fields()
         rows = self._rows(
-            f"SELECT jobs.inspection_id, {well} AS well, CAST({drop} AS INTEGER) AS drop_number,"
+            f"SELECT jobs.inspection_id, {well_field} AS well, {drop_field} AS drop_number,"
             f" {_CALL_THAT_COUNTS} AS label FROM jobs JOIN calls ON calls.id = jobs.call_id {_LATEST_VERDICT}"
-            f" WHERE jobs.kind = 'plate_image' AND jobs.state = 'done'"
-            f" AND jobs.inspection_id IN ({','.join('?' * len(ids))}) AND {well} IS NOT NULL", *ids)
-        return [(row["inspection_id"], Position(well_found, row["drop_number"]), row["label"])
-                for row in rows if (well_found := parse_well(row["well"]))]
+            f" WHERE jobs.kind = 'plate_image' AND jobs.state = 'done' AND jobs.inspection_id IN ({_marks(ids)})"
+            f" AND {well_field} IS NOT NULL", *ids) if ids else []
+        return [(row["inspection_id"], Position(well, row["drop_number"]), row["label"])
+                for row in rows if (well := parse_well(row["well"]))]
+
+    def drop_fields(self) -> tuple[str, str]:
+        """SQL for a plate image job's well (text, `D7`) and drop (a number)."""
+        return self.payload_field.format(key="well"), f"CAST({self.payload_field.format(key='drop')} AS INTEGER)"
+
+
+def _marks(ids: list[int]) -> str:
+    return ",".join("?" * len(ids))
 
 
 def _path(payload: str) -> str:

@@ -53,7 +53,8 @@ connection, or to each connection in turn with ``round_robin = True``.
 files shared are in ``fake.uploads`` with their bytes.
 ``files_upload_v2`` works in its three steps (``files.getUploadURLExternal``, the
 bytes POSTed to the returned URL, ``files.completeUploadExternal`` sharing the file
-in ``channel_id``); ``file_content`` gives an uploaded file's bytes back, and
+in ``channel_id``; the upload URL takes files of up to 1 GB, as Slack's does, not aiohttp's default
+1 MB); ``file_content`` gives an uploaded file's bytes back, and
 ``conversations.open`` gives a person's DM channel (``D`` + the user id).
 ``files.delete`` deletes a file the bot uploaded (a file someone else shared: ``cant_delete_file``);
 ``deleted_files`` lists them. As Slack does, a message (posted or updated) or a view whose image block
@@ -124,6 +125,7 @@ MODAL_BLOCK_LIMIT = 100
 MODAL_TITLE_LIMIT = 24  # characters of a modal's title, submit and close labels
 PRIVATE_METADATA_LIMIT = 3000
 TRIGGER_SECONDS = 3  # a trigger_id opens a view only this long after the click
+UPLOAD_LIMIT = 1024 ** 3  # bytes of one file POSTed to an upload URL (Slack takes files of up to 1 GB)
 FIRST_TS_SECONDS = 1700000100
 
 
@@ -348,7 +350,7 @@ class FakeSlack:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _startup(self) -> None:
-        app = web.Application(middlewares=[self._record_every_request])
+        app = web.Application(middlewares=[self._record_every_request], client_max_size=UPLOAD_LIMIT)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket", self._handle_socket)
         app.router.add_get("/files-pri/{key}/{tail:.+}", self._handle_file)
