@@ -13,7 +13,7 @@ from PIL import Image
 from bot.plates.history_report import HISTORY_ACTION
 from bot.plates.wells import well_from_number
 from bot.render import CONFIRM_ACTION
-from tests.fakes.slack_server import ApiCall, Upload
+from tests.fakes.slack_server import ApiCall, SlackError, Upload
 from tests.slack_harness import CHANNEL, RunningBot, section_text
 from tests.test_plates_slack import (ZIP, csv_rows, drop_jpeg, make_zip, plate_members, summary_post, teach,
                                      uploads_in)
@@ -105,7 +105,7 @@ def test_a_reinspected_hit_says_since_when_and_history_shows_the_drop_at_each_in
     assert "Crystals since *2026-11-26, day 0*" in section_text(update)  # the note stays with the verdict
 
 
-def test_show_a_well_over_time_in_the_plates_thread_even_when_its_images_are_pruned(reinspected) -> None:
+def test_show_a_well_over_time_even_when_its_images_are_pruned_or_slack_refuses_the_picture(reinspected) -> None:
     bot, _, again = reinspected
     model_calls = len(bot.openai.responses_requests())
     store = bot.services.store
@@ -120,6 +120,17 @@ def test_show_a_well_over_time_in_the_plates_thread_even_when_its_images_are_pru
     answer = bot.slack.wait_for(lambda: [p for p in bot.thread_posts(again["ts"]) if "AF48" in p.params["text"]],
                                 what="the answer about AF48")
     assert answer[0].params["text"] == "Plate plate42 has no image of AF48 at any inspection."
+
+    def no_scope(params: dict) -> dict:
+        raise SlackError("missing_scope")
+
+    bot.slack.set_handler("files.getUploadURLExternal", no_scope)  # an app installed without files:write
+    bot.say("show D7 over time", thread_ts=again["ts"])
+    refused = bot.slack.wait_for(lambda: [p for p in bot.thread_posts(again["ts"]) if "refused" in p.params["text"]],
+                                 what="the refused picture's message")
+    assert refused[0].params["text"] == (":warning: I could not post the picture: Slack refused the upload "
+                                         "(`missing_scope`). An admin should check that the app has the `files:write` "
+                                         "scope.")
     bot.drain()
     assert len(bot.openai.responses_requests()) == model_calls  # pictures, not model calls
 

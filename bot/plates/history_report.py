@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from bot.plates.history import HitSince, InspectionRow, date_text, since_text, when_text
 from bot.plates.strip import DropHistory
 from bot.prompt import Category, find_category
-from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Message, clip, escape
+from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Message, clip, code, escape, unanswered_message
 
 HISTORY_ACTION = "drop_history"  # the History button on a crystal hit's reply; its value is the reply's job id
 MAX_TIMELINE_LINES = 30  # inspections listed by /crystals plate (the latest)
@@ -41,6 +41,17 @@ def history_comment(plate: str, drops: Sequence[DropHistory], since: HitSince | 
     if since:
         lines.append(since_text(since))
     return clip("\n".join(lines), MESSAGE_LIMIT)
+
+
+def picture_refused_message(slack_error: str) -> Message:
+    """A history picture that Slack would not take (an app installed without files:write)."""
+    return Message(f":warning: I could not post the picture: Slack refused the upload ({code(slack_error)}). An admin "
+                   "should check that the app has the `files:write` scope.")
+
+
+def history_failed_message(job_id: int) -> Message:
+    """A history picture that could not be made after every retry (the log says why)."""
+    return unanswered_message("the picture could not be made just now; try again in a few minutes", job_id)
 
 
 def no_history_message(plate: str, asked: Sequence[str]) -> Message:

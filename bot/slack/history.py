@@ -22,15 +22,15 @@ from bot.models import Call, Image, Inspection, Job
 from bot.plates.compare import HIT
 from bot.plates.gallery import gallery_hits, gallery_pngs
 from bot.plates.history import HitSince, day_number, hit_since, in_date_order, sightings, timeline, when_text
-from bot.plates.history_report import (history_comment, no_history_message, plate_not_found_message,
-                                       timeline_comment)
+from bot.plates.history_report import (history_comment, history_failed_message, no_history_message,
+                                       picture_refused_message, plate_not_found_message, timeline_comment)
 from bot.plates.hits_chart import hits_chart_png
 from bot.plates.naming import file_stem
 from bot.plates.report import PlateImage, payload_position
 from bot.plates.strip import DropHistory, history_png
 from bot.plates.wells import PLATE_SHAPES, Position, Well, wells_in_text
 from bot.queue import Handler
-from bot.render import Message, unanswered_message
+from bot.render import Message
 from bot.store import Store
 
 if TYPE_CHECKING:  # the workflow uses this module's hit_history for a hit's reply
@@ -108,15 +108,19 @@ class DropHistories:
                           lambda sha256: _jpeg(store.image(sha256)))
         since = hit_since(histories[0].sightings, inspections[-1].id) if len(histories) == 1 else None
         names = "_".join(h.name.replace(" ", "") for h in histories[:3])
-        self.flow.poster.upload(job.channel, [
-            {"content": png, "filename": f"{file_stem(inspection.plate_name)}_{names}_history.png",
-             "title": f"{', '.join(h.name for h in histories)} of {inspection.plate_name} over time"}],
-            thread_ts=job.thread_ts, comment=history_comment(inspection.plate_name, histories, since))
+        try:
+            self.flow.poster.upload(job.channel, [
+                {"content": png, "filename": f"{file_stem(inspection.plate_name)}_{names}_history.png",
+                 "title": f"{', '.join(h.name for h in histories)} of {inspection.plate_name} over time"}],
+                thread_ts=job.thread_ts, comment=history_comment(inspection.plate_name, histories, since))
+        except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not (files:write)
+            log.error("history %s: Slack refused the picture: %s", job.id, error)
+            self.flow.poster.reply(job, picture_refused_message(str(error.response.get("error"))))
         store.update_job(job.id, "replied")
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
-        self.flow.fail(job, unanswered_message(reason, job.id), reason)
+        self.flow.fail(job, history_failed_message(job.id), reason)
 
     def _asked(self, job: Job) -> tuple[Inspection | None, list[Well], set[int] | None]:
         """(the plate inspection, the wells, the drops: None for all) a request is about."""
