@@ -105,7 +105,7 @@ def bench_pictures(out: Path | None) -> None:
     day0 = time.time() - 40 * 86_400
     inspections = [Inspection(n, "C1", "plate42", "plate42", str(day0), "1", "p.zip", "U1", 96, {}, None, True, None,
                               day0, day0, imaged_at=day0 + n * 4 * 86_400, dated_from="zip") for n in range(1, 9)]
-    records = [DropRecord(n, n, 1, "crystals" if n > 3 else "clear", 0.9, None, str(n), True, "D7.jpg")
+    records = [DropRecord(n, n, 1, "crystals" if n > 3 else "clear", 0.9, None, str(n), True, False)
                for n in range(1, 9)]
     strip = measured("history strip of 8 inspections", lambda: [history_png(
         "plate42", [DropHistory("D7", sightings(inspections, records))], 90, lambda key: jpegs[int(key)])])

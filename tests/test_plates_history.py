@@ -62,8 +62,10 @@ DAYS = [inspection(1, utc(2026, 11, 24)), inspection(2, utc(2026, 11, 28)), insp
 
 
 def records(*labels: str | None, team: dict[int, str] | None = None) -> list[DropRecord]:
-    """One drop's records at DAYS' inspections: a label, `-` for no image, None for unreadable."""
-    return [DropRecord(n, 100 + n, 1, label, 0.9 if label else None, (team or {}).get(n), f"sha{n}", True, "B3.jpg")
+    """One drop's records at DAYS' inspections: a label, `-` for no image, None for an image that could not
+    be read, `!` for a failed model call."""
+    return [DropRecord(n, 100 + n, 1, None if label in (None, "!") else label, 0.9 if label else None,
+                       (team or {}).get(n), f"sha{n}", True, label is None)
             for n, label in enumerate(labels, start=1) if label != "-"]
 
 
@@ -84,6 +86,7 @@ def test_a_new_hit() -> None:
 
 
 def test_an_inspection_that_did_not_see_the_drop_breaks_no_run() -> None:
+    assert since_at(["crystals", "-", "!", "crystals"], upto=4).inspections == 2
     since = since_at(["crystals", "-", None, "crystals"], upto=4)
     assert (since.since.day, since.inspections, since.before) == (0, 2, None)
     assert since_text(since) == "Crystals since *2026-11-24, day 0*: 2 inspections in a row."
@@ -148,6 +151,9 @@ def test_the_history_comment_lists_each_inspections_call() -> None:
         "*B3* of plate plate42: clear (day 0) → not imaged (day 4) → could not be read (day 7) → "
         "crystals (day 14)\n"
         "Crystals since *2026-12-08, day 14*: new at this inspection (before: clear on day 0).")
+    failed = DropHistory("B3", sightings(DAYS, records("clear", "!")))
+    assert history_comment("plate42", [failed], None) == ("*B3* of plate plate42: clear (day 0) → not classified "
+                                                         "(day 4) → not imaged (day 7) → not imaged (day 14)")
 
 
 @pytest.mark.parametrize(("text", "asks"), [

@@ -266,8 +266,8 @@ def test_without_a_retry_or_without_failed_wells_there_is_no_button(categories) 
 def test_a_full_plate_of_failures_and_hits_keeps_its_button_within_slacks_limits(categories) -> None:
     long = "A long explanation of faceted objects. " * 20
     images = [image(f"{row}{column}_{drop}.jpg", "crystals", explanation=long)
-              for row in ROWS for column in range(1, 25) for drop in (1, 2)]
-    images += [failed(f"{row}{column}_3.jpg", f"reason {column}" * 30) for row in ROWS for column in range(1, 25)]
+              for row in ROWS[:16] for column in range(1, 25) for drop in (1, 2)]
+    images += [failed(f"{row}{column}_3.jpg", f"reason {column}" * 30) for row in ROWS[:16] for column in range(1, 25)]
     message = summary_message("plate42", images, categories, skipped={Skip.NOT_IMAGE: 5}, retry=WellsRetry(1, 0))
     assert len(message.blocks) <= 50 and message.blocks[-1]["type"] == "actions"
     assert all(len(line) < 400 for line in all_text(message).splitlines())  # reasons clipped

@@ -109,9 +109,9 @@ def test_retry_failed_wells_classifies_only_those_and_updates_everything_in_plac
     assert len(replies) == 12 and len({section_text(r).splitlines()[0] for r in replies}) == 12  # each well once
 
     new_files = uploads_in(bot, event["ts"])
-    assert {new_files["png"].file_id, new_files["csv"].file_id}.isdisjoint(
-        {old_files["png"].file_id, old_files["csv"].file_id})
-    assert sorted(bot.slack.deleted_files) == sorted([old_files["png"].file_id, old_files["csv"].file_id])
+    kinds = ("png", "csv", "hits")  # the map, the CSV and the gallery of the hits
+    assert {new_files[kind].file_id for kind in kinds}.isdisjoint({old_files[kind].file_id for kind in kinds})
+    assert sorted(bot.slack.deleted_files) == sorted(old_files[kind].file_id for kind in kinds)
     rows = csv_rows(new_files["csv"])
     assert [(r["category"], r["error"]) for r in rows] == [("crystals", "")] * 12
     with Image.open(io.BytesIO(new_files["png"].data or b"")) as picture:

@@ -90,15 +90,18 @@ def inspections(count: int) -> list[Inspection]:
 
 def test_the_strip_says_why_an_inspection_has_no_picture() -> None:
     days = inspections(5)
-    records = [DropRecord(1, 11, 1, "clear", 0.9, None, "a", False, "D7.jpg"),  # pruned
-               DropRecord(3, 13, 1, None, None, None, None, False, "D7.jpg"),  # unreadable
-               DropRecord(4, 14, 1, "crystals", 0.9, "precipitate", "c", True, "D7.jpg"),  # corrected
-               DropRecord(5, 15, 1, "crystals", 0.95, "crystals", "d", True, "D7.jpg")]  # confirmed
+    records = [DropRecord(1, 11, 1, "clear", 0.9, None, "a", False, False),  # pruned
+               DropRecord(2, 12, 1, None, None, None, None, False, False),  # the model call failed
+               DropRecord(3, 13, 1, None, None, None, None, False, True),  # unreadable
+               DropRecord(4, 14, 1, "crystals", 0.9, "precipitate", "c", True, False),  # corrected
+               DropRecord(5, 15, 1, "crystals", 0.95, "crystals", "d", True, False)]  # confirmed
     sheet = history_sheet("plate42", [DropHistory("D7", sightings(days, records))], keep_days=90)
     (tiles,) = sheet.rows
     assert [(t.image, t.note) for t in tiles[:3]] == [
-        (None, "image no longer kept (images are kept 90 days)"), (None, "not imaged at this inspection"),
-        (None, "could not be read")]
+        (None, "image no longer kept (images are kept 90 days)"), (None, "not classified at this inspection"),
+        (None, "could not be read at this inspection")]
+    only_two = history_sheet("plate42", [DropHistory("D7", sightings(days, records[:1]))], keep_days=90)
+    assert only_two.rows[0][1].note == "not imaged at this inspection"
     assert [c.text for c in tiles[0].captions] == ["clear 90%"]  # the call is still shown
     assert [c.text for c in tiles[3].captions] == ["crystals 90%", "team: precipitate"] and tiles[3].ring is None
     assert [c.text for c in tiles[4].captions] == ["crystals 95%", "team: confirmed"]
@@ -111,7 +114,7 @@ def test_the_strip_says_why_an_inspection_has_no_picture() -> None:
 
 def test_the_strip_shows_the_latest_inspections_and_one_row_per_drop() -> None:
     days = inspections(MAX_INSPECTIONS + 3)
-    drops = [DropHistory(f"D7 drop {d}", sightings(days, [DropRecord(n, n, d, "clear", 0.9, None, f"{d}-{n}", True, "x")
+    drops = [DropHistory(f"D7 drop {d}", sightings(days, [DropRecord(n, n, d, "clear", 0.9, None, f"{d}-{n}", True, False)
                                                           for n in range(1, len(days) + 1)])) for d in (1, 2)]
     sheet = history_sheet("plate42", drops, keep_days=90)
     assert [len(row) for row in sheet.rows] == [MAX_INSPECTIONS, MAX_INSPECTIONS]
@@ -122,7 +125,7 @@ def test_the_strip_shows_the_latest_inspections_and_one_row_per_drop() -> None:
 @pytest.mark.parametrize("count", [1, 8])
 def test_the_strip_is_drawn(count: int) -> None:
     days = inspections(count)
-    records = [DropRecord(n, n, 1, "crystals", 0.9, None, str(n), True, "x") for n in range(1, count + 1)]
+    records = [DropRecord(n, n, 1, "crystals", 0.9, None, str(n), True, False) for n in range(1, count + 1)]
     png = history_png("plate42", [DropHistory("D7", sightings(days, records))], 90, lambda key: jpeg(int(key) * 25))
     with Image.open(io.BytesIO(png)) as picture:
         assert picture.width >= 640 and picture.height < 500

@@ -51,7 +51,7 @@ class DropRecord:
     team_label: str | None  # the label of the team's latest verdict, if any
     image_sha256: str | None
     image_kept: bool  # False once its bytes were pruned (KEEP_IMAGES_DAYS)
-    file: str
+    unreadable: bool  # the image could not be read (no call for that reason, not for a failed model call)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,14 @@ class Sighting:
     def label(self) -> str | None:
         """The call that counts: the team's verdict, else the bot's; None when there is none."""
         return (self.record.team_label or self.record.label) if self.record else None
+
+
+def no_call_text(sighting: Sighting) -> str:
+    """Why an inspection has no call for a drop: no image of it, an image it could not read, or a model
+    call that failed."""
+    if sighting.record is None:
+        return "not imaged"
+    return "could not be read" if sighting.record.unreadable else "not classified"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from bot.plates.history import HitSince, InspectionRow, date_text, since_text, when_text
+from bot.plates.history import HitSince, no_call_text, InspectionRow, date_text, since_text, when_text
 from bot.plates.strip import DropHistory
 from bot.prompt import Category, find_category
 from bot.render import MESSAGE_LIMIT, SECTION_LIMIT, Message, clip, code, escape, unanswered_message
@@ -36,7 +36,7 @@ def history_comment(plate: str, drops: Sequence[DropHistory], since: HitSince | 
     """`*D7* of plate42: clear (day 0) → crystals (day 4) → crystals (day 7)`, one line per drop; then
     since when the (one) drop has been crystals."""
     lines = [f"*{escape(drop.name)}* of plate {escape(plate)}: " + " → ".join(
-        f"{s.label or ('could not be read' if s.record else 'not imaged')} (day {s.day})" for s in drop.sightings)
+        f"{s.label or no_call_text(s)} (day {s.day})" for s in drop.sightings)
         for drop in drops]
     if since:
         lines.append(since_text(since))

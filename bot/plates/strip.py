@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from bot.plates.compare import HIT
-from bot.plates.history import Sighting, date_text
+from bot.plates.history import Sighting, date_text, no_call_text
 from bot.plates.platemap import STYLES
 from bot.plates.sheets import MUTED, Caption, Loader, Sheet, Tile, category_caption, sheet_png
 from bot.render import percent
@@ -56,10 +56,8 @@ def history_png(plate: str, drops: Sequence[DropHistory], keep_days: float, load
 
 def _tile(sighting: Sighting, keep_days: float) -> Tile:
     record = sighting.record
-    if record is None:
-        return Tile(None, "not imaged at this inspection")
-    if record.label is None:
-        return Tile(None, "could not be read")
+    if record is None or record.label is None:
+        return Tile(None, f"{no_call_text(sighting)} at this inspection")
     captions = [category_caption(record.label, f"{record.label} {percent(record.confidence)}")]
     if record.team_label:
         verdict = "confirmed" if record.team_label == record.label else record.team_label

@@ -72,7 +72,7 @@ class HistoryQueries:
             f" WHERE jobs.kind = 'plate_image' AND jobs.inspection_id IN ({_marks(ids)}) AND {well_field} = ?"
             " ORDER BY jobs.id", *ids, str(well)) if ids else []
         return [DropRecord(row["inspection_id"], row["id"], row["drop_number"], row["label"], row["confidence"],
-                           row["team_label"], row["image_sha256"], bool(row["kept"]), _path(row["payload"]))
+                           row["team_label"], row["image_sha256"], bool(row["kept"]), _unreadable(row["payload"]))
                 for row in rows]
 
     def plate_calls(self: Store, inspection_ids: Iterable[int]) -> list[tuple[int, Position, str]]:
@@ -97,5 +97,6 @@ def _marks(ids: list[int]) -> str:
     return ",".join("?" * len(ids))
 
 
-def _path(payload: str) -> str:
-    return json.loads(payload).get("path", "")
+def _unreadable(payload: str) -> bool:
+    """The plate job notes in an image job's payload why an image could not be read (bot/plates/retry.py)."""
+    return "error" in json.loads(payload)
