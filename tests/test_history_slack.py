@@ -166,6 +166,15 @@ def test_crystals_plate_name_posts_the_plates_inspections_and_a_chart(reinspecte
     assert bot.slack.wait_for_ack(envelope)["text"] == (
         "No plate named plate9 has been inspected in this channel. Plates here, latest first: plate42.")
 
+    bot.slack.wait_for_ack(bot.slack.push_event(bot.slack.delete_message(CHANNEL, first["ts"])))  # shared nowhere now
+    bot.drain(timeout=30)
+    envelope = bot.slack.push_slash_command(bot.slack.slash_command_payload("plate plate42", channel=CHANNEL))
+    bot.slack.wait_for_ack(envelope)
+    again_chart = wait_for_upload(bot, lambda u: u.filename == chart.filename and u.file_id != chart.file_id,
+                                  "the chart without the deleted inspection")
+    assert shared_comment(bot, again_chart).splitlines()[0] == (
+        "*Plate plate42*: 1 inspection in this channel. The team's verdicts count where given.")
+
 
 HWI_PLATE = "X000015862"
 

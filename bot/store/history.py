@@ -4,6 +4,9 @@ them, every drop's call per inspection. A mixin of `Store` (bot/store/base.py).
 A plate image job keeps its well and drop in its JSON payload; `payload_field` reads one of them in
 SQL (SQLite's json_extract here, PostgreSQL's ->> in PostgresStore), so a drop's history is found by
 the database among the plate's jobs instead of reading every payload in Python.
+
+An image whose upload was deleted in Slack is shared nowhere (bot/store/privacy.py): it is left out
+here, as if that inspection had not imaged it, and an inspection with no image left is left out.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
 
 _CALL_THAT_COUNTS = "COALESCE(feedback.label, calls.label)"  # the team's latest verdict, else the bot's call
 _LATEST_VERDICT = "LEFT JOIN feedback ON feedback.id = (SELECT MAX(id) FROM feedback WHERE feedback.job_id = jobs.id)"
+_LIVE_JOB = "jobs.id NOT IN (SELECT job_id FROM deleted_jobs)"  # its upload was not deleted
+_LIVE_INSPECTION = (f"EXISTS (SELECT 1 FROM jobs WHERE jobs.inspection_id = inspections.id"
+                    f" AND jobs.kind = 'plate_image' AND {_LIVE_JOB})")
 
 
 class HistoryQueries:
@@ -39,20 +45,20 @@ class HistoryQueries:
         """The finished inspections of `inspection`'s plate in its channel, and `inspection` itself
         (finished or not), in the order they came; `bot.plates.history.in_date_order` sorts them by date."""
         rows = self._rows("SELECT id FROM inspections WHERE channel = ? AND plate = ?"
-                          " AND (finished_at IS NOT NULL OR id = ?) ORDER BY id",
+                          f" AND (id = ? OR finished_at IS NOT NULL AND {_LIVE_INSPECTION}) ORDER BY id",
                           inspection.channel, inspection.plate, inspection.id)
         return [found for row in rows if (found := self.inspection(row["id"]))]
 
     def latest_plate_inspection(self: Store, channel: str, plate: str) -> Inspection | None:
         """The latest finished inspection of a plate in a channel, by the plate's name in any case."""
         rows = self._rows("SELECT id FROM inspections WHERE channel = ? AND plate = ? AND finished_at IS NOT NULL"
-                          " ORDER BY id DESC LIMIT 1", channel, plate.casefold())
+                          f" AND {_LIVE_INSPECTION} ORDER BY id DESC LIMIT 1", channel, plate.casefold())
         return self.inspection(rows[0]["id"]) if rows else None
 
     def channel_plate_names(self: Store, channel: str) -> list[str]:
         """The plates inspected in a channel, latest first, each by the name it was last given."""
         rows = self._rows("SELECT plate, plate_name FROM inspections WHERE channel = ? AND finished_at IS NOT NULL"
-                          " ORDER BY id DESC", channel)
+                          f" AND {_LIVE_INSPECTION} ORDER BY id DESC", channel)
         names: dict[str, str] = {}
         for row in rows:
             names.setdefault(row["plate"], row["plate_name"])
@@ -70,7 +76,7 @@ class HistoryQueries:
             " FROM jobs LEFT JOIN calls ON calls.id = jobs.call_id"
             f" LEFT JOIN images ON images.sha256 = calls.image_sha256 {_LATEST_VERDICT}"
             f" WHERE jobs.kind = 'plate_image' AND jobs.inspection_id IN ({_marks(ids)}) AND {well_field} = ?"
-            " ORDER BY jobs.id", *ids, str(well)) if ids else []
+            f" AND {_LIVE_JOB} ORDER BY jobs.id", *ids, str(well)) if ids else []
         return [DropRecord(row["inspection_id"], row["id"], row["drop_number"], row["label"], row["confidence"],
                            row["team_label"], row["image_sha256"], bool(row["kept"]), _unreadable(row["payload"]))
                 for row in rows]
@@ -84,7 +90,7 @@ class HistoryQueries:
             f"SELECT jobs.inspection_id, {well_field} AS well, {drop_field} AS drop_number,"
             f" {_CALL_THAT_COUNTS} AS label FROM jobs JOIN calls ON calls.id = jobs.call_id {_LATEST_VERDICT}"
             f" WHERE jobs.kind = 'plate_image' AND jobs.state = 'done' AND jobs.inspection_id IN ({_marks(ids)})"
-            f" AND {well_field} IS NOT NULL", *ids) if ids else []
+            f" AND {well_field} IS NOT NULL AND {_LIVE_JOB}", *ids) if ids else []
         return [(row["inspection_id"], Position(well, row["drop_number"]), row["label"])
                 for row in rows if (well := parse_well(row["well"]))]
 
