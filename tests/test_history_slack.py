@@ -10,11 +10,14 @@ from typing import Any, Callable
 import pytest
 from PIL import Image
 
+from bot.plates.gallery import CONDITION_LINES
 from bot.plates.history_report import HISTORY_ACTION
+from bot.plates.sheets import CAPTION_SIZE
 from bot.plates.wells import well_from_number
 from bot.render import CONFIRM_ACTION
 from tests.fakes.slack_server import ApiCall, SlackError, Upload
 from tests.slack_harness import CHANNEL, RunningBot, section_text
+from tests.test_screens_slack import add_jcsg
 from tests.test_plates_slack import (ZIP, csv_rows, drop_jpeg, make_zip, plate_members, summary_post, teach,
                                      uploads_in)
 
@@ -204,3 +207,20 @@ def test_a_1536_image_hwi_plate_gets_its_map_summary_csv_and_gallery(start_bot: 
                                                                                                      "2020-08-11")
     with picture(files["hits"]) as gallery:
         assert gallery.width > 1000  # three hits
+
+
+def test_the_gallery_labels_each_hit_with_its_wells_condition(start_bot: Callable[..., RunningBot]) -> None:
+    bot = start_bot()
+    add_jcsg(bot)
+    members, label_of = plate_members({"B3": "crystals", "D7": "crystals"})
+    teach(bot, members, label_of)
+    plain = bot.upload(("plate41.zip", make_zip(members)), **ZIP)
+    bot.wait_until_done(plain, timeout=60)
+    screened = bot.upload(("plate42.zip", make_zip(members)), text="plate42 screen JCSG+", **ZIP)
+    bot.wait_until_done(screened, timeout=60)
+    bot.drain()
+
+    with picture(uploads_in(bot, plain["ts"])["hits"]) as without, \
+            picture(uploads_in(bot, screened["ts"])["hits"]) as with_conditions:
+        assert with_conditions.width == without.width
+        assert with_conditions.height == without.height + CONDITION_LINES * (CAPTION_SIZE + 6)  # the condition's lines

@@ -100,13 +100,17 @@ def parse_well(text: str) -> Well | None:
     return _well(found[1], found[2]) if found else None
 
 
-def well_from_number(number: int, layout: int = 1536) -> Well | None:
-    """A well numbered row by row, as HWI numbers its images' wells and its screens' "well position in
-    plate": on 1536 wells 1 is A1, 48 is A48, 49 is B1, 361 is H25, 1536 is AF48. None off the plate."""
-    rows, columns = PLATE_SHAPES[layout]
-    if not 1 <= number <= rows * columns:
-        return None
+def numbered_well(number: int, columns: int) -> Well:
+    """Well `number` (from 1) of a plate numbered row by row with `columns` columns, as HWI numbers its
+    images' wells and its screens' "well position in plate" (bot/screens/reading.py): on 48 columns 1 is
+    A1, 48 is A48, 49 is B1, 361 is H25, 1536 is AF48."""
     return Well((number - 1) // columns, (number - 1) % columns + 1)
+
+
+def well_from_number(number: int, layout: int = 1536) -> Well | None:
+    """Well `number` of a plate of `layout` wells, numbered row by row; None off the plate."""
+    rows, columns = PLATE_SHAPES[layout]
+    return numbered_well(number, columns) if 1 <= number <= rows * columns else None
 
 
 def parse_hwi_name(path: str) -> HwiName | None:

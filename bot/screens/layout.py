@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from string import ascii_uppercase
 
-from bot.plates.wells import Well
+from bot.plates.wells import Well, numbered_well  # noqa: F401 - numbered_well: the one row-by-row numbering
 
 LAYOUTS = {24: (4, 6), 96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # wells -> (rows, columns)
 LARGEST = max(LAYOUTS)
@@ -33,11 +33,6 @@ def row_index(name: str) -> int | None:
 def well_name(well: Well) -> str:
     """`A1`, `H12`, `AF48`: the name a well is stored and shown under (rows past P included)."""
     return f"{row_name(well.row)}{well.column}"
-
-
-def numbered_well(number: int, columns: int) -> Well:
-    """Well `number` (from 1) of a plate numbered row by row with `columns` columns."""
-    return Well((number - 1) // columns, (number - 1) % columns + 1)
 
 
 def layout_holding(rows: int, columns: int) -> int | None:

@@ -30,6 +30,7 @@ from bot.plates.report import PlateImage, payload_position
 from bot.plates.strip import DropHistory, history_png
 from bot.plates.wells import PLATE_SHAPES, Position, Well, wells_in_text
 from bot.queue import Handler
+from bot.screens.chemistry import PlateConditions
 from bot.render import Message
 from bot.store import Store
 
@@ -59,9 +60,12 @@ def inspection_taken(store: Store, inspection: Inspection) -> str:
 
 
 def gallery_files(store: Store, inspection: Inspection, stem: str, taken: str, images: Sequence[PlateImage],
-                  new_hits: Collection[Position]) -> list[dict[str, Any]]:
-    """The gallery of an inspection's crystal hits, as files to upload (none without hits)."""
-    hits = gallery_hits(images, new_hits)
+                  new_hits: Collection[Position], conditions: PlateConditions | None) -> list[dict[str, Any]]:
+    """The gallery of an inspection's crystal hits, as files to upload (none without hits); each hit labelled
+    with its well's condition in short when the plate's screen is known."""
+    shorts = {image.position.well: short for image in images if conditions and image.position
+              and (short := conditions.short(str(image.position.well)))}
+    hits = gallery_hits(images, new_hits, shorts)
     pngs = gallery_pngs(inspection.plate_name, taken, hits, lambda call_id: _jpeg(store.image_of_call(int(call_id))))
     several = len(pngs) > 1
     return [{"content": png, "filename": f"{stem}_hits{f'_{number}' if several else ''}.png",

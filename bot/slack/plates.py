@@ -312,11 +312,12 @@ class PlateSummaries:
         """The plate map (PNG), every call (CSV) and the gallery of its hits (PNGs) in the thread; their ids
         are kept (the map's for the hits channel; all to delete them when a retry brings newer ones)."""
         stem, name, store = file_stem(inspection.plate_name), inspection.plate_name, self.flow.store
+        conditions = store.inspection_conditions(inspection)
         map_file_id, csv_file_id, *gallery_ids = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
-            {"content": calls_csv(images, self.flow.store.inspection_conditions(inspection)),
-             "filename": f"{stem}_calls.csv", "title": f"Every call of {name}"},
-            *gallery_files(store, inspection, stem, view.taken, images, view.new_hits),
+            {"content": calls_csv(images, conditions), "filename": f"{stem}_calls.csv",
+             "title": f"Every call of {name}"},
+            *gallery_files(store, inspection, stem, view.taken, images, view.new_hits, conditions),
         ])
         store.save_plate_files(inspection.id, map_file_id, csv_file_id)
         store.save_gallery_files(inspection.id, gallery_ids)
