@@ -106,11 +106,12 @@ def database_command(settings: Settings, args: argparse.Namespace) -> int:
     """`migrate` (opening a store applies the migrations, under a lock) or `copy-db SRC DST`."""
     try:
         if args.command == "migrate":
-            store = open_store(settings.database_url)
+            store = open_store(settings.database_url, wait_seconds=settings.database_wait_seconds)
             print(f"{redact_url(settings.database_url)} is at schema version {store.schema_version}")
             store.close()
             return 0
-        source, target = open_store(args.source), open_store(args.target)
+        source, target = (open_store(url, wait_seconds=settings.database_wait_seconds)
+                          for url in (args.source, args.target))
     except (ValueError, StoreError) as error:
         print(f"Could not open the database: {error}", file=sys.stderr)
         return 2
@@ -276,7 +277,7 @@ def score_feedback(settings: Settings, out_dir: Path) -> int:
     """Score the calls the team reviewed in Slack, the latest verdict as the truth: no API key, no model
     call. Calls with a label that is no category any more are left out (and counted)."""
     labels = tuple(category.name for category in load_categories(settings.prompts_dir))
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, wait_seconds=settings.database_wait_seconds)
     try:
         reviewed = store.reviewed_calls()
     finally:

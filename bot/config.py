@@ -1,6 +1,6 @@
 """The one place that reads configuration: the environment and `.env`, validated once at start.
 
-Every setting, its default and its meaning is listed in SETTINGS (and in the README). A missing or
+Every setting, its default and its meaning is listed in SETTINGS (and in docs/settings.md). A missing or
 invalid value stops the program with one message naming every variable to fix.
 """
 from __future__ import annotations
@@ -75,6 +75,7 @@ class Settings:
     keep_events_days: float
     keep_images_days: float
     database_pool_size: int
+    database_wait_seconds: float
     monthly_budget_usd: float | None
     hits_channel: str
     max_examples_per_category: int
@@ -252,6 +253,8 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "DATABASE_URL": ("sqlite:///crystals.db", _database_url,
                      "sqlite:///file.db or postgresql://user:password@host:5432/db for calls, jobs and feedback"),
     "DATABASE_POOL_SIZE": ("10", _positive_int, "PostgreSQL connections per bot process"),
+    "DATABASE_WAIT_SECONDS": ("30", _positive_float,
+                              "at start, how long to wait for PostgreSQL to take a connection before stopping"),
     "PROMPTS_DIR": ("prompts", _project_path, "instructions and category definitions"),
     "EXAMPLES_DIR": ("examples", _project_path, "few-shot example images and manifest.toml"),
     "PRICES_FILE": ("bot/prices.toml", _project_path, "price table for the cost estimates"),

@@ -1,7 +1,9 @@
 """The App Home dashboard: the numbers, the weekly chart (a PNG) and the home view's blocks. Pure.
 
-The chart shows whole weeks only (Monday to Sunday, UTC), so its picture changes at most once a week
-and the bot uploads it rarely; the current week is in the "last 7 days" counts beside it.
+The chart shows weeks from Monday to Sunday (UTC), the current one so far, so a lab sees it from its
+first day. Slack shows it only once it is uploaded, so it is drawn at most once a day per person
+(`drawn_today`): the first time that person opens the Home tab on a day (UTC), with the calls up to
+then, and shared again only when the picture changed.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from bot.render import (SECTION_LIMIT, Blocks, RecentCall, RecentPlate, agreemen
                         recent_plate_line, spend_text)
 
 DAY = 86_400.0
-CHART_WEEKS = 12
+CHART_WEEKS = 12  # bars: the 11 whole weeks before this one, and this week so far
 HOME_BLOCK_LIMIT = 100
 # One colour per MARCO category, told apart by people with the common colour-vision deficiencies.
 CATEGORY_COLOURS = {"clear": "#9ecae1", "crystals": "#d62728", "precipitate": "#8c6d31", "other": "#7f7f7f"}
@@ -29,7 +31,7 @@ Labelled = tuple[float, str]  # (when the call was asked for, its label)
 
 @dataclass(frozen=True)
 class WeeklyCounts:
-    weeks: tuple[date, ...]  # each week's Monday, oldest first
+    weeks: tuple[date, ...]  # each week's Monday, oldest first; the last is the current week, so far
     by_label: Mapping[str, tuple[int, ...]]  # calls per week, in the order of `weeks`
 
     @property
@@ -55,17 +57,23 @@ def monday(moment: float) -> date:
 
 def chart_since(now: float, weeks: int = CHART_WEEKS) -> float:
     """The start of the oldest week the chart shows."""
-    first = monday(now) - timedelta(weeks=weeks)
+    first = monday(now) - timedelta(weeks=weeks - 1)
     return datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
 
 
 def weekly_counts(labelled: Iterable[Labelled], labels: Sequence[str], now: float,
                   weeks: int = CHART_WEEKS) -> WeeklyCounts:
-    """Calls per label in each of the last `weeks` whole weeks (the current week left out)."""
+    """Calls per label in each of the last `weeks` weeks, the current one up to `now`."""
     this_week = monday(now)
-    mondays = tuple(this_week - timedelta(weeks=back) for back in range(weeks, 0, -1))
+    mondays = tuple(this_week - timedelta(weeks=back) for back in range(weeks - 1, -1, -1))
     counts = Counter((monday(moment), label) for moment, label in labelled)
     return WeeklyCounts(mondays, {label: tuple(counts[(week, label)] for week in mondays) for label in labels})
+
+
+def drawn_today(drawn_at: float, now: float) -> bool:
+    """Whether a chart drawn at `drawn_at` is still today's (UTC): then it is shown as it is, not drawn
+    (nor uploaded) again, which keeps uploads to about one a day per person."""
+    return datetime.fromtimestamp(drawn_at, timezone.utc).date() == datetime.fromtimestamp(now, timezone.utc).date()
 
 
 def counts_since(labelled: Iterable[Labelled], since: float) -> dict[str, int]:
@@ -74,7 +82,8 @@ def counts_since(labelled: Iterable[Labelled], since: float) -> dict[str, int]:
 
 def chart_png(counts: WeeklyCounts, categories: Sequence[Category]) -> bytes:
     """Stacked bars: calls per category per week, crystals at the bottom (the hits are what people
-    compare week by week), each week's total on top and its Monday's date below."""
+    compare week by week), each week's total on top and its Monday's date below; the last bar, the
+    current week so far, hatched and labelled so."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -87,20 +96,23 @@ def chart_png(counts: WeeklyCounts, categories: Sequence[Category]) -> bytes:
     for number, category in enumerate(hits_first):
         values = counts.by_label.get(category.name, (0,) * len(counts.weeks))
         colour = CATEGORY_COLOURS.get(category.name, FALLBACK_COLOURS[number % len(FALLBACK_COLOURS)])
-        axes.bar(positions, values, bottom=bottom, color=colour, label=category.name, width=0.75,
-                 edgecolor="white", linewidth=0.5)
+        bars = axes.bar(positions, values, bottom=bottom, color=colour, label=category.name, width=0.75,
+                        edgecolor="white", linewidth=0.5)
+        bars[-1].set_hatch("///")
         bottom = [b + v for b, v in zip(bottom, values)]
     for position, total in zip(positions, bottom):
         if total:
             axes.annotate(str(total), (position, total), ha="center", va="bottom", fontsize=8,
                           xytext=(0, 2), textcoords="offset points")
-    axes.set_xticks(list(positions), [week.strftime("%d %b") for week in counts.weeks], fontsize=8)
+    ticks = [week.strftime("%d %b") for week in counts.weeks]
+    ticks[-1] += "\nso far"
+    axes.set_xticks(list(positions), ticks, fontsize=8)
     axes.set_xlabel("week starting (UTC)", fontsize=9)
     axes.set_ylabel("calls", fontsize=9)
     axes.set_ylim(0, max(max(bottom, default=0), 1) * 1.15)
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.set_title(f"Calls per category, last {len(counts.weeks)} weeks", fontsize=11)
+    axes.set_title(f"Calls per category, last {len(counts.weeks)} weeks (this week so far)", fontsize=11)
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9, reverse=True)
     figure.tight_layout()
     out = io.BytesIO()

@@ -181,3 +181,12 @@ class HitSharing:
     shared: bool
     user_id: str
     changed_at: float
+
+
+@dataclass(frozen=True)
+class HomeChart:
+    """The Home tab's chart as last shared with one person."""
+
+    png_sha256: str
+    file_id: str  # the Slack file in the person's direct messages with the bot
+    drawn_at: float  # when it was last drawn (and found new, or the same as the shared one)

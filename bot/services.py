@@ -55,7 +55,8 @@ def team_examples(settings: Settings, prompts_dir: Path) -> int:
 
 
 def build_services(settings: Settings) -> Services:
-    store = open_store(settings.database_url, pool_size=settings.database_pool_size)
+    store = open_store(settings.database_url, pool_size=settings.database_pool_size,
+                       wait_seconds=settings.database_wait_seconds)
     prices = load_price_table(settings.prices_file)
     prompt_set = load_prompt_set(settings.prompts_dir, settings.examples_dir, normalisation(settings))
     gateway = ModelGateway(make_openai_client(settings), api=settings.openai_api,

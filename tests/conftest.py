@@ -13,7 +13,7 @@ from bot.services import Services, build_services
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 from tests.helpers import API_KEY
-from tests.slack_harness import RunningBot, slack_environ
+from tests.slack_harness import QUICK_POSTS, RunningBot, slack_environ
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -107,9 +107,10 @@ def start_bot(fake_slack: FakeSlack, fake_openai: FakeOpenAI,
               make_settings: Callable[..., Settings]) -> Iterator[Callable[..., RunningBot]]:
     running: list[RunningBot] = []
 
-    def start(**overrides: str) -> RunningBot:
+    def start(post_interval: float = QUICK_POSTS, **overrides: str) -> RunningBot:
+        """The bot with these settings; `post_interval`: its pace in one channel (Slack's is 1 s)."""
         settings = make_settings(**{**slack_environ(fake_slack), "OPENAI_MAX_RETRIES": "1", **overrides})
-        running.append(RunningBot.start(fake_slack, fake_openai, settings))
+        running.append(RunningBot.start(fake_slack, fake_openai, settings, post_interval))
         return running[-1]
 
     yield start

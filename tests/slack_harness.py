@@ -12,10 +12,14 @@ from bot.config import Settings
 from bot.models import Image
 from bot.services import Services, build_services
 from bot.slack.app import SlackBot, build_app
+from bot.slack.posting import ChannelPacer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import ApiCall, FakeSlack
 
 CHANNEL = "C1"
+# Seconds between posts in one channel after a burst of 3: Slack's limit is about 1, which the bot keeps
+# (tests/test_reliability.py checks it against a fake Slack that enforces it); other tests need not wait.
+QUICK_POSTS = 0.02
 
 
 def slack_environ(slack: FakeSlack) -> dict[str, str]:
@@ -33,9 +37,10 @@ class RunningBot:
     stopped: bool = False
 
     @classmethod
-    def start(cls, slack: FakeSlack, openai: FakeOpenAI, settings: Settings) -> RunningBot:
+    def start(cls, slack: FakeSlack, openai: FakeOpenAI, settings: Settings,
+              post_interval: float = QUICK_POSTS) -> RunningBot:
         services = build_services(settings)
-        bot = build_app(settings, services, http=False)
+        bot = build_app(settings, services, http=False, pacer=ChannelPacer(interval=post_interval))
         handler = SocketModeHandler(bot.app, settings.slack_app_token)
         handler.connect()
         slack.wait_connected()
@@ -55,6 +60,10 @@ class RunningBot:
         if self.stopped:
             return
         self.stopped = True
+        # slack_sdk's message processor waits up to 1 s for the next message before it sees that the
+        # client is closed; a None message (which it skips) lets it see that at once.
+        self.handler.client.closed = True
+        self.handler.client.message_queue.put(None)
         self.handler.close()
         self.bot.close()
         self.services.close()

@@ -8,7 +8,7 @@ from PIL import Image as PILImage
 
 from bot.agreement import agreement
 from bot.dashboard import (DAY, HOME_BLOCK_LIMIT, Dashboard, WeeklyCounts, chart_png, chart_since, counts_since,
-                           home_view, weekly_counts)
+                           drawn_today, home_view, weekly_counts)
 from bot.models import MonthSpend
 from tests.test_agreement import reviewed
 from tests.test_render import categories  # noqa: F401 (fixture)
@@ -17,14 +17,22 @@ LABELS = ("clear", "crystals", "precipitate", "other")
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc).timestamp()  # a Thursday
 
 
-def test_weekly_counts_are_whole_weeks_from_monday_with_the_current_week_left_out():
+def test_weekly_counts_run_from_monday_and_end_with_the_current_week_so_far():
     labelled = [(NOW, "crystals"), (NOW - 4 * DAY, "crystals"), (NOW - 5 * DAY, "clear"),
                 (NOW - 11 * DAY, "clear"), (NOW - 200 * DAY, "other")]
     weekly = weekly_counts(labelled, LABELS, NOW, weeks=3)
-    assert weekly.weeks == (date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16))
-    assert weekly.by_label["crystals"] == (0, 0, 1)  # Sunday 22 Nov
-    assert weekly.by_label["clear"] == (0, 1, 1) and weekly.total == 3
-    assert chart_since(NOW, weeks=3) == datetime(2026, 11, 2, tzinfo=timezone.utc).timestamp()
+    assert weekly.weeks == (date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23))
+    assert weekly.by_label["crystals"] == (0, 1, 1)  # Sunday 22 Nov; today
+    assert weekly.by_label["clear"] == (1, 1, 0) and weekly.total == 4
+    assert chart_since(NOW, weeks=3) == datetime(2026, 11, 9, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_chart_is_todays_until_midnight_utc():
+    drawn = datetime(2026, 11, 26, 0, 0, 1, tzinfo=timezone.utc).timestamp()
+    assert drawn_today(drawn, drawn) and drawn_today(drawn, NOW)
+    assert drawn_today(drawn, datetime(2026, 11, 26, 23, 59, 59, tzinfo=timezone.utc).timestamp())
+    assert not drawn_today(drawn, datetime(2026, 11, 27, tzinfo=timezone.utc).timestamp())
+    assert not drawn_today(drawn - 2, drawn)  # 25 Nov, 23:59:59
 
 
 def test_counts_since_a_moment():

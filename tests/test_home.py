@@ -1,10 +1,12 @@
 """The App Home dashboard, end to end against the fake Slack and the fake OpenAI: opening the Home tab
 publishes the counts, the team's agreement, the spend and the weekly chart (a PNG shared with the person
-and shown by file id); opening it again within a minute publishes nothing more."""
+and shown by file id, the current week so far included, drawn at most once a day); opening it again
+within a minute publishes nothing more."""
 from __future__ import annotations
 
 import io
 import time
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from PIL import Image as PILImage
@@ -12,9 +14,10 @@ from PIL import Image as PILImage
 import bot.slack.intake as intake_module
 import bot.slack.team as team_module
 import bot.slack.workflow as workflow_module
-from bot.dashboard import DAY
+from bot.dashboard import DAY, monday
+from tests.fakes.slack_server import ApiCall
 from tests.slack_harness import CHANNEL, RunningBot
-from tests.test_team import CRYSTALS, give_verdicts, label_images
+from tests.test_team import CRYSTALS, PRECIPITATE, give_verdicts, label_images
 
 USER = "U5"
 
@@ -65,8 +68,7 @@ def test_opening_the_home_tab_a_week_later_publishes_counts_agreement_spend_and_
         assert len(picture.convert("RGB").getcolors(1 << 16)) > 10  # bars, not a blank picture
 
 
-def test_opening_the_home_tab_again_within_a_minute_publishes_once_and_the_chart_waits_for_whole_weeks(
-        start_bot) -> None:
+def test_calls_made_today_show_on_the_chart_and_opening_again_within_a_minute_publishes_once(start_bot) -> None:
     bot = label_images(start_bot())
     bot.wait_until_done(bot.upload(CRYSTALS))
 
@@ -77,18 +79,63 @@ def test_opening_the_home_tab_again_within_a_minute_publishes_once_and_the_chart
     assert len(bot.slack.calls_to("views.publish")) == 1
     view = publish.params["view"]
     assert "*Calls in the last 7 days · 30 days* (1 · 1)" in text_of(view)
-    assert not [b for b in view["blocks"] if b["type"] == "image"] and not bot.slack.uploads  # no whole week yet
     assert "No call has been confirmed or corrected yet" in text_of(view)
+    (image,) = [block for block in view["blocks"] if block["type"] == "image"]  # the week so far, from day one
+    (chart,) = bot.slack.uploads
+    assert image["slack_file"] == {"id": chart.file_id} and chart.channel == f"D{USER}"
+    with PILImage.open(io.BytesIO(chart.data)) as picture:
+        assert len(picture.convert("RGB").getcolors(1 << 16)) > 10
 
-    open_home(bot, "U6")  # someone else: their own tab
+    open_home(bot, "U6")  # someone else: their own tab, and the chart shared with them too
     assert published(bot, 2)[1].params["user_id"] == "U6"
+    assert [upload.channel for upload in bot.slack.uploads] == [f"D{USER}", "DU6"]
+
+
+def monday_noon_in_two_weeks() -> float:
+    """A moment whose day (UTC) stays the same for minutes and whose week for days: the calls made now are
+    in the chart's week before last."""
+    day = monday(time.time()) + timedelta(weeks=2)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()
+
+
+def chart_ids(publish: ApiCall) -> list[str]:
+    return [block["slack_file"]["id"] for block in publish.params["view"]["blocks"] if block["type"] == "image"]
+
+
+def test_the_chart_is_drawn_at_most_once_a_day_and_shared_again_only_when_it_changed(start_bot, monkeypatch) -> None:
+    bot = label_images(start_bot())
+    bot.wait_until_done(bot.upload(CRYSTALS))
+    monday_noon = monday_noon_in_two_weeks()
+    clock = SimpleNamespace(time=lambda: monday_noon)
+    monkeypatch.setattr(team_module, "time", clock)
+    monkeypatch.setattr(intake_module, "time", clock)
+
+    open_home(bot)
+    (first,) = published(bot, 1)
+    (chart,) = bot.slack.uploads
+    bot.wait_until_done(bot.upload(PRECIPITATE))
+    clock.time = lambda: monday_noon + 61  # the same day, with one more call
+    open_home(bot)
+    second = published(bot, 2)[1]
+    assert "(0 · 2)" in text_of(second.params["view"])  # the counts are up to date
+    assert chart_ids(second) == chart_ids(first) == [chart.file_id] and len(bot.slack.uploads) == 1
+
+    clock.time = lambda: monday_noon + DAY  # the next day: drawn again, with both calls
+    open_home(bot)
+    third = published(bot, 3)[2]
+    (_, redrawn) = bot.slack.uploads
+    assert chart_ids(third) == [redrawn.file_id] and redrawn.data != chart.data
+
+    clock.time = lambda: monday_noon + 2 * DAY  # nothing new: drawn again, the same picture, not shared again
+    open_home(bot)
+    assert chart_ids(published(bot, 4)[3]) == [redrawn.file_id] and len(bot.slack.uploads) == 2
 
 
 def test_the_chart_is_not_uploaded_again_after_a_restart_and_a_deleted_chart_is_replaced(start_bot,
                                                                                       monkeypatch) -> None:
     bot = label_images(start_bot())
     give_verdicts(bot)
-    later = iter(time.time() + 8 * DAY + 61 * n for n in range(100))  # a week on; each opening a minute apart
+    later = iter(monday_noon_in_two_weeks() + 61 * n for n in range(100))  # each opening a minute apart
     clock = SimpleNamespace(time=lambda: next(later))
     monkeypatch.setattr(workflow_module, "time", clock)
     monkeypatch.setattr(team_module, "time", clock)

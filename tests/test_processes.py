@@ -224,5 +224,6 @@ def test_migrate_and_copy_db_move_a_sqlite_history_into_postgresql(tmp_path: Pat
     assert json.loads(again.stdout)["from_cache"] is True  # PostgreSQL answers from the copied history
     refused = bot("copy-db", sqlite_url, postgres_url)
     assert refused.returncode == 1 and "empty" in refused.stderr
-    unreachable = bot("migrate", DATABASE_URL="postgresql://lab:SECRET-pw@127.0.0.1:1/x?connect_timeout=1")
+    unreachable = bot("migrate", DATABASE_URL="postgresql://lab:SECRET-pw@127.0.0.1:1/x?connect_timeout=1",
+                      DATABASE_WAIT_SECONDS="0.5")
     assert unreachable.returncode == 2 and "SECRET-pw" not in unreachable.stdout + unreachable.stderr

@@ -59,7 +59,7 @@ def test_failing_reactions_still_end_in_the_outcome(bot: RunningBot) -> None:
 
 
 def test_a_burst_against_slacks_rate_limit_answers_every_upload_exactly_once(database_url, start_bot) -> None:
-    bot = start_bot(DATABASE_URL=database_url)
+    bot = start_bot(post_interval=1.0, DATABASE_URL=database_url)  # Slack's own pace, as in production
     bot.slack.limit_posts_per_channel(per_second=1.0, burst=1)  # stricter than the bot's own pacing
     events = [bot.upload((f"{n}.jpeg", image_bytes("clear", 236)), event_id=f"Ev{n}") for n in range(8)]
 

@@ -95,7 +95,8 @@ def test_a_database_from_a_newer_bot_opens_with_a_warning(tmp_path, caplog):
 
 def test_a_database_that_cannot_be_reached_is_named_without_its_password():
     with pytest.raises(StoreError) as raised:
-        open_store("postgresql://lab:hunter2-SECRET@127.0.0.1:1/crystals?connect_timeout=1", pool_size=1)
+        open_store("postgresql://lab:hunter2-SECRET@127.0.0.1:1/crystals?connect_timeout=1", pool_size=1,
+                   wait_seconds=0.5)
     assert "127.0.0.1" in str(raised.value) and "hunter2" not in str(raised.value)
 
 

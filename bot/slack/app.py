@@ -72,8 +72,9 @@ def queue_settings(settings: Settings) -> QueueSettings:
                                                    base_delay=settings.job_retry_seconds))
 
 
-def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot:
-    """The app with every listener registered and the queue's workers running."""
+def build_app(settings: Settings, services: Services, *, http: bool, pacer: ChannelPacer | None = None) -> SlackBot:
+    """The app with every listener registered and the queue's workers running. Posts are paced to
+    Slack's limit (`pacer`: one a second per channel after a burst of 3, unless given another)."""
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
     listener_pool = ThreadPoolExecutor(settings.slack_listener_workers, thread_name_prefix="listener")
     app = App(
@@ -85,7 +86,7 @@ def build_app(settings: Settings, services: Services, *, http: bool) -> SlackBot
     )
     identity = client.auth_test()
     poster = SlackPoster(client, web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False),
-                         identity["user_id"], ChannelPacer())
+                         identity["user_id"], pacer or ChannelPacer())
     files = SlackFiles.from_settings(client, settings)
     hits_channel = channel_id(client, settings.hits_channel)
     membership = Membership(web_client(settings.slack_bot_token, settings.slack_api_url, idempotent=False,

@@ -12,14 +12,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from slack_sdk.errors import SlackApiError
 
 from bot.agreement import agreement
 from bot.budget import BudgetState
-from bot.dashboard import DAY, Dashboard, chart_png, chart_since, counts_since, home_view, weekly_counts
+from bot.dashboard import (DAY, Dashboard, WeeklyCounts, chart_png, chart_since, counts_since, drawn_today, home_view,
+                           weekly_counts)
 from bot.export import Period, summary, write_csv
-from bot.models import Job
+from bot.models import HomeChart, Job
+from bot.prompt import Category
 from bot.queue import Handler
 from bot.render import budget_notice
 from bot.slack.workflow import Workflow
@@ -74,9 +77,9 @@ class HomeTabs:
     The chart is a PNG that Slack must host: an image block can only show a file the viewer may see,
     and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
     invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
-    Messages tab), and the image block names it by id (`slack_file`). It shows whole weeks only, so a
-    new picture, and a new upload, comes at most once a week per person; until then the file id kept
-    in the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
+    Messages tab), and the image block names it by id (`slack_file`). It is drawn at most once a day per
+    person (bot/dashboard.py) and uploaded only when the picture changed; otherwise the file id kept in
+    the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
     tab is published without the chart and the next opening uploads it again.
     """
 
@@ -95,7 +98,7 @@ class HomeTabs:
             plates=[self.flow.recent_plate(i) for i in seen.recent_inspections(HOME_RECENT)],
             agreement=agreement(seen.reviewed_calls(), labels), spend=seen.spend(self.flow.month_spend()),
             notes=seen.notes(now - 30 * DAY, "in the last 30 days"))
-        chart_id = self._chart_file(job.user_id, chart_png(weekly, categories)) if weekly.total else None
+        chart_id = self._chart_file(job.user_id, weekly, categories, now) if weekly.total else None
         try:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
         except SlackApiError as error:
@@ -107,17 +110,22 @@ class HomeTabs:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, None))
         store.finish_job(job.id, "done")
 
-    def _chart_file(self, user_id: str, png: bytes) -> str:
-        """The id of the chart shared with this person: the last one if the picture is the same."""
-        digest = hashlib.sha256(png).hexdigest()
+    def _chart_file(self, user_id: str, weekly: WeeklyCounts, categories: Sequence[Category], now: float) -> str:
+        """The id of the chart shared with this person: today's as it is; else the last one if the
+        picture drawn now is the same, or the new picture shared."""
         known = self.flow.store.home_chart(user_id)
-        if known and known[0] == digest:
-            return known[1]
-        poster = self.flow.poster
-        (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
-            {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
-            comment="The chart for your Find the Crystals Home tab.")
-        self.flow.store.save_home_chart(user_id, digest, file_id)
+        if known and drawn_today(known.drawn_at, now):
+            return known.file_id
+        png = chart_png(weekly, categories)
+        digest = hashlib.sha256(png).hexdigest()
+        if known and known.png_sha256 == digest:
+            file_id = known.file_id
+        else:
+            poster = self.flow.poster
+            (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
+                {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
+                comment="The chart for your Find the Crystals Home tab.")
+        self.flow.store.save_home_chart(user_id, HomeChart(digest, file_id, now))
         return file_id
 
     def give_up(self, job: Job, reason: str) -> None:

@@ -30,15 +30,16 @@ def sqlite_path(url: str) -> Path:
     return Path(url)
 
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
-    """The store behind DATABASE_URL, migrated to the current schema; StoreError if it cannot be."""
+def open_store(url: str, *, pool_size: int = 10, wait_seconds: float = 30.0) -> Store:
+    """The store behind DATABASE_URL, migrated to the current schema; StoreError if it cannot be.
+    PostgreSQL is given `wait_seconds` to take a first connection (a server still starting up)."""
     if is_postgres_url(url):
         import psycopg  # loads only when PostgreSQL is used
 
         from bot.store.postgres import PostgresStore
 
         try:
-            return PostgresStore(url, pool_size=pool_size)
+            return PostgresStore(url, pool_size=pool_size, wait_seconds=wait_seconds)
         except psycopg.Error as error:
             raise StoreError(f"could not open the PostgreSQL database {redact_url(url)}"
                              f" ({type(error).__name__}); check DATABASE_URL and that the server is up") from None

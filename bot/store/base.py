@@ -13,7 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from bot.models import Call, ChannelStats, Feedback, Image, Inspection, Job, ReviewedCall, TeamExample, Usage
+from bot.models import (Call, ChannelStats, Feedback, HomeChart, Image, Inspection, Job, ReviewedCall, TeamExample,
+                        Usage)
 from bot.store.history import HistoryQueries
 from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
@@ -523,17 +524,17 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries,
 
     # --- the Home tab ------------------------------------------------------------------------------
 
-    def home_chart(self, user_id: str) -> tuple[str, str] | None:
-        """(the PNG's sha256, its Slack file id) of the chart last shared with this person, if any."""
-        rows = self._rows("SELECT png_sha256, file_id FROM home_charts WHERE user_id = ?", user_id)
-        return (rows[0]["png_sha256"], rows[0]["file_id"]) if rows else None
+    def home_chart(self, user_id: str) -> HomeChart | None:
+        """The chart last shared with this person, if any."""
+        rows = self._rows("SELECT png_sha256, file_id, updated_at FROM home_charts WHERE user_id = ?", user_id)
+        return HomeChart(rows[0]["png_sha256"], rows[0]["file_id"], rows[0]["updated_at"]) if rows else None
 
-    def save_home_chart(self, user_id: str, png_sha256: str, file_id: str) -> None:
+    def save_home_chart(self, user_id: str, chart: HomeChart) -> None:
         with self._transaction() as db:
             db.run("INSERT INTO home_charts (user_id, png_sha256, file_id, updated_at) VALUES (?,?,?,?)"
                    " ON CONFLICT (user_id) DO UPDATE SET png_sha256 = excluded.png_sha256,"
                    " file_id = excluded.file_id, updated_at = excluded.updated_at",
-                   user_id, png_sha256, file_id, time.time())
+                   user_id, chart.png_sha256, chart.file_id, chart.drawn_at)
 
     def forget_home_chart(self, user_id: str) -> None:
         with self._transaction() as db:

@@ -39,10 +39,10 @@ class PostgresStore(Store):
     lock_rows = " FOR UPDATE"
     payload_field = "(jobs.payload::jsonb ->> '{key}')"
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, wait_seconds: float = 30.0) -> None:
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row},
                                     open=False, name="crystals")
-        self._pool.open(wait=True, timeout=30)
+        self._pool.open(wait=True, timeout=wait_seconds)
         self._migrate()
 
     def close(self) -> None:
