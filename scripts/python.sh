@@ -9,24 +9,24 @@ python_version() {  # "3.11.7" for the Python named $1, nothing if it does not r
   "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
 }
 
+INSTALL_PYTHON="install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv; macOS: brew install python@3.12; or https://www.python.org/downloads/)"
+
 find_python() {
-  local candidate version found=""
+  local candidate version problem=""
   for candidate in python3.13 python3.12 python3.11 python3; do
     version=$(python_version "$candidate") || continue
     [ -n "$version" ] || continue
     if ! "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      found="${found:-$candidate is Python $version}"
+      problem="${problem:-$candidate ($(command -v "$candidate")) is Python $version: $INSTALL_PYTHON}"
     elif ! "$candidate" -c 'import ensurepip, venv' 2>/dev/null; then
-      found="${found:-$candidate (Python $version) cannot make a venv: install its venv package, e.g. apt-get install python3-venv}"
+      problem="${problem:-$candidate (Python $version) cannot make a venv: apt-get install $candidate-venv}"
     else
       PYTHON=$("$candidate" -c 'import sys; print(sys.executable)')
       export PYTHON
       return 0
     fi
   done
-  echo "Find the Crystals needs Python 3.11 or newer; ${found:-no python3 was found}." \
-    "Install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv; macOS: brew install python@3.12;" \
-    "or https://www.python.org/downloads/) and run this again." >&2
+  echo "Find the Crystals needs Python 3.11 or newer with venv, and ${problem:-no python3 was found: $INSTALL_PYTHON}; then run this again." >&2
   exit 1
 }
 
