@@ -128,7 +128,7 @@ def home_view(board: Dashboard, categories: Sequence[Category], chart_file_id: s
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note} for note in board.notes]})
     if chart_file_id:
         blocks.append({"type": "image", "slack_file": {"id": chart_file_id},
-                       "alt_text": "Bar chart of the bot's calls per category in each of the last weeks",
+                       "alt_text": "Bar chart of the bot's calls per category in each of the last weeks, this week so far",
                        "title": {"type": "plain_text", "text": "Calls per category per week"}})
     blocks += [{"type": "divider"}, _section(_recent_text(board.recent, categories)),
                _section(_plates_text(board.plates, categories))]
