@@ -62,6 +62,9 @@ call and are used in order by the next /v1/responses calls, batch lines do not u
     fake.fail_next(429, times=2, retry_after=0.01)  # error status with an OpenAI-style error body
     fake.malformed_next("not_json")                 # or "bad_label", "missing_field"
     fake.delay = 1.0                                # every /v1/responses call sleeps first
+    fake.hold_until_in_flight = 60                  # every /v1/responses call waits until 60 are in flight
+                                                    # at once, then answers (all answer by HOLD_SECONDS
+                                                    # after the first held call came)
     fake.max_in_flight                              # most /v1/responses calls served at once
 
 Batches finish on the first GET /v1/batches/{id} while `fake.batches_complete` is True (default);
@@ -99,6 +102,7 @@ NOT_JSON_TEXT = "Sure! The label is crystals."
 BAD_LABEL = "maybe-crystals"
 IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
 CACHE_STEP = 128
+HOLD_SECONDS = 20.0  # with hold_until_in_flight: held calls answer by this long after the first one came
 MAX_BODY_BYTES = 512 * 1024 * 1024  # aiohttp's default is 1 MiB, too small for several images
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
 
@@ -422,6 +426,7 @@ class FakeOpenAI:
         self.batches_complete = True
         self.batch_expire_after: int | None = None  # a number: batches expire, answering that many lines
         self.max_in_flight = 0
+        self.hold_until_in_flight = 0  # a number: calls wait until that many are in flight at once
         self.responses_api = True
         self.schema_support = True
         self.refusing: dict[str, tuple[str, ...]] = {}  # model -> refused parameters, in checking order
@@ -431,6 +436,7 @@ class FakeOpenAI:
         self._switches: deque[_Failure | _Malformed] = deque()
         self._seen_prefixes: set[str] = set()
         self._in_flight = 0
+        self._held_since: float | None = None
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
         self._batch_failures: dict[str, int] = {}  # sha256 of a query image -> the status its batch line gets
@@ -544,6 +550,8 @@ class FakeOpenAI:
             self._switches.clear()
             self._seen_prefixes.clear()
             self.max_in_flight = 0
+            self.hold_until_in_flight = 0
+            self._held_since = None
             self.delay = 0.0
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
@@ -645,6 +653,7 @@ class FakeOpenAI:
         try:
             if self.delay > 0:
                 await asyncio.sleep(self.delay)
+            await self._hold()
             if isinstance(switch, _Failure):
                 return _error_response(switch.status, retry_after=switch.retry_after)
             try:
@@ -660,6 +669,17 @@ class FakeOpenAI:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    async def _hold(self) -> None:
+        """With `hold_until_in_flight`: wait until that many calls were in flight at once, or until
+        HOLD_SECONDS after the first held call (so a server that answers one at a time fails soon)."""
+        if not self.hold_until_in_flight:
+            return
+        with self._lock:
+            self._held_since = self._held_since or time.monotonic()
+            deadline = self._held_since + HOLD_SECONDS
+        while self.max_in_flight < self.hold_until_in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def respond(self, body: dict[str, Any], malformed: str | None = None) -> dict[str, Any]:
         """The response object for a /v1/responses request body (used by batches as well)."""
