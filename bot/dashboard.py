@@ -1,9 +1,10 @@
 """The App Home dashboard: the numbers, the weekly chart (a PNG) and the home view's blocks. Pure.
 
 The chart shows weeks from Monday to Sunday (UTC), the current one so far, so a lab sees it from its
-first day. Slack shows it only once it is uploaded, so it is drawn at most once a day per person
-(`drawn_today`): the first time that person opens the Home tab on a day (UTC), with the calls up to
-then, and shared again only when the picture changed.
+first day. Slack shows it only once it is uploaded, so it counts the calls up to one moment a day per
+person (`chart_moment`): the first time that person opens the Home tab on a day (UTC). It is drawn at
+each opening and shared again only when the picture changed: once a day for new calls, and at once
+when what the person may see changed (the calls up to that moment are then others).
 """
 from __future__ import annotations
 
@@ -66,14 +67,20 @@ def weekly_counts(labelled: Iterable[Labelled], labels: Sequence[str], now: floa
     """Calls per label in each of the last `weeks` weeks, the current one up to `now`."""
     this_week = monday(now)
     mondays = tuple(this_week - timedelta(weeks=back) for back in range(weeks - 1, -1, -1))
-    counts = Counter((monday(moment), label) for moment, label in labelled)
+    counts = Counter((monday(moment), label) for moment, label in labelled if moment <= now)
     return WeeklyCounts(mondays, {label: tuple(counts[(week, label)] for week in mondays) for label in labels})
 
 
-def drawn_today(drawn_at: float, now: float) -> bool:
-    """Whether a chart drawn at `drawn_at` is still today's (UTC): then it is shown as it is, not drawn
-    (nor uploaded) again, which keeps uploads to about one a day per person."""
-    return datetime.fromtimestamp(drawn_at, timezone.utc).date() == datetime.fromtimestamp(now, timezone.utc).date()
+def chart_moment(drawn_at: float | None, now: float) -> float:
+    """Up to when a person's chart counts calls: the moment it was drawn first today (UTC), else now.
+    New calls change the picture (and so its upload) at most once a day."""
+    if drawn_at is not None and _utc_day(drawn_at) == _utc_day(now):
+        return drawn_at
+    return now
+
+
+def _utc_day(moment: float) -> date:
+    return datetime.fromtimestamp(moment, timezone.utc).date()
 
 
 def counts_since(labelled: Iterable[Labelled], since: float) -> dict[str, int]:
@@ -128,7 +135,8 @@ def home_view(board: Dashboard, categories: Sequence[Category], chart_file_id: s
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note} for note in board.notes]})
     if chart_file_id:
         blocks.append({"type": "image", "slack_file": {"id": chart_file_id},
-                       "alt_text": "Bar chart of the bot's calls per category in each of the last weeks, this week so far",
+                       "alt_text": "Bar chart of the bot's calls per category in each of the last weeks, "
+                                   "this week so far",
                        "title": {"type": "plain_text", "text": "Calls per category per week"}})
     blocks += [{"type": "divider"}, _section(_recent_text(board.recent, categories)),
                _section(_plates_text(board.plates, categories))]

@@ -189,4 +189,4 @@ class HomeChart:
 
     png_sha256: str
     file_id: str  # the Slack file in the person's direct messages with the bot
-    drawn_at: float  # when it was last drawn (and found new, or the same as the shared one)
+    drawn_at: float  # the moment up to which it counts calls (bot/dashboard.py: chart_moment)

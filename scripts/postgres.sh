@@ -23,7 +23,8 @@ if [ "$(id -u)" = 0 ]; then
   chown postgres "$pg_dir"
   as_pg=(runuser -u postgres --)
 fi
-pg_port=$("${PYTHON:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pg_port=$("${PYTHON:-python3}" -c \
+  'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U crystals --auth=trust -E UTF8 >/dev/null
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -t 60 \
   -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null

@@ -9,7 +9,8 @@ python_version() {  # "3.11.7" for the Python named $1, nothing if it does not r
   "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
 }
 
-INSTALL_PYTHON="install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv; macOS: brew install python@3.12; or https://www.python.org/downloads/)"
+INSTALL_PYTHON="install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv;"
+INSTALL_PYTHON+=" macOS: brew install python@3.12; or https://www.python.org/downloads/)"
 
 find_python() {
   local candidate version problem=""
@@ -26,7 +27,8 @@ find_python() {
       return 0
     fi
   done
-  echo "Find the Crystals needs Python 3.11 or newer with venv, and ${problem:-no python3 was found: $INSTALL_PYTHON}; then run this again." >&2
+  echo "Find the Crystals needs Python 3.11 or newer with venv," \
+    "and ${problem:-no python3 was found: $INSTALL_PYTHON}; then run this again." >&2
   exit 1
 }
 

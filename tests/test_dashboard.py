@@ -7,8 +7,8 @@ from datetime import date, datetime, timezone
 from PIL import Image as PILImage
 
 from bot.agreement import agreement
-from bot.dashboard import (DAY, HOME_BLOCK_LIMIT, Dashboard, WeeklyCounts, chart_png, chart_since, counts_since,
-                           drawn_today, home_view, weekly_counts)
+from bot.dashboard import (DAY, HOME_BLOCK_LIMIT, Dashboard, WeeklyCounts, chart_moment, chart_png, chart_since,
+                           counts_since, home_view, weekly_counts)
 from bot.models import MonthSpend
 from tests.test_agreement import reviewed
 from tests.test_render import categories  # noqa: F401 (fixture)
@@ -27,12 +27,19 @@ def test_weekly_counts_run_from_monday_and_end_with_the_current_week_so_far():
     assert chart_since(NOW, weeks=3) == datetime(2026, 11, 9, tzinfo=timezone.utc).timestamp()
 
 
-def test_a_chart_is_todays_until_midnight_utc():
+def test_the_chart_counts_up_to_the_moment_it_was_drawn_first_today():
     drawn = datetime(2026, 11, 26, 0, 0, 1, tzinfo=timezone.utc).timestamp()
-    assert drawn_today(drawn, drawn) and drawn_today(drawn, NOW)
-    assert drawn_today(drawn, datetime(2026, 11, 26, 23, 59, 59, tzinfo=timezone.utc).timestamp())
-    assert not drawn_today(drawn, datetime(2026, 11, 27, tzinfo=timezone.utc).timestamp())
-    assert not drawn_today(drawn - 2, drawn)  # 25 Nov, 23:59:59
+    assert chart_moment(None, NOW) == NOW  # never drawn for this person
+    assert chart_moment(drawn, NOW) == drawn
+    assert chart_moment(drawn, datetime(2026, 11, 26, 23, 59, 59, tzinfo=timezone.utc).timestamp()) == drawn
+    tomorrow = datetime(2026, 11, 27, tzinfo=timezone.utc).timestamp()
+    assert chart_moment(drawn, tomorrow) == tomorrow
+    assert chart_moment(drawn - 2, drawn) == drawn  # drawn 25 Nov, 23:59:59
+
+
+def test_weekly_counts_leave_out_calls_after_the_moment():
+    weekly = weekly_counts([(NOW - DAY, "clear"), (NOW + 1, "clear")], LABELS, NOW, weeks=1)
+    assert weekly.by_label["clear"] == (1,)
 
 
 def test_counts_since_a_moment():

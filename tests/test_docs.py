@@ -86,8 +86,9 @@ def test_the_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path: Pat
     page.write_text("# Top\n\n## Top\n\n[a](other.md#the-crystals-command-help) [b](#top-1) [c](https://x.org/y)\n"
                     "[d](gone.md) [e](other.md#nowhere) ![f](other.md#other-page) [g](#top-2)\n"
                     "```\n[not a link](gone.md)\n```\n", encoding="utf-8")
-    assert broken_links(page, tmp_path) == ["gone.md: no such file", "other.md#nowhere: no heading #nowhere in other.md",
-                                  "#top-2: no heading #top-2 in page.md"]
+    assert broken_links(page, tmp_path) == ["gone.md: no such file",
+                                            "other.md#nowhere: no heading #nowhere in other.md",
+                                            "#top-2: no heading #top-2 in page.md"]
 
 
 def settings_rows(page: Path) -> dict[str, str]:

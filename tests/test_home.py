@@ -92,8 +92,7 @@ def test_calls_made_today_show_on_the_chart_and_opening_again_within_a_minute_pu
 
 
 def monday_noon_in_two_weeks() -> float:
-    """A moment whose day (UTC) stays the same for minutes and whose week for days: the calls made now are
-    in the chart's week before last."""
+    """A moment whose day (UTC) stays the same for minutes: the calls made now are before it."""
     day = monday(time.time()) + timedelta(weeks=2)
     return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()
 
@@ -102,33 +101,51 @@ def chart_ids(publish: ApiCall) -> list[str]:
     return [block["slack_file"]["id"] for block in publish.params["view"]["blocks"] if block["type"] == "image"]
 
 
-def test_the_chart_is_drawn_at_most_once_a_day_and_shared_again_only_when_it_changed(start_bot, monkeypatch) -> None:
+def test_the_chart_counts_the_calls_up_to_the_days_first_look_and_takes_in_later_ones_the_next_day(
+        start_bot, monkeypatch) -> None:
     bot = label_images(start_bot())
     bot.wait_until_done(bot.upload(CRYSTALS))
-    monday_noon = monday_noon_in_two_weeks()
-    clock = SimpleNamespace(time=lambda: monday_noon)
-    monkeypatch.setattr(team_module, "time", clock)
-    monkeypatch.setattr(intake_module, "time", clock)
+    first_look = time.time()
+    chart_clock, minute_clock = SimpleNamespace(time=lambda: first_look), SimpleNamespace(time=lambda: first_look)
+    monkeypatch.setattr(team_module, "time", chart_clock)
+    monkeypatch.setattr(intake_module, "time", minute_clock)
 
     open_home(bot)
     (first,) = published(bot, 1)
     (chart,) = bot.slack.uploads
-    bot.wait_until_done(bot.upload(PRECIPITATE))
-    clock.time = lambda: monday_noon + 61  # the same day, with one more call
+    bot.wait_until_done(bot.upload(PRECIPITATE))  # a call after the day's first look
+    minute_clock.time = lambda: first_look + 61  # a minute on, the same day
     open_home(bot)
     second = published(bot, 2)[1]
-    assert "(0 · 2)" in text_of(second.params["view"])  # the counts are up to date
+    assert "*Calls in the last 7 days · 30 days* (2 · 2)" in text_of(second.params["view"])  # up to date
     assert chart_ids(second) == chart_ids(first) == [chart.file_id] and len(bot.slack.uploads) == 1
 
-    clock.time = lambda: monday_noon + DAY  # the next day: drawn again, with both calls
+    chart_clock.time = minute_clock.time = lambda: first_look + DAY  # the next day: both calls on the chart
     open_home(bot)
     third = published(bot, 3)[2]
     (_, redrawn) = bot.slack.uploads
-    assert chart_ids(third) == [redrawn.file_id] and redrawn.data != chart.data
+    assert chart_ids(third) == [redrawn.file_id] and redrawn.data != chart.data and redrawn.channel == f"D{USER}"
 
-    clock.time = lambda: monday_noon + 2 * DAY  # nothing new: drawn again, the same picture, not shared again
+
+def test_a_chart_drawn_today_is_drawn_again_at_once_when_its_person_leaves_a_channel(start_bot,
+                                                                                     monkeypatch) -> None:
+    bot = label_images(start_bot())
+    bot.wait_until_done(bot.upload(CRYSTALS))
+    bot.wait_until_done(bot.upload(PRECIPITATE, channel="C2"))
+    minute_clock = SimpleNamespace(time=time.time)
+    monkeypatch.setattr(intake_module, "time", minute_clock)
+
     open_home(bot)
-    assert chart_ids(published(bot, 4)[3]) == [redrawn.file_id] and len(bot.slack.uploads) == 2
+    published(bot, 1)
+    (chart,) = bot.slack.uploads
+    bot.slack.wait_for_ack(bot.slack.push_event(bot.slack.leave(USER, "C2")))
+    bot.drain()
+    minute_clock.time = lambda: time.time() + 61
+    open_home(bot)
+    again = published(bot, 2)[1]
+    (_, redrawn) = bot.slack.uploads  # the calls of C2 are no longer theirs to see, on the chart either
+    assert chart_ids(again) == [redrawn.file_id] and redrawn.data != chart.data
+    assert "*Calls in the last 7 days · 30 days* (1 · 1)" in text_of(again.params["view"])
 
 
 def test_the_chart_is_not_uploaded_again_after_a_restart_and_a_deleted_chart_is_replaced(start_bot,

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.agreement import agreement
 from bot.budget import BudgetState
-from bot.dashboard import (DAY, Dashboard, WeeklyCounts, chart_png, chart_since, counts_since, drawn_today, home_view,
+from bot.dashboard import (DAY, Dashboard, Labelled, chart_moment, chart_png, chart_since, counts_since, home_view,
                            weekly_counts)
 from bot.export import Period, summary, write_csv
 from bot.models import HomeChart, Job
@@ -77,9 +77,9 @@ class HomeTabs:
     The chart is a PNG that Slack must host: an image block can only show a file the viewer may see,
     and a file uploaded without a channel is the uploader's alone (Slack refuses the block with
     invalid_blocks). So the chart is shared in the person's direct messages with the bot (the app's
-    Messages tab), and the image block names it by id (`slack_file`). It is drawn at most once a day per
-    person (bot/dashboard.py) and uploaded only when the picture changed; otherwise the file id kept in
-    the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
+    Messages tab), and the image block names it by id (`slack_file`). It counts the calls up to one
+    moment a day (bot/dashboard.py) and is uploaded only when the picture changed; otherwise the file id
+    kept in the database is reused. If Slack no longer shows that file (someone deleted it from the DM), the
     tab is published without the chart and the next opening uploads it again.
     """
 
@@ -98,7 +98,7 @@ class HomeTabs:
             plates=[self.flow.recent_plate(i) for i in seen.recent_inspections(HOME_RECENT)],
             agreement=agreement(seen.reviewed_calls(), labels), spend=seen.spend(self.flow.month_spend()),
             notes=seen.notes(now - 30 * DAY, "in the last 30 days"))
-        chart_id = self._chart_file(job.user_id, weekly, categories, now) if weekly.total else None
+        chart_id = self._chart_file(job.user_id, labelled, categories, now) if weekly.total else None
         try:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))
         except SlackApiError as error:
@@ -110,13 +110,13 @@ class HomeTabs:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, None))
         store.finish_job(job.id, "done")
 
-    def _chart_file(self, user_id: str, weekly: WeeklyCounts, categories: Sequence[Category], now: float) -> str:
-        """The id of the chart shared with this person: today's as it is; else the last one if the
-        picture drawn now is the same, or the new picture shared."""
+    def _chart_file(self, user_id: str, labelled: Sequence[Labelled], categories: Sequence[Category],
+                    now: float) -> str:
+        """The id of the chart shared with this person, drawn with their calls up to today's moment: the
+        last one if the picture is the same, else the new picture shared."""
         known = self.flow.store.home_chart(user_id)
-        if known and drawn_today(known.drawn_at, now):
-            return known.file_id
-        png = chart_png(weekly, categories)
+        moment = chart_moment(known.drawn_at if known else None, now)
+        png = chart_png(weekly_counts(labelled, [category.name for category in categories], moment), categories)
         digest = hashlib.sha256(png).hexdigest()
         if known and known.png_sha256 == digest:
             file_id = known.file_id
@@ -125,7 +125,7 @@ class HomeTabs:
             (file_id,) = poster.upload(poster.direct_message_channel(user_id), [
                 {"content": png, "filename": "calls-per-week.png", "title": "Calls per category per week"}],
                 comment="The chart for your Find the Crystals Home tab.")
-        self.flow.store.save_home_chart(user_id, HomeChart(digest, file_id, now))
+        self.flow.store.save_home_chart(user_id, HomeChart(digest, file_id, moment))
         return file_id
 
     def give_up(self, job: Job, reason: str) -> None:
