@@ -217,6 +217,24 @@ def test_confirm_and_correct_update_the_message_and_are_stored(bot: RunningBot) 
     assert (feedback.user_id, feedback.verdict, feedback.label) == ("U8", "corrected", "precipitate")
 
 
+def test_a_click_before_the_bot_has_heard_back_that_its_reply_is_posted_is_not_lost(start_bot) -> None:
+    bot = start_bot(JOB_RETRY_SECONDS="0.1")
+    bot.openai.label_image(bot.normalised(CRYSTALS[1], CRYSTALS[0]).jpeg, "crystals")
+    bot.slack.answer_late("chat.postMessage", 2.0)  # the reply is in the channel; the bot hears its ts 2 s later
+    event = bot.upload(CRYSTALS)
+    (reply,) = bot.wait_for_posts(event["ts"], 1)
+    (job,) = bot.services.store.jobs_of_message(CHANNEL, event["ts"])
+    assert job.reply_ts is None  # the click comes in that moment
+    bot.slack.push_interactive(bot.slack.block_actions_payload(
+        CONFIRM_ACTION, f"{job.id}:crystals", message={**reply.params, "ts": reply.response["ts"]}, channel=CHANNEL,
+        user="U7"))
+
+    (confirmed,) = bot.slack.wait_for(lambda: bot.slack.calls_to("chat.update"), timeout=20)
+    assert confirmed.params["ts"] == reply.response["ts"]
+    assert ":white_check_mark: Confirmed by <@U7>" in section_text(confirmed)
+    assert bot.services.store.latest_feedback(job.id).verdict == "confirmed"
+
+
 def test_slash_commands_answer_only_the_person_who_asked(bot: RunningBot) -> None:
     event = bot.upload(CRYSTALS, CLEAR)
     bot.wait_until_done(event)

@@ -399,7 +399,9 @@ class Clicks:
     def run(self, job: Job) -> None:
         store = self.flow.store
         target, call = self.flow.classified(job.payload["job_id"])
-        if target and call and target.reply_ts:
+        if target and call and not target.reply_ts:  # clicked before the bot heard back that its reply is posted
+            raise RetryLater(f"job {target.id}'s reply is not recorded yet")
+        if target and call:
             store.add_feedback(target.id, job.user_id, job.payload["verdict"], job.payload["label"], request_id=job.id)
             self.flow.poster.update(target.channel, target.reply_ts, self.flow.call_reply(target, call))
             hit = store.hit_of(target)

@@ -43,7 +43,9 @@ with ``Retry-After``; ``limit_posts_per_channel`` enforces Slack's "about one
 message a second per channel" on chat.postMessage; ``fail_next`` answers an
 HTTP error status (e.g. 503); ``drop_after_accepting`` carries out the next
 calls and then closes the connection without an answer (the post exists, the
-client sees a dropped connection).  ``set_handler`` adds or overrides a Web API
+client sees a dropped connection); ``answer_late`` carries out the next call at once
+and answers it only some seconds later (a slow network: people see the post before
+the client hears its ts).  ``set_handler`` adds or overrides a Web API
 method.  ``conversations.replies`` returns message metadata only when asked
 with ``include_all_metadata``, as Slack does (so does ``conversations.history``,
 newest first).  Events go to the newest
@@ -262,6 +264,7 @@ class FakeSlack:
         self._file_shares: dict[str, set[str]] = {}  # file id -> channels it is shared in
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
+        self._late: dict[str, float] = {}  # method -> seconds its next call's answer waits
         self._post_buckets: dict[str, tuple[float, float]] = {}
         self.posts_per_second: float | None = None
         self.post_burst = 3
@@ -495,6 +498,11 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` are carried out, then the connection is closed unanswered."""
         with self._lock:
             self._drops[method] = self._drops.get(method, 0) + times
+
+    def answer_late(self, method: str, seconds: float) -> None:
+        """The next call of ``method`` is carried out (and recorded) at once, and answered ``seconds`` later."""
+        with self._lock:
+            self._late[method] = seconds
 
     def limit_posts_per_channel(self, per_second: float = 1.0, burst: int = 3) -> None:
         """chat.postMessage answers 429 (Retry-After: 1) past ``per_second`` per channel after a ``burst``."""
@@ -955,6 +963,8 @@ class FakeSlack:
             drop = self._drops.get(method, 0) > 0 and status == 200
             if drop:
                 self._drops[method] -= 1
+            late = self._late.pop(method, 0.0)
+        await asyncio.sleep(late)
         if drop and request.transport is not None:
             request.transport.close()  # carried out, but the client never hears back
             raise web.HTTPServiceUnavailable()
