@@ -372,6 +372,7 @@ def test_a_deleted_upload_takes_its_image_its_example_and_its_hit_with_it(walls,
     store = bot.services.store
     upload(bot, PUBLIC, "first.jpeg", image_bytes("clear", 220), "clear", "clear")
     event = public_hit(bot)
+    bot.drain()  # the hit job runs beside the upload's own: done with the upload is not done with it
     (hit,) = posts_in(bot, HITS)
     use_as_example(bot, audit, ALICE, confirm(bot, audit, ALICE, event), PUBLIC)
     (form,) = bot.slack.wait_for(bot.slack.opened_views, what="the example form")
