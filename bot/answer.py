@@ -50,6 +50,11 @@ ANSWER_FIELDS = ("observations", "label", "confidence", "explanation")
 TYPICAL_OUTPUT_TOKENS = {"observations": 60, "label": 6, "confidence": 6, "explanation": 40}  # for estimates
 
 
+def typical_output_tokens(fields: Sequence[str]) -> int:
+    """About how many tokens an answer with these fields has (cost estimates, the rate-limit budget)."""
+    return sum(TYPICAL_OUTPUT_TOKENS[name] for name in fields)
+
+
 def answer_schema(labels: Sequence[str], fields: Sequence[str] = ANSWER_FIELDS) -> dict[str, Any]:
     """The JSON schema sent as strict structured output, with `fields` of ANSWER_FIELDS in their order
     (field order matters: evidence first)."""

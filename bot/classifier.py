@@ -1,8 +1,19 @@
-"""The one place that calls the model: cache first, then a bounded, retried, timed-out API call.
+"""The one place that calls the model: cache first, then a paced, bounded, timed-out API call.
 
-Retries of 429, 5xx, timeouts and dropped connections (with exponential backoff that honours
-Retry-After) are the openai SDK's own; `max_retries` and `timeout` come from the settings. Every
-failure reaches callers as a ModelError whose message a lab member can act on.
+Every request is admitted by bot/provider.py's ModelService first: one budget shared by every
+process (the key's limits learned from the x-ratelimit-* headers, each request's estimated tokens
+spent before it is sent) and a circuit breaker for outages. The openai SDK's own retries are off for
+model calls (its `max_retries` stays for files and batches), so nothing is sent behind the budget's
+back; the gateway decides:
+- a 429 is waited out, never a failure (but `insufficient_quota`, an account out of credit, is one);
+- a failure of the service (5xx, a timeout, a dropped connection, an answer cut off or outside the
+  schema) is tried again OPENAI_MAX_RETRIES times after a short backoff. Then, in the bot, an open
+  breaker makes the job wait for the service (ProviderWait: no attempt spent, up to
+  MODEL_OUTAGE_MAX), a closed one means this request keeps failing while the service answers
+  others (ModelError, retryable: the job's attempts); from the terminal it is the error;
+- a 400 is tried once more; the same again is a lasting error, as are 401, 403, 404 and a spent
+  quota: a ModelError whose message a lab member can act on.
+The log gets one line per failed request, never a traceback for what the provider did.
 
 The gateway speaks the Responses API or Chat Completions (OPENAI_API; `auto` falls back from a
 server without /responses to Chat Completions and stays there). When a model refuses a parameter
@@ -11,20 +22,26 @@ it once, remembers it for that model and sends the request again without it: no 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import random
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import openai
+import pydantic
 
 from bot import wire
-from bot.answer import AnswerError, TokenLogprob, parse_answer
+from bot.answer import Answer, AnswerError, TokenLogprob, parse_answer, typical_output_tokens
 from bot.config import Settings
 from bot.images import Normalisation
 from bot.models import Call, Image, Usage
-from bot.pricing import PriceTable
+from bot.pricing import PriceTable, request_tokens
+from bot.provider import ModelService, TooLarge
+from bot.service_state import Outcome
 from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
                         follow_up_request)
@@ -44,6 +61,19 @@ class ModelError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class BrokenAnswer(ModelError):
+    """The service answered, but with no usable answer (nothing in it, a body cut off)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+T = TypeVar("T")
+FOLLOW_UP_OUTPUT_TOKENS = 400  # the expected length of a follow-up answer, spent from the budget before sending
+BACKOFF = 0.5  # seconds before the first retry of a failed request; doubles each time
+MAX_BACKOFF = 8.0
 
 
 @dataclass(frozen=True)
@@ -80,13 +110,37 @@ def model_options(settings: Settings, model: str | None = None) -> ModelOptions:
                         settings.openai_logprobs, settings.openai_api, settings.openai_reasoning_effort)
 
 
-class ModelGateway:
-    """Sends requests to the model API: the API kind, what each model refuses, the concurrency bound."""
+@dataclass(frozen=True)
+class _Answered:
+    value: Any
+    usage: Usage
+    headers: Mapping[str, str]
+    lasting: ModelError | None = None  # the service answered, but the model declined
 
-    def __init__(self, client: openai.OpenAI, *, api: str, concurrency: int) -> None:
+
+@dataclass(frozen=True)
+class _Failed:
+    outcome: Outcome
+    what: str  # for people: "HTTP 500", "no answer within 60 s"
+    detail: str  # for the log
+    headers: Mapping[str, str] | None = None
+    message: str = ""  # the error's message (a 429's says the limit)
+    error: openai.APIStatusError | None = None
+    schema: bool = False  # the answer broke the schema (rather than being cut off)
+
+
+class ModelGateway:
+    """Sends requests to the model API: the API kind, what each model refuses, the concurrency bound,
+    the shared budget and breaker (ModelService), the retries."""
+
+    def __init__(self, client: openai.OpenAI, *, api: str, concurrency: int, service: ModelService,
+                 max_retries: int) -> None:
         self.client = client
+        self.service = service
+        self.max_retries = max_retries
         self.api_setting = api
         self.api = wire.RESPONSES if api == "auto" else api
+        self._calls = client.with_options(max_retries=0)  # every retry is ours, through the budget
         self._refused: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -108,21 +162,89 @@ class ModelGateway:
     def endpoint(self) -> str:
         return wire.ENDPOINTS[self.api]
 
-    def respond(self, request: dict[str, Any]) -> ModelReply:
-        """One answer to a Responses-shaped request, bounded by the concurrency limit; errors become
-        ModelError. A refused parameter or a missing /responses (with `auto`) is learned, not failed."""
+    def respond(self, request: dict[str, Any], *, output_tokens: int,
+                read: Callable[[ModelReply], T] = lambda reply: reply) -> T:  # type: ignore[assignment,return-value]
+        """`read` of the answer to a Responses-shaped request of about `output_tokens` answer tokens (an
+        AnswerError from `read` is a broken answer). Raises ModelError, or ProviderWait in the bot. A refused
+        parameter or a missing /responses (with `auto`) is learned, not failed."""
+        cost = request_tokens(request) + output_tokens
+        key = request_key(request)
+        failures = bad_requests = 0
         with self._slots:
             while True:
                 api, sent, body = self._shaped(request)
                 try:
-                    raw = (self.client.chat.completions.create(**body) if api == wire.CHAT
-                           else self.client.responses.create(**body))
-                except openai.APIError as error:
-                    if isinstance(error, openai.APIStatusError) and self._learn(api, sent, error):
+                    permit = self.service.admit(request["model"], key, cost)
+                except TooLarge as error:
+                    raise ModelError(str(error), retryable=False) from None
+                result = self._attempt(api, body, read)
+                if isinstance(result, _Answered):
+                    self.service.finish(permit, Outcome.ANSWERED, headers=result.headers, usage=result.usage)
+                    if result.lasting:
+                        raise result.lasting
+                    return result.value
+                state = self.service.finish(permit, result.outcome, headers=result.headers, message=result.message,
+                                            what=result.what)
+                if result.outcome is Outcome.RATE_LIMITED:
+                    continue
+                if result.error is not None and self._learn(api, sent, result.error):
+                    continue
+                if result.outcome.is_failure:
+                    failures += 1
+                    if failures <= self.max_retries:
+                        delay = min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)) * (1 + 0.25 * random.random())
+                        log.warning("model request failed: %s; trying again in %.1f s", result.detail, delay)
+                        self.service.pause(delay)
                         continue
-                    log.error("model call failed: %s", redact_urls(repr(error)))
-                    raise ModelError(describe_api_error(error, self.client), retryable=is_transient(error)) from error
-                return read_reply(api, raw)
+                    log.warning("model request failed: %s; %s retries spent", result.detail, self.max_retries)
+                    if state.breaker.is_open and self.service.patience is not None:
+                        raise self.service.outage_wait(request["model"], state.breaker)
+                    raise ModelError(self._describe(result), retryable=True)
+                if result.error is not None and result.error.status_code == 400 and not bad_requests:
+                    bad_requests += 1
+                    log.warning("model request refused: %s; trying once more", result.detail)
+                    continue
+                log.error("model call failed: %s", result.detail)
+                raise ModelError(self._describe(result), retryable=False)
+
+    def _attempt(self, api: str, body: dict[str, Any], read: Callable[[ModelReply], Any]) -> _Answered | _Failed:
+        """Send once; the answer read, or what went wrong."""
+        try:
+            raw = (self._calls.chat.completions.with_raw_response.create(**body) if api == wire.CHAT
+                   else self._calls.responses.with_raw_response.create(**body))
+        except openai.APIStatusError as error:
+            return _status_failure(error)
+        except openai.APITimeoutError:
+            return _Failed(Outcome.TIMEOUT, f"no answer within {self.client.timeout} s", "timed out")
+        except openai.APIConnectionError as error:
+            cause = type(error.__cause__).__name__ if error.__cause__ else "no connection"
+            return _Failed(Outcome.UNREACHABLE, "could not connect",
+                           f"could not reach {redact_url(str(self.client.base_url))} ({cause})")
+        try:
+            reply = read_reply(api, raw.parse())
+        except BrokenAnswer as error:
+            return _Failed(Outcome.BROKEN_ANSWER, "a broken answer", str(error), raw.headers)
+        except ModelError as error:  # the model declined: it answered, and will again
+            return _Answered(None, Usage(), raw.headers, error)
+        except (ValueError, TypeError, AttributeError, KeyError, pydantic.ValidationError) as error:
+            return _Failed(Outcome.BROKEN_ANSWER, "a broken answer",
+                           f"the answer could not be read ({type(error).__name__}: {clip_line(str(error))})",
+                           raw.headers)
+        try:
+            return _Answered(read(reply), reply.usage, raw.headers)
+        except AnswerError as error:
+            return _Failed(Outcome.BROKEN_ANSWER, "answers outside the schema",
+                           f"the model answer broke the schema: {error}; answer was {clip_line(reply.text)!r}",
+                           raw.headers, schema=True)
+
+    def _describe(self, failure: _Failed) -> str:
+        if failure.error is not None or failure.outcome in (Outcome.TIMEOUT, Outcome.UNREACHABLE):
+            return describe_failure(failure.outcome, failure.error, self.client, self.max_retries)
+        if failure.schema:
+            return ("The model's answer did not follow the expected format, so no category is given. "
+                    "Try again; if it keeps happening, check the model setting.")
+        return f"The model service sent answers that were cut off or empty {retries_text(self.max_retries)}. " \
+               "Try again later."
 
     def _learn(self, api: str, sent: dict[str, Any], error: openai.APIStatusError) -> bool:
         """Remember what this error teaches (True: send again), or False when it is a real failure."""
@@ -146,6 +268,30 @@ class ModelGateway:
                 log.warning("model %s refuses %s (%s); leaving it out from now on", model, feature, redact_urls(error.message))
                 self._refused[model] = known | {feature}
         return True
+
+
+def _status_failure(error: openai.APIStatusError) -> _Failed:
+    status, detail = error.status_code, redact_urls(repr(error))
+    headers = error.response.headers
+    if status == 429:
+        if error.code == "insufficient_quota":
+            return _Failed(Outcome.QUOTA, "the account is out of credit", detail, headers, error.message, error)
+        return _Failed(Outcome.RATE_LIMITED, "rate limited", detail, headers, error.message)
+    if status >= 500 or status in (408, 409):
+        return _Failed(Outcome.SERVER_ERROR, f"HTTP {status}", detail, headers, error.message, error)
+    return _Failed(Outcome.REFUSED, f"HTTP {status}", detail, headers, error.message, error)
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """What identifies a request across its job's runs (for the time reserved for it): the model and
+    the last item asked about (the query image, the question)."""
+    last = request["input"][-1]["content"][-1] if request.get("input") else {}
+    return hashlib.sha256(json.dumps([request["model"], last], sort_keys=True).encode()).hexdigest()[:32]
+
+
+def clip_line(text: str, limit: int = 200) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[:limit] + "..."
 
 
 @dataclass(frozen=True)
@@ -230,25 +376,20 @@ class Classifier:
                     self._in_flight[key] = (lock, users - 1)
 
     def _ask_model(self, image: Image, prompt: Prompt) -> Call:
-        reply = self.respond(self.request(image, prompt))
-        try:
-            answer = parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
-                                  logprobs=reply.logprobs)
-        except AnswerError as error:
-            log.error("model answer for %s broke the schema: %s; answer was %r", image.name, error, reply.text)
-            raise ModelError("The model's answer did not follow the expected format, so no category is given. "
-                             "Try again; if it keeps happening, check the model setting.", retryable=True) from error
+        def read(reply: ModelReply) -> tuple[Answer, ModelReply]:
+            return parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
+                                logprobs=reply.logprobs), reply
+
+        answer, reply = self.gateway.respond(self.request(image, prompt), read=read,
+                                             output_tokens=typical_output_tokens(self.prompt_set.answer_fields))
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, prompt.fingerprint)
 
     def follow_up(self, images: Sequence[ThreadImage], transcript: Sequence[str], question: str) -> FollowUpAnswer:
         """An answer to a question in a thread, with its usage and estimated cost."""
-        reply = self.respond(follow_up_request(self.prompt_set, self.options, images, transcript, question))
+        reply = self.gateway.respond(follow_up_request(self.prompt_set, self.options, images, transcript, question),
+                                     output_tokens=FOLLOW_UP_OUTPUT_TOKENS)
         return FollowUpAnswer(reply.text, self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
-
-    def respond(self, request: dict[str, Any]) -> ModelReply:
-        """One model answer to a Responses-shaped request (see ModelGateway.respond)."""
-        return self.gateway.respond(request)
 
 
 def read_responses(response: Any) -> ModelReply:
@@ -259,7 +400,7 @@ def read_responses(response: Any) -> ModelReply:
         raise ModelError(f"The model declined to answer: {refusals[0]}", retryable=False)
     texts = [part for part in parts if part.type == "output_text"]
     if not texts:
-        raise ModelError(f"The model returned no answer (status {response.status}). Try again.", retryable=True)
+        raise BrokenAnswer(f"The model returned no answer (status {response.status}). Try again.")
     logprobs = tuple(
         TokenLogprob(bytes(token.bytes), token.logprob) for part in texts for token in (part.logprobs or [])
     )
@@ -278,13 +419,12 @@ def read_responses(response: Any) -> ModelReply:
 def read_chat(completion: Any) -> ModelReply:
     """Text, logprobs and usage out of a Chat Completions response object."""
     if not completion.choices:
-        raise ModelError("The model returned no answer. Try again.", retryable=True)
+        raise BrokenAnswer("The model returned no answer. Try again.")
     choice = completion.choices[0]
     if choice.message.refusal:
         raise ModelError(f"The model declined to answer: {choice.message.refusal}", retryable=False)
     if not choice.message.content:
-        raise ModelError(f"The model returned no answer (finish reason {choice.finish_reason}). Try again.",
-                         retryable=True)
+        raise BrokenAnswer(f"The model returned no answer (finish reason {choice.finish_reason}). Try again.")
     tokens = (choice.logprobs.content or []) if choice.logprobs else []
     logprobs = tuple(TokenLogprob(bytes(t.bytes) if t.bytes is not None else t.token.encode(), t.logprob)
                      for t in tokens)
@@ -304,30 +444,41 @@ def read_reply(api: str, raw: Any) -> ModelReply:
     return read_chat(raw) if api == wire.CHAT else read_responses(raw)
 
 
-def is_transient(error: openai.APIError) -> bool:
-    """Worth trying again later: timeouts, dropped connections, 429 and 5xx."""
-    return isinstance(error, (openai.APIConnectionError, openai.RateLimitError)) or (
-        isinstance(error, openai.APIStatusError) and error.status_code >= 500)
+def retries_text(retries: int) -> str:
+    return f"after {retries} retries" if retries else "(retries are off)"
 
 
-def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
+def describe_failure(outcome: Outcome, error: openai.APIError | None, client: openai.OpenAI, retries: int) -> str:
     """What a lab member should know about a failed model call (never the key, the request or a URL's
     credentials)."""
-    retries = f"after {client.max_retries} retries" if client.max_retries else "(retries are off)"
-    if isinstance(error, openai.APITimeoutError):
-        return f"The model did not answer in time ({client.timeout} s) {retries}. Try again later."
-    if isinstance(error, openai.APIConnectionError):
-        return f"Could not reach the model service at {redact_url(str(client.base_url))} {retries}. Try again later."
+    after = retries_text(retries)
+    if outcome is Outcome.TIMEOUT:
+        return f"The model did not answer in time ({client.timeout} s) {after}. Try again later."
+    if outcome is Outcome.UNREACHABLE:
+        return f"Could not reach the model service at {redact_url(str(client.base_url))} {after}. Try again later."
+    if outcome is Outcome.RATE_LIMITED:
+        return f"The model service is rate-limiting us (429) {after}. Try again in a few minutes."
+    if outcome is Outcome.QUOTA:
+        return ("The model service says this account is out of credit (insufficient_quota): an admin should "
+                "check the plan and billing of the API key.")
     if isinstance(error, openai.AuthenticationError):
         return "The model service refused the API key (401): an admin should check OPENAI_API_KEY."
-    if isinstance(error, openai.RateLimitError):
-        return f"The model service is rate-limiting us (429) {retries}. Try again in a few minutes."
     if isinstance(error, openai.NotFoundError) and error.code != "model_not_found" \
             and error.request.url.path.endswith("/responses"):
         return ("The model service has no Responses API (HTTP 404): an admin should set OPENAI_API=chat "
                 "(or auto) for this server.")
-    if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
-        return f"The model service failed (HTTP {error.status_code}) {retries}. Try again later."
+    if isinstance(error, openai.APIStatusError) and outcome is Outcome.SERVER_ERROR:
+        return f"The model service failed (HTTP {error.status_code}) {after}. Try again later."
     if isinstance(error, openai.APIStatusError):
         return f"The model service rejected the request (HTTP {error.status_code}): {redact_urls(error.message)[:200]}"
-    return f"The model call failed: {type(error).__name__}."
+    return f"The model call failed {after}. Try again later."
+
+
+def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:
+    """What a lab member should know about a failed call of the client's own (files, batches)."""
+    if isinstance(error, openai.APIStatusError):
+        outcome = _status_failure(error).outcome
+    else:
+        outcome = Outcome.TIMEOUT if isinstance(error, openai.APITimeoutError) else Outcome.UNREACHABLE
+    return describe_failure(outcome, error if isinstance(error, openai.APIStatusError) else None, client,
+                            client.max_retries)

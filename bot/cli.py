@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import openai
 from tqdm import tqdm
 
-from bot.answer import TYPICAL_OUTPUT_TOKENS
+from bot.answer import typical_output_tokens
 from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
 from bot.classifier import Classifier, ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
@@ -224,7 +224,7 @@ def confirm_cost(services: Services, classifiers: Sequence[Classifier], images: 
         if len(uncached) < len(usable):
             line += f" ({len(usable) - len(uncached)} answered from the cache)"
         if uncached:
-            output = sum(TYPICAL_OUTPUT_TOKENS[field] for field in classifier.prompt_set.answer_fields)
+            output = typical_output_tokens(classifier.prompt_set.answer_fields)
             usage = estimated_usage(classifier.request(uncached[0]), len(uncached), output)
             cost = services.prices.cost(classifier.options.model, usage, batch=batch)
             unknown |= cost is None

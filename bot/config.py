@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.ratelimit import parse_duration
 from bot.redact import redact_urls
 from bot.screens.grid import GridSize
 from bot.store import is_postgres_url, sqlite_path
@@ -39,6 +40,10 @@ class Settings:
     openai_api: str
     openai_reasoning_effort: str
     model_concurrency: int
+    model_wait_in_worker_seconds: float
+    model_breaker_failures: int
+    model_probe_seconds: float
+    model_outage_max: float
     max_image_side: int
     max_image_pixels: int
     image_resampling: str
@@ -108,6 +113,21 @@ def _positive_float(value: str) -> float:
     if not 0 < number < float("inf"):  # also refuses nan
         raise ValueError("must be a number above 0")
     return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return number
+
+
+def _duration(value: str) -> float:
+    """`6h`, `90m`, `45s`, `1h30m` or a number of seconds -> seconds."""
+    seconds = parse_duration(value)
+    if seconds is None or not 0 < seconds < float("inf"):
+        raise ValueError("must be a duration above 0, like 6h, 90m, 45s or a number of seconds")
+    return seconds
 
 
 def _temperature(value: str) -> float:
@@ -230,13 +250,26 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "OPENAI_TEMPERATURE": ("0", _temperature, "sampling temperature, 0 to 2"),
     "OPENAI_IMAGE_DETAIL": ("high", _one_of("low", "high", "auto"), "image detail sent to the model"),
     "OPENAI_TIMEOUT": ("60", _positive_float, "seconds to wait for one model answer"),
-    "OPENAI_MAX_RETRIES": ("3", _whole_number, "retries of 429/5xx/timeouts"),
+    "OPENAI_MAX_RETRIES": ("3", _whole_number,
+                           "quick retries of a failed model request (5xx, timeout, dropped connection, broken answer); "
+                           "429s are waited out, not retried"),
     "OPENAI_LOGPROBS": ("true", _boolean, "ask for token log-probabilities to derive confidence"),
     "OPENAI_API": ("responses", _one_of("responses", "chat", "auto"),
                    "which API to speak: responses, chat (Chat Completions) or auto (responses, else chat)"),
     "OPENAI_REASONING_EFFORT": ("low", _one_of("default", "none", "minimal", "low", "medium", "high"),
                                 "reasoning effort sent to reasoning models (gpt-5*, o1/o3/o4*)"),
     "MODEL_CONCURRENCY": ("64", _positive_int, "model calls in flight at once"),
+    "MODEL_WAIT_IN_WORKER_SECONDS": ("20", _seconds,
+                                     "a model call waits this long in its worker for the rate limit or the next "
+                                     "probe; a longer wait puts its job back in the queue"),
+    "MODEL_BREAKER_FAILURES": ("3", _positive_int,
+                               "failures of the model service in a row (5xx, timeouts, dropped connections, broken "
+                               "answers) after which the bot stops sending and only probes"),
+    "MODEL_PROBE_SECONDS": ("30", _positive_float,
+                            "while the model service is down, one probe request every this to twice this many seconds"),
+    "MODEL_OUTAGE_MAX": ("6h", _duration,
+                         "how long images and questions wait for a model service that is down before they end "
+                         "failed with a Retry button (6h, 90m, 45s)"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
     "MAX_IMAGE_PIXELS": ("36000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),

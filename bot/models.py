@@ -64,6 +64,19 @@ class Job:
     attempts: int  # how often a worker has taken it
     payload: dict[str, Any] = field(default_factory=dict)  # what the job needs to run (the file record, ...)
     inspection_id: int | None = None  # the plate inspection a plate job, or a plate's image, belongs to
+    run_after: float = 0.0  # not taken before this time
+    waiting: str | None = None  # what it waits for ("rate_limit", "outage"), until it ends
+    waiting_since: float | None = None  # since when it waits for that
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Jobs of an upload or a plate that wait for the model service, for one reason."""
+
+    reason: str  # "rate_limit" or "outage"
+    jobs: int
+    since: float  # the earliest of them started waiting then
+    until: float  # the last of them is due then (the rate limit's estimate; the next probe in an outage)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,12 @@ def items_tokens(items: Sequence[dict[str, Any]]) -> int:
     return tokens + math.ceil(chars / CHARS_PER_TOKEN)
 
 
+def request_tokens(request: dict[str, Any]) -> int:
+    """Estimated input tokens of a Responses-shaped request: its content items and instructions."""
+    items = [item for message in request["input"] for item in message["content"]]
+    return items_tokens(items) + math.ceil(len(request.get("instructions") or "") / CHARS_PER_TOKEN)
+
+
 def estimated_usage(request: dict[str, Any], calls: int, output_tokens: int) -> Usage:
     """Usage of `calls` requests like this one (same prefix, query image last); every call after the
     first finds the prefix in the provider's cache."""

@@ -2,7 +2,11 @@
 
 It knows nothing of Slack. A handler per job kind does the work and ends the job (done or failed);
 an exception it raises puts the job back with a backoff, until the job has had `max_attempts`;
-then the handler's `give_up` ends it with a message. While a job runs, its lease is extended; a
+then the handler's `give_up` ends it with a message. `Wait` is not a fault of the job (a rate limit,
+an outage of a service it needs): the job goes back, due when the service said, marked with why it
+waits, and without spending an attempt; only a wait longer than its limit ends in `give_up`. The
+reason given to `give_up` is always meant for people: an unexpected exception is "something went
+wrong" there, and its traceback goes to the log. While a job runs, its lease is extended; a
 process that dies leaves its jobs to be claimed again once their leases run out, by any process
 (on PostgreSQL, several processes share one queue safely).
 """
@@ -30,6 +34,24 @@ class RetryLater(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Wait(Exception):
+    """The job must wait for a service (a rate limit, an outage): back in the queue, due in `retry_after`
+    seconds, `reason` recorded on it (e.g. "rate_limit", "outage"; see store.provider_waits), no attempt
+    spent. A job that has waited `limit` seconds (None: no limit) for the same reason in all is given up
+    with `give_up_reason`. str() says why it waits, for the log and the job's record."""
+
+    def __init__(self, message: str, *, reason: str, retry_after: float, limit: float | None = None,
+                 give_up_reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.limit = limit
+        self.give_up_reason = give_up_reason or message
+
+
+UNEXPECTED = "something went wrong on the bot's side (its log has the details)"
 
 
 class Handler(Protocol):
@@ -186,16 +208,28 @@ class JobQueue:
         try:
             handler.run(job)
             return
+        except Wait as wait:
+            self._wait(handler, job, wait)
+            return
         except RetryLater as fault:
             log.warning("job %s (%s) will be retried: %s", job.id, job.kind, fault)
             error, retry_after = str(fault), fault.retry_after
-        except Exception as fault:
+        except Exception:
             log.exception("job %s (%s) failed unexpectedly", job.id, job.kind)
-            error, retry_after = f"{type(fault).__name__}: {fault}", None
+            error, retry_after = UNEXPECTED, None
         if job.attempts >= self.settings.retry.max_attempts:
             self._give_up(handler, job, error)
         else:
             self.store.retry_later(job.id, self.settings.retry.delay(job.attempts, retry_after), error)
+
+    def _wait(self, handler: Handler, job: Job, wait: Wait) -> None:
+        waited = time.time() - job.waiting_since if job.waiting == wait.reason and job.waiting_since else 0.0
+        if wait.limit is not None and waited >= wait.limit:
+            log.warning("job %s (%s) waited %.0f s for %s: given up", job.id, job.kind, waited, wait.reason)
+            self._give_up(handler, job, wait.give_up_reason)
+            return
+        log.info("job %s (%s) waits %.1f s: %s", job.id, job.kind, wait.retry_after, wait)
+        self.store.wait_job(job.id, wait.retry_after, wait.reason, str(wait))
 
     def _give_up(self, handler: Handler, job: Job, error: str) -> None:
         try:

@@ -5,12 +5,14 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
+from bot.breaker import BreakerPolicy
 from bot.classifier import Classifier, ModelGateway, make_openai_client, model_options
 from bot.config import Settings
 from bot.images import Normalisation
 from bot.models import Call, Image
 from bot.pricing import PriceTable, load_price_table
 from bot.prompt import PromptSet, load_prompt_set
+from bot.provider import ModelService, ServicePolicy
 from bot.store import Store, open_store
 
 
@@ -54,13 +56,22 @@ def team_examples(settings: Settings, prompts_dir: Path) -> int:
     return settings.max_examples_per_category if prompts_dir.resolve() == settings.prompts_dir.resolve() else 0
 
 
+def model_service(settings: Settings, store: Store) -> ModelService:
+    """The shared budget and breaker; it waits in place until the Slack app hands long waits to the queue."""
+    breaker = BreakerPolicy(failures=settings.model_breaker_failures, probe_every=settings.model_probe_seconds,
+                            probe_lease=settings.openai_timeout + 5)
+    return ModelService(store, settings.openai_base_url, settings.openai_api_key,
+                        ServicePolicy(settings.model_concurrency, breaker, settings.model_outage_max))
+
+
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.database_url, pool_size=settings.database_pool_size,
                        wait_seconds=settings.database_wait_seconds)
     prices = load_price_table(settings.prices_file)
     prompt_set = load_prompt_set(settings.prompts_dir, settings.examples_dir, normalisation(settings))
     gateway = ModelGateway(make_openai_client(settings), api=settings.openai_api,
-                           concurrency=settings.model_concurrency)
+                           concurrency=settings.model_concurrency, service=model_service(settings, store),
+                           max_retries=settings.openai_max_retries)
     classifier = Classifier(gateway, prompt_set, model_options(settings), store=store, prices=prices,
                             normalisation=normalisation(settings),
                             team_examples=team_examples(settings, settings.prompts_dir))

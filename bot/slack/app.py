@@ -107,6 +107,7 @@ def build_app(settings: Settings, services: Services, *, http: bool, pacer: Chan
                                    **screen_handlers(workflow), **history_handlers(workflow)}, privacy)
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
+    services.classifier.gateway.service.hand_back_after(settings.model_wait_in_worker_seconds, queue.notify)
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
     listeners.register(app, intake, TeamExamples(workflow), Deletions(workflow), HitsSharing(privacy))
 

@@ -14,8 +14,11 @@ bot/slack/plates.py, the examples' in bot/slack/examples.py.
 Before any model call the month's spend is checked against MONTHLY_BUDGET_USD: once it is reached,
 uploads of images not in the cache and questions get a short reply instead of a model call.
 
-A step that may pass (a busy model, Slack's 429 or 5xx) raises and the queue retries the job; a
-lasting failure becomes a short thread reply with a Retry button, the detail goes to the log.
+A step that may pass (Slack's 429 or 5xx, a model request that keeps failing) raises and the queue
+retries the job; a lasting failure becomes a short thread reply with a Retry button, the detail goes
+to the log. A model service that rate-limits or is down makes the job wait (bot/provider.py's
+ProviderWait passes through to the queue: no attempt spent); an image keeps its normalised copy
+meanwhile, so it is not downloaded again.
 """
 from __future__ import annotations
 
@@ -27,11 +30,12 @@ from typing import Any, Callable, Iterable
 from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
 from bot.images import ImageError
-from bot.models import Call, Inspection, Job, MonthSpend
+from bot.models import Call, Image, Inspection, Job, MonthSpend
 from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate_hits_message, plate_image
 from bot.plates.history_report import with_hit_history
 from bot.plates.wells import PLATE_SHAPES, wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
+from bot.provider import ProviderWait
 from bot.queue import Handler, RetryLater
 from bot.screens.messages import conditions_for_model, with_condition
 from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_spent_reason,
@@ -238,6 +242,29 @@ class ImageJobs:
 
     def _classify(self, job: Job) -> Call | None:
         """The image's call, or None when the file turned out not to be an image (the job is dropped)."""
+        image = self._kept_image(job) or self._downloaded(job)
+        if image is None:
+            return None
+        classifier = self.flow.services.classifier
+        prompt = classifier.prompt()
+        call = classifier.cached(image, prompt)
+        if call is None:
+            self.flow.ensure_budget_left(job.channel)
+            try:
+                call = classifier.classify(image, prompt)
+            except ProviderWait:
+                self.flow.store.keep_image(job.id, image)  # the job waits: no second download when it comes back
+                raise
+            self.flow.check_budget(job.channel)  # this call may have reached 80 % or all of the budget
+        self.flow.store.update_job(job.id, "classified", call_id=call.id)
+        return call
+
+    def _kept_image(self, job: Job) -> Image | None:
+        sha256 = job.payload.get("kept_sha256")
+        return self.flow.store.image(sha256) if sha256 else None
+
+    def _downloaded(self, job: Job) -> Image | None:
+        """The file downloaded and normalised, or None when it is no image after all (the job is dropped)."""
         store = self.flow.store
         file = self.flow.files.complete({"id": job.file_id, **job.payload})
         if is_zip(file):  # the upload event did not say yet what the file was
@@ -254,16 +281,7 @@ class ImageJobs:
         name = file.get("name") or job.file_name  # a file still being scanned had no name yet
         data = self.flow.files.download(file)
         store.update_job(job.id, "downloaded", file_name=name)
-        classifier = self.flow.services.classifier
-        image = self.flow.services.normalise(data, name)
-        prompt = classifier.prompt()
-        call = classifier.cached(image, prompt)
-        if call is None:
-            self.flow.ensure_budget_left(job.channel)
-            call = classifier.classify(image, prompt)
-            self.flow.check_budget(job.channel)  # this call may have reached 80 % or all of the budget
-        store.update_job(job.id, "classified", call_id=call.id)
-        return call
+        return self.flow.services.normalise(data, name)
 
     def _share_hit(self, job: Job, call: Call) -> None:
         """A crystals call also goes to HITS_CHANNEL, as a job of its own (so it is posted once)."""

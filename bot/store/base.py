@@ -19,6 +19,7 @@ from bot.store.history import HistoryQueries
 from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
 from bot.store.privacy import PrivacyQueries
+from bot.store.provider import ProviderQueries
 from bot.store.schema import MIGRATIONS, statements
 from bot.store.screens import ScreenQueries
 
@@ -44,7 +45,8 @@ class Tx(Protocol):
         """Execute a statement; the number of rows it changed."""
 
 
-class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, HistoryQueries, ABC):
+class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, HistoryQueries, ProviderQueries,
+            ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""
@@ -255,8 +257,8 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries,
             if state is None:
                 db.run("DELETE FROM jobs WHERE id = ?", job_id)
             else:
-                db.run("UPDATE jobs SET state = ?, error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?"
-                       " WHERE id = ?", state, error, now, job_id)
+                db.run("UPDATE jobs SET state = ?, error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?,"
+                       " waiting = NULL, waiting_since = NULL WHERE id = ?", state, error, now, job_id)
             others_open = any(row["state"] not in TERMINAL_STATES for row in siblings if row["id"] != job_id)
             if follow_up and not others_open:
                 key = follow_up if group is None else f"{follow_up}:{group}"
@@ -272,8 +274,8 @@ class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries,
         with self._transaction() as db:
             return db.run(
                 "UPDATE jobs SET state = CASE WHEN call_id IS NULL THEN 'received' ELSE 'classified' END,"
-                " attempts = 0, run_after = 0, error = NULL, claimed_by = NULL, lease_until = NULL, updated_at = ?"
-                " WHERE id = ? AND channel = ? AND state = 'failed'", time.time(), job_id, channel) == 1
+                " attempts = 0, run_after = 0, error = NULL, claimed_by = NULL, lease_until = NULL, updated_at = ?,"
+                " waiting = NULL, waiting_since = NULL WHERE id = ? AND channel = ? AND state = 'failed'", time.time(), job_id, channel) == 1
 
     def job(self, job_id: int) -> Job | None:
         rows = self._rows("SELECT * FROM jobs WHERE id = ?", job_id)

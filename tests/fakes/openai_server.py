@@ -67,6 +67,38 @@ call and are used in order by the next /v1/responses calls, batch lines do not u
                                                     # after the first held call came)
     fake.max_in_flight                              # most /v1/responses calls served at once
 
+Rate limits, as OpenAI applies them (per API key, i.e. per bearer token, to /v1/responses and
+/v1/chat/completions):
+
+- Two token buckets per key, of `limit_tokens` tokens and `limit_requests` requests per `minute`
+  seconds, refilled continuously. A request is judged by its ESTIMATED tokens before it runs (the
+  usage estimate below, plus `max_output_tokens` / `max_completion_tokens` / `max_tokens` when it
+  sets one); past either limit it gets 429 with OpenAI's body, e.g. `{"error": {"message": "Rate
+  limit reached for gpt-4.1 in organization org-fake on tokens per min (TPM): Limit 60000, Used
+  58000, Requested 4250. Please try again in 2.5s. Visit https://platform.openai.com/account/rate-limits
+  to learn more.", "type": "tokens", "param": null, "code": "rate_limit_exceeded"}}` (`requests per
+  min (RPM)` and `"type": "requests"` for the other limit) and `retry-after-ms` / `retry-after`
+  headers. A refused request still spends from both buckets (down to 0). A request larger than the
+  whole token limit gets "Request too large for ...".
+- Every answer of those two endpoints (200, 4xx, 429, 5xx) carries `x-ratelimit-limit-{requests,tokens}`,
+  `x-ratelimit-remaining-{requests,tokens}` and `x-ratelimit-reset-{requests,tokens}` (the time until
+  the bucket is full, written as OpenAI does: `12ms`, `2.5s`, `6m0s`).
+- By default the limits are a large tier's (30,000,000 TPM, 10,000 RPM): they never bite in a test.
+  `fake.set_rate_limits(tokens=60_000, requests=500, minute=60.0)` sets them (a shorter `minute`
+  makes a test fast; the headers and messages scale with it); `fake.rate_limit_headers = False`
+  makes a server that sends no such headers (vLLM, Ollama, Azure's Responses API), though it may
+  still refuse with 429.
+- `fake.quota_exhausted = True`: every request gets 429 `insufficient_quota` (an account out of credit).
+
+Outages and broken answers:
+
+    fake.outage(500)                    # every model request answers 500 until fake.outage(None)
+    fake.outage(503, seconds=600)       # ... for 10 minutes; "drop" closes the connection instead
+    fake.truncate_next(times=2)         # HTTP 200 whose JSON body is cut off halfway
+
+Counters: `fake.status_counts` (a Counter of the statuses the model endpoints served, "dropped" for
+connections closed unanswered), `fake.rate_limited` (429s served).
+
 Batches finish on the first GET /v1/batches/{id} while `fake.batches_complete` is True (default);
 the output file holds one line per input line, answered like /v1/responses. As the real Batch API does,
 a request that fails inside a batch is a line of the error file (`response.status_code` and the error
@@ -88,7 +120,7 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -144,6 +176,34 @@ class _Malformed:
 
 
 @dataclass(frozen=True)
+class _Truncated:
+    """The next answer's body is cut off halfway."""
+
+
+@dataclass
+class _Buckets:
+    """One API key's two rate-limit buckets."""
+
+    tokens: float
+    requests: float
+    at: float
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as OpenAI's headers write it (Go's format): `12ms`, `2.5s`, `6m0s`, `1h2m3s`."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours or minutes:
+        text = f"{int(minutes)}m" + text
+    if hours:
+        text = f"{int(hours)}h" + text
+    return text
+
+
+@dataclass(frozen=True)
 class _Answer:
     """The output text, and where in it the label value is (for the log-probabilities)."""
 
@@ -157,13 +217,13 @@ def _new_id(prefix: str) -> str:
 
 
 def error_body(status: int, message: str | None = None, code: str | None = None,
-               param: str | None = None) -> dict[str, Any]:
+               param: str | None = None, error_type: str | None = None) -> dict[str, Any]:
     """An OpenAI-style error body for `status`."""
-    error_type, default_code, default_message = _ERRORS.get(status, ("server_error", None, "Error."))
+    default_type, default_code, default_message = _ERRORS.get(status, ("server_error", None, "Error."))
     return {
         "error": {
             "message": message or default_message,
-            "type": error_type,
+            "type": error_type or default_type,
             "param": param,
             "code": code or default_code,
         }
@@ -176,12 +236,13 @@ def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | No
 
 
 def _error_response(status: int, message: str | None = None, *, code: str | None = None,
-                    param: str | None = None, retry_after: float | None = None) -> web.Response:
+                    param: str | None = None, retry_after: float | None = None,
+                    error_type: str | None = None) -> web.Response:
     headers = {}
     if retry_after is not None:
         headers["retry-after"] = format(retry_after, "g")
         headers["retry-after-ms"] = str(round(retry_after * 1000))
-    return _json_response(error_body(status, message, code, param), status=status, headers=headers)
+    return _json_response(error_body(status, message, code, param, error_type), status=status, headers=headers)
 
 
 # --- reading a Responses API request ---------------------------------------------------------
@@ -430,10 +491,18 @@ class FakeOpenAI:
         self.responses_api = True
         self.schema_support = True
         self.refusing: dict[str, tuple[str, ...]] = {}  # model -> refused parameters, in checking order
+        self.limit_tokens = 30_000_000.0  # per `minute`, per API key
+        self.limit_requests = 10_000.0
+        self.minute = 60.0
+        self.rate_limit_headers = True
+        self.quota_exhausted = False
+        self.status_counts: Counter[int | str] = Counter()
 
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
-        self._switches: deque[_Failure | _Malformed] = deque()
+        self._switches: deque[_Failure | _Malformed | _Truncated] = deque()
+        self._buckets: dict[str, _Buckets] = {}
+        self._outage: tuple[int | str, float] | None = None  # (status or "drop", until)
         self._seen_prefixes: set[str] = set()
         self._in_flight = 0
         self._held_since: float | None = None
@@ -544,11 +613,14 @@ class FakeOpenAI:
         self.refusing[model] = parameters
 
     def reset(self) -> None:
-        """Forget requests, queued switches, the delay, max_in_flight and the prompt cache."""
+        """Forget requests, queued switches, the delay, max_in_flight, the prompt cache, the status counts
+        and the keys' buckets (full again)."""
         with self._lock:
             self._requests.clear()
             self._switches.clear()
             self._seen_prefixes.clear()
+            self._buckets.clear()
+            self.status_counts.clear()
             self.max_in_flight = 0
             self.hold_until_in_flight = 0
             self._held_since = None
@@ -589,7 +661,36 @@ class FakeOpenAI:
         with self._lock:
             self._switches.extend(_Malformed(kind) for _ in range(times))
 
-    def _next_switch(self) -> _Failure | _Malformed | None:
+    def truncate_next(self, times: int = 1) -> None:
+        """Answer the next `times` calls with HTTP 200 and a JSON body cut off halfway."""
+        with self._lock:
+            self._switches.extend(_Truncated() for _ in range(times))
+
+    def set_rate_limits(self, tokens: float, requests: float = 10_000, minute: float = 60.0) -> None:
+        """Limit every API key to `tokens` and `requests` per `minute` seconds (buckets start full)."""
+        with self._lock:
+            self.limit_tokens, self.limit_requests, self.minute = float(tokens), float(requests), minute
+            self._buckets.clear()
+
+    def outage(self, status: int | str | None, seconds: float | None = None) -> None:
+        """From now on every model request answers `status` (500, 502, 503) or has its connection
+        dropped ("drop"), for `seconds` or until `outage(None)`."""
+        with self._lock:
+            self._outage = None if status is None else (status, time.monotonic() + (seconds or math.inf))
+
+    @property
+    def rate_limited(self) -> int:
+        """429s served by the model endpoints."""
+        with self._lock:
+            return self.status_counts[429]
+
+    def _current_outage(self) -> int | str | None:
+        with self._lock:
+            if self._outage and time.monotonic() < self._outage[1]:
+                return self._outage[0]
+            return None
+
+    def _next_switch(self) -> _Failure | _Malformed | _Truncated | None:
         with self._lock:
             return self._switches.popleft() if self._switches else None
 
@@ -654,18 +755,19 @@ class FakeOpenAI:
             if self.delay > 0:
                 await asyncio.sleep(self.delay)
             await self._hold()
-            if isinstance(switch, _Failure):
-                return _error_response(switch.status, retry_after=switch.retry_after)
-            try:
-                body = json.loads(await request.read())
-            except ValueError:
-                return _error_response(400, "We could not parse the JSON body of your request.")
-            if not isinstance(body, dict) or not body.get("model"):
-                return _error_response(400, "Missing required parameter: 'model'.")
-            if body.get("stream"):
-                return _error_response(400, "FakeOpenAI does not support stream=true.")
-            malformed = switch.kind if isinstance(switch, _Malformed) else None
-            return answer(body, malformed)
+            outage = self._current_outage()
+            if outage == "drop":
+                return self._dropped(request)
+            key = request.headers.get("Authorization", "")
+            response = await self._limited_answer(request, key, answer, switch, outage)
+            if isinstance(switch, _Truncated) and response.status == 200 and isinstance(response.body, bytes):
+                response = web.Response(body=response.body[:len(response.body) // 2], status=200,
+                                        content_type="application/json", headers={"x-request-id": _new_id("req_")})
+            if self.rate_limit_headers:
+                response.headers.update(self._rate_headers(key))
+            with self._lock:
+                self.status_counts[response.status] += 1
+            return response
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -680,6 +782,96 @@ class FakeOpenAI:
             deadline = self._held_since + HOLD_SECONDS
         while self.max_in_flight < self.hold_until_in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+
+    async def _limited_answer(self, request: web.Request, key: str,
+                              answer: Callable[[dict[str, Any], str | None], web.Response],
+                              switch: _Failure | _Malformed | _Truncated | None, outage: int | str | None) -> web.Response:
+        if outage is not None:
+            return _error_response(int(outage))
+        if isinstance(switch, _Failure):
+            return _error_response(switch.status, retry_after=switch.retry_after)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error_response(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict) or not body.get("model"):
+            return _error_response(400, "Missing required parameter: 'model'.")
+        if body.get("stream"):
+            return _error_response(400, "FakeOpenAI does not support stream=true.")
+        if self.quota_exhausted:
+            return _error_response(429, "You exceeded your current quota, please check your plan and billing "
+                                        "details. For more information on this error, read the docs: "
+                                        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                                   code="insufficient_quota", error_type="insufficient_quota")
+        refusal = self._spend(key, body)
+        if refusal is not None:
+            return refusal
+        return answer(body, switch.kind if isinstance(switch, _Malformed) else None)
+
+    def _dropped(self, request: web.Request) -> web.Response:
+        """Close the connection without an answer (the client sees it drop)."""
+        with self._lock:
+            self.status_counts["dropped"] += 1
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
+
+    # --- rate limits --------------------------------------------------------------------------
+
+    def estimated_tokens(self, body: dict[str, Any]) -> int:
+        """What a request counts against the token limit: its input estimate and its output maximum."""
+        equivalent = responses_body(body) if "messages" in body else body
+        most_output = body.get("max_output_tokens") or body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        return _estimate_tokens(_messages(equivalent), equivalent.get("instructions")) + int(most_output)
+
+    def _bucket(self, key: str) -> _Buckets:
+        """The key's buckets, refilled to now (call with the lock held)."""
+        now = time.monotonic()
+        bucket = self._buckets.setdefault(key, _Buckets(self.limit_tokens, self.limit_requests, now))
+        elapsed = now - bucket.at
+        bucket.tokens = min(self.limit_tokens, bucket.tokens + elapsed * self.limit_tokens / self.minute)
+        bucket.requests = min(self.limit_requests, bucket.requests + elapsed * self.limit_requests / self.minute)
+        bucket.at = now
+        return bucket
+
+    def _spend(self, key: str, body: dict[str, Any]) -> web.Response | None:
+        """Spend the request from the key's buckets, or the 429 that refuses it (which still spends)."""
+        cost = self.estimated_tokens(body)
+        model = body["model"]
+        with self._lock:
+            bucket = self._bucket(key)
+            if cost > self.limit_tokens:
+                message = (f"Request too large for {model} in organization org-fake on tokens per min (TPM): "
+                           f"Limit {self.limit_tokens:.0f}, Requested {cost}. The input or output tokens must be "
+                           "reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits "
+                           "to learn more.")
+                return _error_response(429, message, code="rate_limit_exceeded", error_type="tokens")
+            short = None
+            if bucket.requests < 1:
+                short = ("requests", "RPM", self.limit_requests, 1.0, bucket.requests)
+            elif bucket.tokens < cost:
+                short = ("tokens", "TPM", self.limit_tokens, float(cost), bucket.tokens)
+            bucket.tokens = max(0.0, bucket.tokens - cost)
+            bucket.requests = max(0.0, bucket.requests - 1)
+        if short is None:
+            return None
+        kind, abbreviation, limit, requested, level = short
+        wait = (requested - level) / (limit / self.minute)
+        message = (f"Rate limit reached for {model} in organization org-fake on {kind} per min ({abbreviation}): "
+                   f"Limit {limit:.0f}, Used {limit - level:.0f}, Requested {requested:.0f}. Please try again in "
+                   f"{go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits to learn more.")
+        return _error_response(429, message, code="rate_limit_exceeded", error_type=kind, retry_after=wait)
+
+    def _rate_headers(self, key: str) -> dict[str, str]:
+        with self._lock:
+            bucket = self._bucket(key)
+            headers = {}
+            for kind, limit, level in (("requests", self.limit_requests, bucket.requests),
+                                       ("tokens", self.limit_tokens, bucket.tokens)):
+                headers[f"x-ratelimit-limit-{kind}"] = f"{limit:.0f}"
+                headers[f"x-ratelimit-remaining-{kind}"] = f"{math.floor(level)}"
+                headers[f"x-ratelimit-reset-{kind}"] = go_duration((limit - level) / (limit / self.minute))
+            return headers
 
     def respond(self, body: dict[str, Any], malformed: str | None = None) -> dict[str, Any]:
         """The response object for a /v1/responses request body (used by batches as well)."""
