@@ -47,7 +47,7 @@ class Breaker:
 
     def failed(self, now: float, what: str, policy: BreakerPolicy, spread: float, *, probe: bool) -> Breaker:
         """A request failed because of the service; `probe`: it was the open breaker's probe."""
-        broken = replace(self, failures=self.failures + 1, failing_since=self.failing_since or now, last_failure=what)
+        broken = replace(self, failures=self.failures + 1, failing_since=now if self.failing_since is None else self.failing_since, last_failure=what)
         if self.is_open:
             return replace(broken, probe_until=0.0) if probe else broken
         if broken.failures >= policy.failures:

@@ -263,8 +263,9 @@ class ModelService:
                         self.policy.breaker.probe_every, 2 * self.policy.breaker.probe_every)
         if before.breaker.is_open and not after.breaker.is_open:
             woken = self.store.wake_waiting(OUTAGE)
+            down_since = before.breaker.failing_since
             log.warning("%s answers again after %s; %s waiting jobs resumed", label,
-                        about(self._clock() - (before.breaker.failing_since or self._clock())), woken)
+                        about(self._clock() - (self._clock() if down_since is None else down_since)), woken)
             self.on_recovery()
 
     # --- state ------------------------------------------------------------------------------------

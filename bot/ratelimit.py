@@ -164,6 +164,21 @@ def _synced(bucket: Bucket | None, stated: Limit | None, now: float, reserved_si
     return Bucket(stated.limit, rate, min(level, stated.limit), now)
 
 
+def _behind(old: Bucket | None, new: Bucket | None, now: float) -> float:
+    """Seconds by which `new` puts the next request later than `old` did (0 without both)."""
+    if old is None or new is None:
+        return 0.0
+    return max(0.0, (old.at_time(now).level - new.at_time(now).level) / new.rate)
+
+
+def _moved(old: Bucket | None, new: Bucket | None, shift: float, now: float) -> Bucket | None:
+    """`new` lowered so that the next request goes `shift` seconds later than `old` planned (a bucket
+    learned just now has nothing planned on it yet)."""
+    if new is None or old is None:
+        return new
+    return new.lowered(max(0.0, shift - _behind(old, new, now)) * new.rate)
+
+
 @dataclass(frozen=True)
 class Mark:
     """How much had been reserved when a request reserved its own (lines its answer up with the others)."""
@@ -205,7 +220,7 @@ class Pace:
         if requests is not None:
             requests, ready = requests.take(1, now)
             go_at = max(go_at, ready)
-        waiting = (self.waiting_since or now) if go_at > now else None
+        waiting = (now if self.waiting_since is None else self.waiting_since) if go_at > now else None
         pace = replace(self, tokens=tokens, requests=requests, reserved_tokens=self.reserved_tokens + cost,
                        reserved_requests=self.reserved_requests + 1, waiting_since=waiting)
         return pace, go_at, Mark(pace.reserved_tokens, pace.reserved_requests)
@@ -226,30 +241,21 @@ class Pace:
     def learn_refusal(self, now: float, headers: RateHeaders | None, wait: float | None, refusal: Refusal | None,
                       cost: float, mark: Mark, jitter: float) -> tuple[Pace, float]:
         """A 429 (a rate limit, not a spent quota): the pace after it, and how much later the requests
-        already given a time should go (the plan was too optimistic by that much). `jitter` in [0, 1)."""
-        pace = self if headers is None else self.learn_answer(now, headers, mark)
+        already given a time go now (`shift`): by the block the 429 asks for, or by how far behind the
+        plan the provider's own count puts the buckets, whichever is more. `jitter` in [0, 1)."""
+        learned = self if headers is None else self.learn_answer(now, headers, mark)
         if refusal and headers is None:  # a server that says it only in the message
-            pace = pace._learn_from_message(refusal, now, mark)
+            learned = learned._learn_from_message(refusal, now, mark)
         if wait is None:
-            wait = pace._refill_wait(now, cost, refusal.kind if refusal else "tokens") or \
-                min(MAX_BACKOFF, 2.0 ** pace.refusals)
-        blocked_until = max(pace.blocked_until, now + wait * (1 + 0.25 * jitter))
-        pace = replace(pace, blocked_until=blocked_until, refusals=pace.refusals + 1,
-                       waiting_since=pace.waiting_since or now)
-        told = headers is not None or (refusal is not None and refusal.used is not None)
-        if told:  # the buckets now stand where the provider said: what was planned moves by the difference
-            return pace, self._lag_behind(pace, now)
-        block = blocked_until - max(self.blocked_until, now)  # nothing said of the level: everything waits the block
-        return replace(pace, tokens=pace.tokens and pace.tokens.lowered(block * pace.tokens.rate),
-                       requests=pace.requests and pace.requests.lowered(block * pace.requests.rate)), block
-
-    def _lag_behind(self, learned: Pace, now: float) -> float:
-        """Seconds by which `learned`'s buckets are behind this pace's."""
-        lags = [0.0]
-        for old, new in ((self.tokens, learned.tokens), (self.requests, learned.requests)):
-            if old is not None and new is not None:
-                lags.append((old.at_time(now).level - new.at_time(now).level) / new.rate)
-        return max(lags)
+            wait = learned._refill_wait(now, cost, refusal.kind if refusal else "tokens") or \
+                min(MAX_BACKOFF, 2.0 ** learned.refusals)
+        blocked_until = max(learned.blocked_until, now + wait * (1 + 0.25 * jitter))
+        behind = max(_behind(self.tokens, learned.tokens, now), _behind(self.requests, learned.requests, now))
+        shift = max(behind, blocked_until - max(self.blocked_until, now))
+        return replace(learned, blocked_until=blocked_until, refusals=learned.refusals + 1,
+                       waiting_since=now if learned.waiting_since is None else learned.waiting_since,
+                       tokens=_moved(self.tokens, learned.tokens, shift, now),
+                       requests=_moved(self.requests, learned.requests, shift, now)), shift
 
     def _learn_from_message(self, refusal: Refusal, now: float, mark: Mark) -> Pace:
         used = refusal.used if refusal.used is not None else refusal.limit  # not said: take it as spent

@@ -161,7 +161,7 @@ def rate_limit_text(label: str, wait: float) -> str:
 
 
 def outage_text(label: str, breaker: Breaker) -> str:
-    since = f" since {clock_time(breaker.failing_since)}" if breaker.failing_since else ""
+    since = f" since {clock_time(breaker.failing_since)}" if breaker.failing_since is not None else ""
     failure = f" ({breaker.last_failure})" if breaker.last_failure else ""
     return f"The model service ({label}) has not been answering{since}{failure}."
 

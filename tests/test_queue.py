@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from bot.models import Job
-from bot.queue import JobQueue, QueueSettings, RetryLater, RetryPolicy
+from bot.queue import UNEXPECTED, JobQueue, QueueSettings, RetryLater, RetryPolicy, Wait
 from bot.slack.posting import ChannelPacer
 from bot.store import open_store
 
@@ -121,6 +121,74 @@ def test_an_unexpected_error_is_retried_too(store):
     wait_until(lambda: store.open_jobs() == 0)
     queue.stop(1)
     assert store.job(job_id).state == "done"
+
+
+def test_an_unexpected_error_reaches_give_up_as_words_for_people_never_as_exception_text(store):
+    class Broken(Recorder):
+        def run(self, job: Job) -> None:
+            raise ValueError("Unterminated string starting at: line 1 column 87 (char 86)")
+
+    handler = Broken(store)
+    (job_id,) = enqueue(store, 1)
+    queue = run_queue(store, handler)
+    wait_until(lambda: store.open_jobs() == 0)
+    queue.stop(1)
+    assert handler.given_up == [(job_id, UNEXPECTED)]
+    assert "ValueError" not in store.job(job_id).error and "Unterminated" not in store.job(job_id).error
+
+
+class Waiter(Recorder):
+    """Waits for a service `waits` times (RetryLater `faults` times first), then finishes."""
+
+    def __init__(self, store, waits: int, faults: int = 0, limit: float | None = None) -> None:
+        super().__init__(store, faults=faults)
+        self.waits, self.limit = waits, limit
+        self.seen: list[tuple[str | None, int]] = []
+
+    def run(self, job: Job) -> None:
+        with self.lock:
+            self.runs[job.id] += 1
+            run = self.runs[job.id]
+            self.seen.append((job.waiting, job.attempts))
+        if run <= self.faults:
+            raise RetryLater("a fault of the job")
+        if run <= self.faults + self.waits:
+            raise Wait("the service is down", reason="outage", retry_after=0.02, limit=self.limit,
+                       give_up_reason="it stayed down: press Retry")
+        self.store.finish_job(job.id, "done")
+
+
+def test_a_job_waiting_for_a_service_spends_no_attempt_and_is_marked_meanwhile(store):
+    handler = Waiter(store, waits=6, faults=1)  # more waits than the 3 attempts allow
+    (job_id,) = enqueue(store, 1)
+    queue = run_queue(store, handler)
+    wait_until(lambda: store.open_jobs() == 0)
+    queue.stop(1)
+    job = store.job(job_id)
+    assert (job.state, job.attempts, job.waiting, job.waiting_since) == ("done", 2, None, None)
+    assert handler.given_up == [] and handler.runs[job_id] == 8
+    assert handler.seen[2:] == [("outage", 2)] * 6  # every run after the first wait: marked, still attempt 2
+
+
+def test_a_wait_is_recorded_for_the_queue_to_count(store):
+    (job_id,) = enqueue(store, 1)
+    store.claim("me", 60, 1)
+    store.wait_job(job_id, 30.0, "rate_limit", "about a minute")
+    (waiting,) = store.provider_waits(channel="C1", message_ts="1.0")
+    assert (waiting.reason, waiting.jobs) == ("rate_limit", 1)
+    assert waiting.until - waiting.since == pytest.approx(30.0, abs=1)
+    assert store.job(job_id).attempts == 0 and store.claim("me", 60, 1) == []  # not due yet
+    assert store.wake_waiting("outage") == 0 and store.wake_waiting("rate_limit") == 1
+    assert [job.id for job in store.claim("me", 60, 1)] == [job_id]
+
+
+def test_a_job_that_waited_past_its_limit_is_given_up_with_the_waits_words(store):
+    handler = Waiter(store, waits=99, limit=0.2)
+    (job_id,) = enqueue(store, 1)
+    queue = run_queue(store, handler)
+    wait_until(lambda: store.open_jobs() == 0)
+    queue.stop(1)
+    assert handler.given_up == [(job_id, "it stayed down: press Retry")] and handler.runs[job_id] > 3
 
 
 def test_the_jobs_of_a_process_that_died_are_finished_after_one_lease(store):

@@ -125,7 +125,8 @@ def test_a_corrupt_image_gets_a_clear_reply(bot: RunningBot) -> None:
     (lambda fake: setattr(fake, "delay", 2.0), "The model did not answer in time (0.5 s)"),
 ])
 def test_model_failures_are_retried_then_answered_with_a_retry_button_that_works(start_bot, switch, message) -> None:
-    bot = start_bot(OPENAI_TIMEOUT="0.5", JOB_MAX_ATTEMPTS="2", JOB_RETRY_SECONDS="0.1")
+    # a request that keeps failing while the service is not down (the breaker stays closed) spends attempts
+    bot = start_bot(OPENAI_TIMEOUT="0.5", JOB_MAX_ATTEMPTS="2", JOB_RETRY_SECONDS="0.1", MODEL_BREAKER_FAILURES="10")
     switch(bot.openai)
     event = bot.upload(CRYSTALS)
 
