@@ -41,6 +41,7 @@ from bot.images import Normalisation
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable, request_tokens
 from bot.provider import ModelService, TooLarge
+from bot.ratelimit import refusal_limit
 from bot.service_state import Outcome
 from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
@@ -167,14 +168,14 @@ class ModelGateway:
         """`read` of the answer to a Responses-shaped request of about `output_tokens` answer tokens (an
         AnswerError from `read` is a broken answer). Raises ModelError, or ProviderWait in the bot. A refused
         parameter or a missing /responses (with `auto`) is learned, not failed."""
-        cost = request_tokens(request) + output_tokens
+        input_estimate = request_tokens(request)
         key = request_key(request)
         failures = bad_requests = 0
         with self._slots:
             while True:
                 api, sent, body = self._shaped(request)
                 try:
-                    permit = self.service.admit(request["model"], key, cost)
+                    permit = self.service.admit(request["model"], key, input_estimate, output_tokens)
                 except TooLarge as error:
                     raise ModelError(str(error), retryable=False) from None
                 result = self._attempt(api, body, read)
@@ -271,15 +272,19 @@ class ModelGateway:
 
 
 def _status_failure(error: openai.APIStatusError) -> _Failed:
-    status, detail = error.status_code, redact_urls(repr(error))
-    headers = error.response.headers
+    status, message = error.status_code, said(error)
+    code = f" ({error.code})" if error.code else ""
+    detail, headers = f"HTTP {status}{code}: {clip_line(message)}", error.response.headers
     if status == 429:
         if error.code == "insufficient_quota":
-            return _Failed(Outcome.QUOTA, "the account is out of credit", detail, headers, error.message, error)
-        return _Failed(Outcome.RATE_LIMITED, "rate limited", detail, headers, error.message)
+            return _Failed(Outcome.QUOTA, "the account is out of credit", detail, headers, message, error)
+        refusal = refusal_limit(message)
+        if refusal and refusal.requested and refusal.requested > refusal.limit:  # no wait lets it through
+            return _Failed(Outcome.REFUSED, "request too large", detail, headers, message, error)
+        return _Failed(Outcome.RATE_LIMITED, "rate limited", detail, headers, message)
     if status >= 500 or status in (408, 409):
-        return _Failed(Outcome.SERVER_ERROR, f"HTTP {status}", detail, headers, error.message, error)
-    return _Failed(Outcome.REFUSED, f"HTTP {status}", detail, headers, error.message, error)
+        return _Failed(Outcome.SERVER_ERROR, f"HTTP {status}", detail, headers, message, error)
+    return _Failed(Outcome.REFUSED, f"HTTP {status}", detail, headers, message, error)
 
 
 def request_key(request: dict[str, Any]) -> str:
@@ -470,8 +475,15 @@ def describe_failure(outcome: Outcome, error: openai.APIError | None, client: op
     if isinstance(error, openai.APIStatusError) and outcome is Outcome.SERVER_ERROR:
         return f"The model service failed (HTTP {error.status_code}) {after}. Try again later."
     if isinstance(error, openai.APIStatusError):
-        return f"The model service rejected the request (HTTP {error.status_code}): {redact_urls(error.message)[:200]}"
+        return f"The model service rejected the request (HTTP {error.status_code}): {clip_line(said(error))}"
     return f"The model call failed {after}. Try again later."
+
+
+def said(error: openai.APIStatusError) -> str:
+    """What the service's error body says (not the SDK's wrapping of it), without URL credentials."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return redact_urls(message if isinstance(message, str) and message else error.message)
 
 
 def describe_api_error(error: openai.APIError, client: openai.OpenAI) -> str:

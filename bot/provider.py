@@ -69,7 +69,8 @@ class Permit:
     """A request admitted: what `finish` needs to account for it."""
 
     key: ServiceKey
-    cost: float
+    input_estimate: float
+    cost: float  # what was spent from the budget for it
     mark: Mark
     probe: bool
 
@@ -95,6 +96,7 @@ class _Local:
 class _Admission:
     go_at: float | None  # None: not now
     wait: ProviderWait | None
+    cost: float = 0.0
     mark: Mark = Mark()
     probe: bool = False
 
@@ -124,19 +126,20 @@ class ModelService:
 
     # --- before a request -------------------------------------------------------------------------
 
-    def admit(self, model: str, request_key: str, cost: float) -> Permit:
-        """May a request of about `cost` tokens go? Sleeps until it may (within the patience), else
-        raises ProviderWait. Raises TooLarge for a request the limit can never let through."""
+    def admit(self, model: str, request_key: str, input_estimate: float, output_tokens: float) -> Permit:
+        """May a request of about `input_estimate` input and `output_tokens` output tokens go? Sleeps until
+        it may (within the patience), else raises ProviderWait. Raises TooLarge for a request the limit can
+        never let through."""
         key = self.key(model)
         deadline = None if self.patience is None else self._clock() + self.patience
         local = self._local(key)
         self._take_room(key, local, deadline)
         try:
             while True:
-                admission = self._admission(key, local, request_key, cost, deadline)
+                admission = self._admission(key, local, request_key, (input_estimate, output_tokens), deadline)
                 if admission.go_at is not None:
                     self._sleep(max(0.0, admission.go_at - self._clock()))
-                    return Permit(key, cost, admission.mark, admission.probe)
+                    return Permit(key, input_estimate, admission.cost, admission.mark, admission.probe)
                 assert admission.wait is not None
                 if deadline is not None and self._clock() + admission.wait.retry_after > deadline:
                     raise admission.wait
@@ -160,7 +163,7 @@ class ModelService:
             local.in_flight -= 1
             local.changed.notify_all()
 
-    def _admission(self, key: ServiceKey, local: _Local, request_key: str, cost: float,
+    def _admission(self, key: ServiceKey, local: _Local, request_key: str, size: tuple[float, float],
                    deadline: float | None) -> _Admission:
         with self.store.model_service(key.service, key.label) as record:
             state = state_from_json(record.state_json)
@@ -168,6 +171,7 @@ class ModelService:
             refund, expired = record.drop_expired_tickets(now)
             pace = state.pace.refund(refund, expired) if expired else state.pace
             breaker, wait, probe = state.breaker.admit(now, self.policy.breaker, self._spread())
+            cost = pace.cost(*size)
             if wait > 0:
                 admission = _Admission(None, self._outage_wait(key, state.breaker, wait))
                 breaker = state.breaker
@@ -178,7 +182,7 @@ class ModelService:
                 if admission.go_at is None:
                     breaker = state.breaker  # not sent now: no probe taken
                 else:
-                    admission = _Admission(admission.go_at, None, admission.mark, probe)
+                    admission = _Admission(admission.go_at, None, cost, admission.mark, probe)
             record.state_json = state_to_json(ServiceState(pace, breaker))
         local.pace = pace
         return admission
@@ -222,13 +226,24 @@ class ModelService:
                message: str = "", usage: Usage | None = None, what: str = "") -> ServiceState:
         """Account for a request's outcome; the service's state after it. `what` names a failure for
         people ("HTTP 500"); `message` is a 429's error message."""
-        key, usage = permit.key, usage or Usage()
+        try:
+            before, after = self._accounted(permit, outcome, headers, message, usage or Usage(), what)
+        finally:
+            self._give_room(self._local(permit.key))
+        self._learned(permit, outcome, before, after)
+        return after
+
+    def _accounted(self, permit: Permit, outcome: Outcome, headers: Mapping[str, str] | None, message: str,
+                   usage: Usage, what: str) -> tuple[ServiceState, ServiceState]:
+        key = permit.key
         stated = read_headers(headers) if headers is not None else None
         with self.store.model_service(key.service, key.label) as record:
             before = state_from_json(record.state_json)
             now = self._clock()
             pace, breaker = before.pace, before.breaker
             record.count(outcome.value, usage.input_tokens, usage.output_tokens)
+            if outcome is Outcome.ANSWERED:
+                pace = pace.calibrated(permit.input_estimate, usage.input_tokens)
             if outcome is Outcome.RATE_LIMITED:
                 pace, shift = pace.learn_refusal(now, stated, retry_after(headers or {}, message, now),
                                                  refusal_limit(message), permit.cost, permit.mark, self._spread())
@@ -244,10 +259,10 @@ class ModelService:
                 breaker = breaker.succeeded()
             after = ServiceState(pace, breaker)
             record.state_json = state_to_json(after)
-        self._after(permit, outcome, before, after)
-        return after
+        return before, after
 
-    def _after(self, permit: Permit, outcome: Outcome, before: ServiceState, after: ServiceState) -> None:
+    def _learned(self, permit: Permit, outcome: Outcome, before: ServiceState, after: ServiceState) -> None:
+        """This process's view after a request; the log and the waiting jobs told of the breaker's moves."""
         local = self._local(permit.key)
         with local.changed:
             local.pace = after.pace
@@ -255,7 +270,7 @@ class ModelService:
                 local.window = shrunk(local.window)
             elif outcome is Outcome.ANSWERED:
                 local.window = grown(local.window, self.policy.concurrency)
-        self._give_room(local)
+            local.changed.notify_all()
         label = permit.key.label
         if not before.breaker.is_open and after.breaker.is_open:
             log.warning("%s: %s failures in a row (the last: %s); sending only a probe every %.0f-%.0f s until it "

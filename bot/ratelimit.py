@@ -13,7 +13,8 @@ provider says and decides when a request may go:
   what is promised to requests that reserved a later time to go.
 - `Pace`: both buckets of a key plus a block after a 429. `reserve` spends a request's estimated
   tokens BEFORE it is sent and says when it may go; `learn_answer` and `learn_refusal` line the
-  buckets up with what the provider said (never more optimistic than the provider).
+  buckets up with what the provider said (never more optimistic than the provider); `calibrated`
+  learns from answers' usage how many tokens the provider counts per estimated input token.
 - `concurrency`, `grown`, `shrunk`: how many requests may be out at once: one until an answer has
   told the limits, all of MODEL_CONCURRENCY once the headers pace them, and for a server without
   headers a window that grows by one per answer and halves on a 429.
@@ -201,10 +202,23 @@ class Pace:
     waiting_since: float | None = None  # since when requests have had to wait for the limits (None: they go at once)
     stated: RateHeaders | None = None  # what the last answer's headers said, and when
     stated_at: float = 0.0
+    scale: float = 1.0  # input tokens the provider counts per estimated one (learned from usage)
 
     @property
     def known(self) -> bool:
         return self.tokens is not None or self.requests is not None
+
+    def cost(self, input_estimate: float, output_tokens: float) -> float:
+        """What a request will count against the limit: its input estimate as the provider counts, and
+        the answer's expected length."""
+        return input_estimate * self.scale + output_tokens
+
+    def calibrated(self, input_estimate: float, input_used: float) -> Pace:
+        """An answer's usage: move the scale halfway to what this one showed (within 0.5 to 4)."""
+        if input_estimate <= 0 or input_used <= 0:
+            return self
+        seen = min(4.0, max(0.5, input_used / input_estimate))
+        return replace(self, scale=(self.scale + seen) / 2)
 
     def too_large(self, cost: float) -> bool:
         """A request the limit can never let through (it would be refused however long it waits)."""
@@ -245,7 +259,7 @@ class Pace:
         plan the provider's own count puts the buckets, whichever is more. `jitter` in [0, 1)."""
         learned = self if headers is None else self.learn_answer(now, headers, mark)
         if refusal and headers is None:  # a server that says it only in the message
-            learned = learned._learn_from_message(refusal, now, mark)
+            learned = learned._learn_from_message(refusal, now, mark, wait)
         if wait is None:
             wait = learned._refill_wait(now, cost, refusal.kind if refusal else "tokens") or \
                 min(MAX_BACKOFF, 2.0 ** learned.refusals)
@@ -257,12 +271,18 @@ class Pace:
                        tokens=_moved(self.tokens, learned.tokens, shift, now),
                        requests=_moved(self.requests, learned.requests, shift, now)), shift
 
-    def _learn_from_message(self, refusal: Refusal, now: float, mark: Mark) -> Pace:
+    def _learn_from_message(self, refusal: Refusal, now: float, mark: Mark, wait: float | None) -> Pace:
+        """The limit a 429's message states; its refill rate from how long it asks to wait for the
+        tokens (or requests) it was short of."""
         used = refusal.used if refusal.used is not None else refusal.limit  # not said: take it as spent
         stated = Limit(refusal.limit, max(0.0, refusal.limit - used), None)
-        if refusal.kind == "requests":
-            return replace(self, requests=_synced(self.requests, stated, now, self.reserved_requests - mark.requests))
-        return replace(self, tokens=_synced(self.tokens, stated, now, self.reserved_tokens - mark.tokens))
+        kind = "requests" if refusal.kind == "requests" else "tokens"
+        since = getattr(self, f"reserved_{kind}") - getattr(mark, kind)
+        bucket = _synced(getattr(self, kind), stated, now, since)
+        short = (refusal.requested or 0) - stated.remaining
+        if bucket is not None and wait and short > 0 and refusal.used is not None:
+            bucket = replace(bucket, rate=short / wait)
+        return replace(self, **{kind: bucket})
 
     def _refill_wait(self, now: float, cost: float, kind: str) -> float:
         """Seconds until the bucket of `kind` has room for the request again (0 if unknown)."""

@@ -53,9 +53,9 @@ def service(store, clock: Clock, patience: float | None = 20.0) -> ModelService:
 
 def answered(model_service: ModelService, request_key: str, cost: float = 4300) -> float:
     """Admit and answer one request with the headers above; when it went."""
-    permit = model_service.admit("gpt-4.1", request_key, cost)
+    permit = model_service.admit("gpt-4.1", request_key, cost, 0)
     went = model_service._clock()
-    model_service.finish(permit, Outcome.ANSWERED, headers=STATED, usage=Usage(4000, 0, 100))
+    model_service.finish(permit, Outcome.ANSWERED, headers=STATED, usage=Usage(int(cost), 0, 100))
     return went
 
 
@@ -77,18 +77,18 @@ def test_a_wait_beyond_the_patience_goes_back_to_the_queue_with_its_time_kept(st
     waits = []
     for n in range(4):  # jobs of another process, all at once: each a later time, kept for it
         with pytest.raises(ProviderWait) as waited:
-            other.admit("gpt-4.1", f"late {n}", 4300)
+            other.admit("gpt-4.1", f"late {n}", 4300, 0)
         waits.append(waited.value)
     assert all(wait.reason == RATE_LIMIT and wait.limit is None for wait in waits)
     assert "is rate-limiting this key: waiting under a minute" in str(waits[-1])
     assert [wait.retry_after for wait in waits] == pytest.approx([3.3, 7.6, 11.9, 16.2])  # 1 s early
     start = clock.now
     clock.now += waits[-1].retry_after  # the last comes back (in this process) a little early...
-    permit = bot.admit("gpt-4.1", "late 3", 4300)  # ...finds its time and sleeps the rest
+    permit = bot.admit("gpt-4.1", "late 3", 4300, 0)  # ...finds its time and sleeps the rest
     assert permit.cost == 4300 and clock.now == pytest.approx(start + 17.2)
     bot.finish(permit, Outcome.ANSWERED, headers=STATED)
     with pytest.raises(ProviderWait) as newcomer:
-        other.admit("gpt-4.1", "new", 4300)
+        other.admit("gpt-4.1", "new", 4300, 0)
     assert newcomer.value.retry_after == pytest.approx(4.3 - 1.0)  # after the last time given out
 
 
@@ -97,18 +97,18 @@ def test_limits_learned_survive_a_restart(store) -> None:
     answered(service(store, clock), "teach")
     (shown,) = snapshots(store, clock.now)
     assert (shown.limit_tokens, shown.limit_requests, shown.remaining_tokens) == (60000, 500, 55700)
-    assert shown.counts["answered"].requests == 1 and shown.counts["answered"].input_tokens == 4000
+    assert shown.counts["answered"].requests == 1 and shown.counts["answered"].input_tokens == 4300
     restarted = service(store, clock)
-    permits = [restarted.admit("gpt-4.1", f"image {n}", 4300) for n in range(5)]  # at once: not one at a time
+    permits = [restarted.admit("gpt-4.1", f"image {n}", 4300, 0) for n in range(5)]  # at once: not one at a time
     assert len(permits) == 5 and clock.slept == [0.0] * 6
 
 
 def test_until_an_answer_tells_the_limits_one_request_at_a_time(store) -> None:
     clock = Clock()
     bot = service(store, clock, patience=0.0)
-    bot.admit("gpt-4.1", "first", 4300)
+    bot.admit("gpt-4.1", "first", 4300, 0)
     with pytest.raises(ProviderWait) as waited:
-        bot.admit("gpt-4.1", "second", 4300)
+        bot.admit("gpt-4.1", "second", 4300, 0)
     assert waited.value.reason == RATE_LIMIT
 
 
@@ -117,7 +117,7 @@ def test_a_request_larger_than_the_limit_is_refused_at_once(store) -> None:
     bot = service(store, clock)
     answered(bot, "teach")
     with pytest.raises(TooLarge, match="60,000 tokens per minute"):
-        bot.admit("gpt-4.1", "huge", 70000)
+        bot.admit("gpt-4.1", "huge", 70000, 0)
 
 
 def test_429s_are_counted_and_move_every_reserved_time(store) -> None:
@@ -125,9 +125,9 @@ def test_429s_are_counted_and_move_every_reserved_time(store) -> None:
     bot, parked = service(store, clock, patience=None), service(store, clock, patience=0.0)
     answered(bot, "teach")
     answered(bot, "all that is left", cost=55700)
-    permit = bot.admit("gpt-4.1", "refused", 4300)  # waits 4.3 s for its turn
+    permit = bot.admit("gpt-4.1", "refused", 4300, 0)  # waits 4.3 s for its turn
     with pytest.raises(ProviderWait) as before:
-        parked.admit("gpt-4.1", "late", 4300)
+        parked.admit("gpt-4.1", "late", 4300, 0)
     bot.finish(permit, Outcome.RATE_LIMITED, headers={**STATED, "x-ratelimit-remaining-tokens": "0",
                                                       "retry-after-ms": "9000"},
                message="Rate limit reached ... Please try again in 9s.")
@@ -135,7 +135,7 @@ def test_429s_are_counted_and_move_every_reserved_time(store) -> None:
     assert shown.state == RATE_LIMITED and shown.rate_limited_total == 1 and shown.remaining_tokens == 0
     clock.now += before.value.retry_after  # back when it was due before the 429
     with pytest.raises(ProviderWait) as after:
-        parked.admit("gpt-4.1", "late", 4300)
+        parked.admit("gpt-4.1", "late", 4300, 0)
     assert after.value.retry_after == pytest.approx(9 * 1.125)  # its time moved by the block
 
 
@@ -145,10 +145,10 @@ def test_an_outage_opens_the_breaker_for_every_process_and_its_end_wakes_the_wai
     woken: list[bool] = []
     first.hand_back_after(20.0, lambda: woken.append(True))
     for process in (first, second):
-        permit = process.admit("gpt-4.1", "failing", 4300)
+        permit = process.admit("gpt-4.1", "failing", 4300, 0)
         process.finish(permit, Outcome.SERVER_ERROR, what="HTTP 500")
     with pytest.raises(ProviderWait) as waited:
-        second.admit("gpt-4.1", "new upload", 4300)
+        second.admit("gpt-4.1", "new upload", 4300, 0)
     wait = waited.value
     assert (wait.reason, wait.limit) == (OUTAGE, 3600.0) and "has not been answering since" in str(wait)
     assert "HTTP 500" in str(wait) and "press Retry" in wait.give_up_reason
@@ -158,10 +158,10 @@ def test_an_outage_opens_the_breaker_for_every_process_and_its_end_wakes_the_wai
     store.claim("me", 60, 1)
     store.wait_job(job, 600.0, OUTAGE, str(wait))
     clock.now += wait.retry_after
-    probe = first.admit("gpt-4.1", "new upload", 4300)  # the one probe
+    probe = first.admit("gpt-4.1", "new upload", 4300, 0)  # the one probe
     assert probe.probe
     with pytest.raises(ProviderWait):
-        second.admit("gpt-4.1", "another", 4300)  # nothing else while it is out
+        second.admit("gpt-4.1", "another", 4300, 0)  # nothing else while it is out
     first.finish(probe, Outcome.ANSWERED, headers=STATED)
     assert woken == [True] and store.job(job).run_after <= time.time()  # due now, not in 10 minutes
     assert snapshots(store, clock.now)[0].state == OK

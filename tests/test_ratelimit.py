@@ -145,11 +145,22 @@ def test_a_429_from_a_server_without_headers_backs_off_and_doubles() -> None:
     told, _ = Pace().learn_refusal(0.0, None, None, Refusal("tokens", 30000, 28000, 4250), 4250, Mark(), 0.0)
     assert told.tokens.limit == 30000 and told.tokens.level == 2000
     assert told.blocked_until == pytest.approx(2250 / 500)  # the message says enough to know when
+    timed, _ = Pace().learn_refusal(0.0, None, 0.5, Refusal("requests", 3, 3, 1), 4250, Mark(), 0.0)
+    assert timed.requests.limit == 3 and timed.requests.rate == pytest.approx(2.0)  # short 1 request for 0.5 s
 
 
 def test_a_request_beyond_the_whole_limit_is_too_large() -> None:
     assert known(tokens=30000).too_large(30001) and not known(tokens=30000).too_large(30000)
     assert not Pace().too_large(10 ** 9)
+
+
+def test_the_tokens_the_provider_counts_per_estimated_token_are_learned_from_usage() -> None:
+    pace = Pace()
+    assert pace.cost(4000, 112) == 4112
+    for _ in range(6):
+        pace = pace.calibrated(4000, 4600)  # the provider counts 15 % more than the estimate
+    assert pace.scale == pytest.approx(1.15, abs=0.01) and pace.cost(4000, 112) == pytest.approx(4712, abs=40)
+    assert Pace().calibrated(4000, 0) == Pace() and Pace().calibrated(100, 10 ** 6).scale == 2.5  # at most 4
 
 
 def test_reservations_never_used_are_given_back() -> None:

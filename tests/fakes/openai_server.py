@@ -60,6 +60,7 @@ Switches for failure tests (thread-safe; `fail_next`/`malformed_next` queue up o
 call and are used in order by the next /v1/responses calls, batch lines do not use them):
 
     fake.fail_next(429, times=2, retry_after=0.01)  # error status with an OpenAI-style error body
+    fake.fail_next(404, code="model_not_found", message="The model `gpt-9` does not exist.")
     fake.malformed_next("not_json")                 # or "bad_label", "missing_field"
     fake.delay = 1.0                                # every /v1/responses call sleeps first
     fake.hold_until_in_flight = 60                  # every /v1/responses call waits until 60 are in flight
@@ -168,6 +169,8 @@ class Recorded:
 class _Failure:
     status: int
     retry_after: float | None
+    code: str | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -644,10 +647,12 @@ class FakeOpenAI:
         if text is not None:
             self.texts[hashlib.sha256(jpeg_bytes).hexdigest()] = text
 
-    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
-        """Answer the next `times` /v1/responses calls with `status` and an OpenAI-style error body."""
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None, *, code: str | None = None,
+                  message: str | None = None) -> None:
+        """Answer the next `times` /v1/responses calls with `status` and an OpenAI-style error body (its
+        `code` and `message` as given, else the usual ones for the status)."""
         with self._lock:
-            self._switches.extend(_Failure(status, retry_after) for _ in range(times))
+            self._switches.extend(_Failure(status, retry_after, code, message) for _ in range(times))
 
     def fail_in_batches(self, jpeg_bytes: bytes, status: int = 500) -> None:
         """A batch line whose query image is exactly these bytes fails with `status` (in the error file)."""
@@ -789,7 +794,7 @@ class FakeOpenAI:
         if outage is not None:
             return _error_response(int(outage))
         if isinstance(switch, _Failure):
-            return _error_response(switch.status, retry_after=switch.retry_after)
+            return _error_response(switch.status, switch.message, code=switch.code, retry_after=switch.retry_after)
         try:
             body = json.loads(await request.read())
         except ValueError:
