@@ -5,6 +5,7 @@ import base64
 import enum
 import json
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -258,3 +259,99 @@ def test_unknown_path_is_404_and_reset_clears(fake: FakeOpenAI) -> None:
     assert fake.requests == []
     api.responses.create(**classify_body(image("clear/220.jpeg")))
     assert fake.wait_for(lambda: len(fake.responses_requests()) == 1)
+
+
+# --- rate limits, outages, cut-off answers -------------------------------------------------------
+
+RATE_HEADERS = {f"x-ratelimit-{what}-{kind}" for what in ("limit", "remaining", "reset") for kind in ("tokens", "requests")}
+GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
+
+
+def raw(fake: FakeOpenAI, body: dict[str, Any], key: str = "sk-test") -> Any:
+    """One request's raw answer, whatever its status."""
+    api = OpenAI(base_url=fake.base_url, api_key=key, max_retries=0)
+    try:
+        return api.responses.with_raw_response.create(**body)
+    except openai.APIStatusError as error:
+        return error.response
+
+
+def test_every_answer_carries_the_rate_limit_headers_in_openais_format(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    fake.fail_next(500)
+    fake.fail_next(400)
+    answers = [raw(fake, body) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [500, 400, 200]
+    for answer in answers:
+        assert RATE_HEADERS <= set(answer.headers)
+        assert GO_DURATION.match(answer.headers["x-ratelimit-reset-tokens"])
+    assert answers[0].headers["x-ratelimit-limit-tokens"] == "30000000"
+    fake.rate_limit_headers = False
+    assert not RATE_HEADERS & set(raw(fake, body).headers)
+
+
+def test_tokens_per_minute_refuse_like_openai_and_refused_requests_count(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    cost = fake.estimated_tokens(body)
+    fake.set_rate_limits(tokens=2 * cost + 10, requests=100, minute=6000.0)  # a slow refill: exact figures
+    first, second, refused = raw(fake, body), raw(fake, body), raw(fake, body)
+    assert (first.status_code, second.status_code, refused.status_code) == (200, 200, 429)
+    assert int(second.headers["x-ratelimit-remaining-tokens"]) in (9, 10)
+    error = refused.json()["error"]
+    assert re.fullmatch(rf"Rate limit reached for gpt-4\.1 in organization org-fake on tokens per min \(TPM\): "
+                        rf"Limit {2 * cost + 10}, Used {2 * cost}, Requested {cost}\. Please try again in "
+                        rf"(\d+h)?\d+m[\d.]+s\. Visit https://platform\.openai\.com/account/rate-limits to learn more\.",
+                        error["message"])
+    assert (error["type"], error["code"], error["param"]) == ("tokens", "rate_limit_exceeded", None)
+    wait = (cost - 10) / ((2 * cost + 10) / 6000)
+    assert int(refused.headers["retry-after-ms"]) == pytest.approx(wait * 1000, rel=0.01)
+    assert float(refused.headers["retry-after"]) == pytest.approx(wait, rel=0.01)
+    assert refused.headers["x-ratelimit-remaining-tokens"] == "0"  # the refused request spent what was left
+    assert raw(fake, body, key="sk-other").status_code == 200  # another key has its own budget
+    assert fake.rate_limited == 1 and fake.status_counts[200] == 3
+
+
+def test_requests_per_minute_refill_continuously(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    fake.set_rate_limits(tokens=10 ** 7, requests=2, minute=1.0)  # two requests a second
+    statuses = [raw(fake, body).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = raw(fake, body)
+    assert "on requests per min (RPM): Limit 2, Used 2, Requested 1." in refused.json()["error"]["message"]
+    assert refused.json()["error"]["type"] == "requests"
+    fake.wait_for(lambda: raw(fake, body).status_code == 200, timeout=5, interval=0.8)  # a refused try spends too
+
+
+def test_a_request_larger_than_the_limit_and_a_spent_quota(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    fake.set_rate_limits(tokens=100)
+    too_large = raw(fake, body)
+    assert too_large.status_code == 429 and "Request too large for gpt-4.1" in too_large.json()["error"]["message"]
+    fake.set_rate_limits(tokens=10 ** 7)
+    fake.quota_exhausted = True
+    spent = raw(fake, body).json()["error"]
+    assert (spent["code"], spent["type"]) == ("insufficient_quota", "insufficient_quota")
+    assert spent["message"].startswith("You exceeded your current quota")
+
+
+def test_an_outage_answers_5xx_or_drops_for_its_time(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    fake.outage(503)
+    assert raw(fake, body).status_code == 503
+    fake.outage("drop")
+    with pytest.raises(openai.APIConnectionError):
+        client(fake).responses.create(**body)
+    fake.outage(500, seconds=0.3)
+    assert raw(fake, body).status_code == 500
+    fake.wait_for(lambda: raw(fake, body).status_code == 200, timeout=5, interval=0.1)
+    assert fake.status_counts[503] == 1 and fake.status_counts["dropped"] == 1 and fake.status_counts[500] >= 1
+
+
+def test_a_cut_off_answer_is_http_200_with_half_a_json_body(fake: FakeOpenAI) -> None:
+    body = classify_body(image("clear/220.jpeg"))
+    fake.truncate_next()
+    cut = raw(fake, body)
+    assert cut.status_code == 200 and cut.headers["content-type"].startswith("application/json")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.content)
+    assert json.loads(raw(fake, body).content)["status"] == "completed"
