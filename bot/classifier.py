@@ -128,6 +128,7 @@ class _Failed:
     message: str = ""  # the error's message (a 429's says the limit)
     error: openai.APIStatusError | None = None
     schema: bool = False  # the answer broke the schema (rather than being cut off)
+    told: str = ""  # what to tell people, when the failure says it better than its status
 
 
 class ModelGateway:
@@ -178,7 +179,11 @@ class ModelGateway:
                     permit = self.service.admit(request["model"], key, input_estimate, output_tokens)
                 except TooLarge as error:
                     raise ModelError(str(error), retryable=False) from None
-                result = self._attempt(api, body, read)
+                try:
+                    result = self._attempt(api, body, read)
+                except BaseException:
+                    self.service.abandon(permit)
+                    raise
                 if isinstance(result, _Answered):
                     self.service.finish(permit, Outcome.ANSWERED, headers=result.headers, usage=result.usage)
                     if result.lasting:
@@ -216,10 +221,11 @@ class ModelGateway:
         except openai.APIStatusError as error:
             return _status_failure(error)
         except openai.APITimeoutError:
-            return _Failed(Outcome.TIMEOUT, f"no answer within {self.client.timeout} s", "timed out")
+            waited = f"no answer within {self.client.timeout} s"
+            return _Failed(Outcome.TIMEOUT, waited, waited)
         except openai.APIConnectionError as error:
             cause = type(error.__cause__).__name__ if error.__cause__ else "no connection"
-            return _Failed(Outcome.UNREACHABLE, "could not connect",
+            return _Failed(Outcome.UNREACHABLE, "the connection failed",
                            f"could not reach {redact_url(str(self.client.base_url))} ({cause})")
         try:
             reply = read_reply(api, raw.parse())
@@ -239,6 +245,8 @@ class ModelGateway:
                            raw.headers, schema=True)
 
     def _describe(self, failure: _Failed) -> str:
+        if failure.told:
+            return failure.told
         if failure.error is not None or failure.outcome in (Outcome.TIMEOUT, Outcome.UNREACHABLE):
             return describe_failure(failure.outcome, failure.error, self.client, self.max_retries)
         if failure.schema:
@@ -280,7 +288,8 @@ def _status_failure(error: openai.APIStatusError) -> _Failed:
             return _Failed(Outcome.QUOTA, "the account is out of credit", detail, headers, message, error)
         refusal = refusal_limit(message)
         if refusal and refusal.requested and refusal.requested > refusal.limit:  # no wait lets it through
-            return _Failed(Outcome.REFUSED, "request too large", detail, headers, message, error)
+            return _Failed(Outcome.REFUSED, "request too large", detail, headers, message, error,
+                           told=str(TooLarge(refusal.requested, refusal.limit)))
         return _Failed(Outcome.RATE_LIMITED, "rate limited", detail, headers, message)
     if status >= 500 or status in (408, 409):
         return _Failed(Outcome.SERVER_ERROR, f"HTTP {status}", detail, headers, message, error)

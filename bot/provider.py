@@ -29,7 +29,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from bot.breaker import Breaker, BreakerPolicy
@@ -40,6 +40,7 @@ from bot.redact import redact_url
 from bot.service_state import (Outcome, ServiceSnapshot, ServiceState, about, outage_given_up_text, outage_text,
                                rate_limit_text, snapshot, state_from_json, state_to_json)
 from bot.store import Store
+from bot.store.provider import ServiceRecord
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,12 @@ class ModelService:
                 if admission.go_at is None:
                     breaker = state.breaker  # not sent now: no probe taken
                 else:
-                    admission = _Admission(admission.go_at, None, cost, admission.mark, probe)
+                    admission = replace(admission, probe=probe)
             record.state_json = state_to_json(ServiceState(pace, breaker))
         local.pace = pace
         return admission
 
-    def _spend(self, record, pace: Pace, request_key: str, cost: float, now: float,  # noqa: ANN001
+    def _spend(self, record: ServiceRecord, pace: Pace, request_key: str, cost: float, now: float,
                deadline: float | None, key: ServiceKey) -> tuple[Pace, _Admission]:
         """The request's time: its ticket if it holds one, else a reservation now (kept as a ticket when
         it is beyond the patience, so the job finds it when it comes back)."""
@@ -200,7 +201,7 @@ class ModelService:
         if deadline is None or go_at <= deadline:
             if ticket is not None:
                 record.drop_ticket(request_key)
-            return pace, _Admission(go_at, None, mark)
+            return pace, _Admission(go_at, None, cost, mark)
         record.add_ticket(request_key, go_at, cost, go_at + TICKET_GRACE)
         wait = go_at - now
         return pace, _Admission(None, ProviderWait(rate_limit_text(key.label, wait), reason=RATE_LIMIT,
@@ -221,6 +222,10 @@ class ModelService:
         self._sleep(seconds if self.patience is None else min(seconds, self.patience))
 
     # --- after a request --------------------------------------------------------------------------
+
+    def abandon(self, permit: Permit) -> None:
+        """A request the bot itself failed around (its outcome unknown): the room given back, nothing learned."""
+        self._give_room(self._local(permit.key))
 
     def finish(self, permit: Permit, outcome: Outcome, *, headers: Mapping[str, str] | None = None,
                message: str = "", usage: Usage | None = None, what: str = "") -> ServiceState:

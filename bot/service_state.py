@@ -156,6 +156,14 @@ def about(seconds: float) -> str:
     return f"about {hours} hour{'s' if hours != 1 else ''}"
 
 
+def span(seconds: float) -> str:
+    """`45 seconds`, `20 minutes`, `6 hours`."""
+    unit, size = next(((unit, size) for unit, size in (("hour", 3600), ("minute", 60)) if seconds >= size),
+                      ("second", 1))
+    count = round(seconds / size)
+    return f"{count} {unit}{'s' if count != 1 else ''}"
+
+
 def rate_limit_text(label: str, wait: float) -> str:
     return f"The model service ({label}) is rate-limiting this key: waiting {about(wait)}."
 
@@ -167,5 +175,4 @@ def outage_text(label: str, breaker: Breaker) -> str:
 
 
 def outage_given_up_text(label: str, breaker: Breaker, waited: float) -> str:
-    return f"{outage_text(label, breaker)} I stopped waiting after {about(waited).removeprefix('about ')}: " \
-           f"press Retry once it is back."
+    return f"{outage_text(label, breaker)} I stopped waiting after {span(waited)}: press Retry once it is back."

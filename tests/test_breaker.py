@@ -6,7 +6,7 @@ import pytest
 from bot.breaker import Breaker, BreakerPolicy
 from bot.ratelimit import Bucket, Limit, Pace, RateHeaders
 from bot.service_state import (OK, OUTAGE, RATE_LIMITED, Count, ServiceState, about, outage_given_up_text, snapshot,
-                               state_from_json, state_to_json)
+                               span, state_from_json, state_to_json)
 
 POLICY = BreakerPolicy(failures=3, probe_every=30.0, probe_lease=65.0)
 
@@ -84,3 +84,5 @@ def test_what_people_read_of_an_outage() -> None:
                     "(HTTP 500). I stopped waiting after 6 hours: press Retry once it is back.")
     assert [about(s) for s in (5, 100, 3000, 7200)] == ["under a minute", "about 2 minutes", "about 50 minutes",
                                                         "about 2 hours"]
+    assert [span(s) for s in (1, 45, 60, 1200, 21600)] == ["1 second", "45 seconds", "1 minute", "20 minutes",
+                                                            "6 hours"]

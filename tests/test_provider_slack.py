@@ -179,7 +179,8 @@ LASTING = {
                                              message="The model `gpt-4.1` does not exist or you do not have access "
                                                      "to it."), "(HTTP 404): The model `gpt-4.1` does not exist", 1),
     "400 twice": (lambda fake: fake.fail_next(400, times=9), "(HTTP 400): Invalid request.", 2),
-    "too large": (lambda fake: fake.set_rate_limits(tokens=1000), "(HTTP 429): Request too large for gpt-4.1", 1),
+    "too large": (lambda fake: fake.set_rate_limits(tokens=1000), "more than the key's limit of 1,000 tokens per "
+                  "minute: ask about fewer images, or raise the limit.", 1),
 }
 
 
