@@ -149,6 +149,7 @@ def test_every_image_is_answered_after_an_outage_with_no_click(start_bot, down) 
     assert len(jobs) == 9 and {job.state for job in jobs} == {"done"} and max(job.attempts for job in jobs) <= 2
     assert not any(retry_buttons(call) for call in shown(bot)) and exception_text(bot) == []
     assert snapshots(store)[0].state == OK
+    assert len(bot.slack.downloads) == 4  # each file once: an image waiting keeps its copy
 
 
 def test_past_the_outage_max_an_image_ends_with_a_retry_button_that_works(start_bot) -> None:

@@ -83,7 +83,8 @@ Rate limits, as OpenAI applies them (per API key, i.e. per bearer token, to /v1/
   whole token limit gets "Request too large for ...".
 - Every answer of those two endpoints (200, 4xx, 429, 5xx) carries `x-ratelimit-limit-{requests,tokens}`,
   `x-ratelimit-remaining-{requests,tokens}` and `x-ratelimit-reset-{requests,tokens}` (the time until
-  the bucket is full, written as OpenAI does: `12ms`, `2.5s`, `6m0s`).
+  the bucket is full, written as OpenAI does: `12ms`, `2.5s`, `6m0s`), as the buckets stood right
+  after the request was judged (or when it was answered, for one that was not: an outage, a switch).
 - By default the limits are a large tier's (30,000,000 TPM, 10,000 RPM): they never bite in a test.
   `fake.set_rate_limits(tokens=60_000, requests=500, minute=60.0)` sets them (a shorter `minute`
   makes a test fast; the headers and messages scale with it); `fake.rate_limit_headers = False`
@@ -764,12 +765,12 @@ class FakeOpenAI:
             if outage == "drop":
                 return self._dropped(request)
             key = request.headers.get("Authorization", "")
-            response = await self._limited_answer(request, key, answer, switch, outage)
+            response, stated = await self._limited_answer(request, key, answer, switch, outage)
             if isinstance(switch, _Truncated) and response.status == 200 and isinstance(response.body, bytes):
                 response = web.Response(body=response.body[:len(response.body) // 2], status=200,
                                         content_type="application/json", headers={"x-request-id": _new_id("req_")})
             if self.rate_limit_headers:
-                response.headers.update(self._rate_headers(key))
+                response.headers.update(stated or self._rate_headers(key))
             with self._lock:
                 self.status_counts[response.status] += 1
             return response
@@ -790,28 +791,32 @@ class FakeOpenAI:
 
     async def _limited_answer(self, request: web.Request, key: str,
                               answer: Callable[[dict[str, Any], str | None], web.Response],
-                              switch: _Failure | _Malformed | _Truncated | None, outage: int | str | None) -> web.Response:
+                              switch: _Failure | _Malformed | _Truncated | None,
+                              outage: int | str | None) -> tuple[web.Response, dict[str, str] | None]:
+        """The answer, and the rate-limit headers as they stood when the request was judged (None: it
+        was not judged; the headers then say how the buckets stand when it is answered)."""
         if outage is not None:
-            return _error_response(int(outage))
+            return _error_response(int(outage)), None
         if isinstance(switch, _Failure):
-            return _error_response(switch.status, switch.message, code=switch.code, retry_after=switch.retry_after)
+            return _error_response(switch.status, switch.message, code=switch.code,
+                                   retry_after=switch.retry_after), None
         try:
             body = json.loads(await request.read())
         except ValueError:
-            return _error_response(400, "We could not parse the JSON body of your request.")
+            return _error_response(400, "We could not parse the JSON body of your request."), None
         if not isinstance(body, dict) or not body.get("model"):
-            return _error_response(400, "Missing required parameter: 'model'.")
+            return _error_response(400, "Missing required parameter: 'model'."), None
         if body.get("stream"):
-            return _error_response(400, "FakeOpenAI does not support stream=true.")
+            return _error_response(400, "FakeOpenAI does not support stream=true."), None
         if self.quota_exhausted:
             return _error_response(429, "You exceeded your current quota, please check your plan and billing "
                                         "details. For more information on this error, read the docs: "
                                         "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-                                   code="insufficient_quota", error_type="insufficient_quota")
-        refusal = self._spend(key, body)
+                                   code="insufficient_quota", error_type="insufficient_quota"), None
+        refusal, stated = self._spend(key, body)
         if refusal is not None:
-            return refusal
-        return answer(body, switch.kind if isinstance(switch, _Malformed) else None)
+            return refusal, stated
+        return answer(body, switch.kind if isinstance(switch, _Malformed) else None), stated
 
     def _dropped(self, request: web.Request) -> web.Response:
         """Close the connection without an answer (the client sees it drop)."""
@@ -839,8 +844,9 @@ class FakeOpenAI:
         bucket.at = now
         return bucket
 
-    def _spend(self, key: str, body: dict[str, Any]) -> web.Response | None:
-        """Spend the request from the key's buckets, or the 429 that refuses it (which still spends)."""
+    def _spend(self, key: str, body: dict[str, Any]) -> tuple[web.Response | None, dict[str, str]]:
+        """Spend the request from the key's buckets: the 429 that refuses it (which still spends) or None,
+        and the rate-limit headers right after it was judged."""
         cost = self.estimated_tokens(body)
         model = body["model"]
         with self._lock:
@@ -850,7 +856,8 @@ class FakeOpenAI:
                            f"Limit {self.limit_tokens:.0f}, Requested {cost}. The input or output tokens must be "
                            "reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits "
                            "to learn more.")
-                return _error_response(429, message, code="rate_limit_exceeded", error_type="tokens")
+                return _error_response(429, message, code="rate_limit_exceeded", error_type="tokens"), \
+                    self._stated(bucket)
             short = None
             if bucket.requests < 1:
                 short = ("requests", "RPM", self.limit_requests, 1.0, bucket.requests)
@@ -858,25 +865,29 @@ class FakeOpenAI:
                 short = ("tokens", "TPM", self.limit_tokens, float(cost), bucket.tokens)
             bucket.tokens = max(0.0, bucket.tokens - cost)
             bucket.requests = max(0.0, bucket.requests - 1)
+            stated = self._stated(bucket)
         if short is None:
-            return None
+            return None, stated
         kind, abbreviation, limit, requested, level = short
         wait = (requested - level) / (limit / self.minute)
         message = (f"Rate limit reached for {model} in organization org-fake on {kind} per min ({abbreviation}): "
                    f"Limit {limit:.0f}, Used {limit - level:.0f}, Requested {requested:.0f}. Please try again in "
                    f"{go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits to learn more.")
-        return _error_response(429, message, code="rate_limit_exceeded", error_type=kind, retry_after=wait)
+        return _error_response(429, message, code="rate_limit_exceeded", error_type=kind, retry_after=wait), stated
 
     def _rate_headers(self, key: str) -> dict[str, str]:
         with self._lock:
-            bucket = self._bucket(key)
-            headers = {}
-            for kind, limit, level in (("requests", self.limit_requests, bucket.requests),
-                                       ("tokens", self.limit_tokens, bucket.tokens)):
-                headers[f"x-ratelimit-limit-{kind}"] = f"{limit:.0f}"
-                headers[f"x-ratelimit-remaining-{kind}"] = f"{math.floor(level)}"
-                headers[f"x-ratelimit-reset-{kind}"] = go_duration((limit - level) / (limit / self.minute))
-            return headers
+            return self._stated(self._bucket(key))
+
+    def _stated(self, bucket: _Buckets) -> dict[str, str]:
+        """The x-ratelimit-* headers for a key's buckets as they stand (call with the lock held)."""
+        headers = {}
+        for kind, limit, level in (("requests", self.limit_requests, bucket.requests),
+                                   ("tokens", self.limit_tokens, bucket.tokens)):
+            headers[f"x-ratelimit-limit-{kind}"] = f"{limit:.0f}"
+            headers[f"x-ratelimit-remaining-{kind}"] = f"{math.floor(level)}"
+            headers[f"x-ratelimit-reset-{kind}"] = go_duration((limit - level) / (limit / self.minute))
+        return headers
 
     def respond(self, body: dict[str, Any], malformed: str | None = None) -> dict[str, Any]:
         """The response object for a /v1/responses request body (used by batches as well)."""
