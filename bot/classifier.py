@@ -458,6 +458,14 @@ def read_reply(api: str, raw: Any) -> ModelReply:
     return read_chat(raw) if api == wire.CHAT else read_responses(raw)
 
 
+def is_transient(error: openai.APIError) -> bool:
+    """Worth trying again later (for the client's own calls: batches, files): timeouts, dropped
+    connections, a rate limit (not a spent quota) and 5xx."""
+    if isinstance(error, openai.APIStatusError):
+        return _status_failure(error).outcome in (Outcome.RATE_LIMITED, Outcome.SERVER_ERROR)
+    return isinstance(error, openai.APIConnectionError)
+
+
 def retries_text(retries: int) -> str:
     return f"after {retries} retries" if retries else "(retries are off)"
 
