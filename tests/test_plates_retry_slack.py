@@ -19,7 +19,7 @@ from tests.test_plates_slack import (ZIP, csv_rows, final_progress, make_zip, pl
                                      teach, uploads_in)
 from tests.test_team import HITS, channel_posts
 
-INVALID_REQUEST = "The model service rejected the request (HTTP 400)"
+INVALID_REQUEST = "The model service rejected the request (HTTP 422)"
 
 
 def first_wells(count: int, labels: dict[str, str], offset: int = 0) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -59,7 +59,7 @@ def test_retry_failed_wells_classifies_only_those_and_updates_everything_in_plac
     bot = start_bot(DATABASE_URL=database_url, HITS_CHANNEL=HITS)
     members, label_of = first_wells(12, {f"A{c}": "crystals" for c in range(1, 13)})  # every well a hit
     teach(bot, members, label_of)
-    bot.openai.fail_next(400, times=3)  # three model calls fail for good (a 400 is not retried)
+    bot.openai.fail_next(422, times=3)  # three model calls fail for good (a 422 is not tried again; a 400 is, once)
 
     event = bot.upload(("plate42_2026-11-26.zip", make_zip(members)), **ZIP)
 
@@ -132,14 +132,14 @@ def test_a_retry_that_fails_again_offers_the_button_once_more(start_bot: Callabl
     bot = start_bot()
     members, label_of = first_wells(4, {"A1": "crystals"})
     teach(bot, members, label_of)
-    bot.openai.fail_next(400, times=2)
+    bot.openai.fail_next(422, times=2)
     event = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
     bot.wait_until_done(event, timeout=60)
     bot.drain()
     summary = summary_post(bot, event["ts"])
     first_value = retry_value(summary)
 
-    bot.openai.fail_next(400, times=1)  # one of the two fails again
+    bot.openai.fail_next(422, times=1)  # one of the two fails again
     click(bot, summary, RETRY_WELLS_ACTION, first_value)
     bot.slack.wait_for(lambda: len(updates_of(bot, summary)) >= 2, 60, what="the summary drawn again")
     bot.drain()
@@ -155,7 +155,7 @@ def test_a_plate_uploaded_again_links_to_its_earlier_hit_replies_and_knows_what_
     bot = start_bot(DATABASE_URL=database_url, HITS_CHANNEL=HITS, JOB_WORKERS="1")  # images in order: A1, A2, ...
     members, label_of = first_wells(8, {"A2": "crystals", "A5": "crystals"})
     teach(bot, members, label_of)
-    bot.openai.fail_next(400, times=2)  # A1 and A2 are not classified the first time
+    bot.openai.fail_next(422, times=2)  # A1 and A2 are not classified the first time
     zipped = make_zip(members)
     first = bot.upload(("plate42_2026-11-26.zip", zipped), **ZIP)
     bot.wait_until_done(first, timeout=60)

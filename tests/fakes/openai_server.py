@@ -148,6 +148,7 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
     404: ("invalid_request_error", None, "Not found."),
     408: ("timeout", None, "Request timed out."),
     409: ("invalid_request_error", None, "Conflict."),
+    422: ("invalid_request_error", None, "The request could not be processed."),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again shortly."),
     500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
     502: ("server_error", None, "Bad gateway."),
