@@ -262,6 +262,8 @@ class ModelService:
                 if stated or outcome is Outcome.ANSWERED:
                     pace = pace.learn_answer(now, stated, permit.mark)
                 breaker = breaker.succeeded()
+            if outcome is not Outcome.RATE_LIMITED and (lag := before.pace.behind(pace, now)) > 0:
+                record.shift_tickets(lag)  # the provider has less left than planned: what is planned moves
             after = ServiceState(pace, breaker)
             record.state_json = state_to_json(after)
         return before, after

@@ -13,7 +13,8 @@ provider says and decides when a request may go:
   what is promised to requests that reserved a later time to go.
 - `Pace`: both buckets of a key plus a block after a 429. `reserve` spends a request's estimated
   tokens BEFORE it is sent and says when it may go; `learn_answer` and `learn_refusal` line the
-  buckets up with what the provider said (never more optimistic than the provider); `calibrated`
+  buckets up with what the provider said (never more optimistic than the provider; `behind` says by
+  how much a lesson moves what was planned); `calibrated`
   learns from answers' usage how many tokens the provider counts per estimated input token.
 - `concurrency`, `grown`, `shrunk`: how many requests may be out at once: one until an answer has
   told the limits, all of MODEL_CONCURRENCY once the headers pace them, and for a server without
@@ -264,12 +265,16 @@ class Pace:
             wait = learned._refill_wait(now, cost, refusal.kind if refusal else "tokens") or \
                 min(MAX_BACKOFF, 2.0 ** learned.refusals)
         blocked_until = max(learned.blocked_until, now + wait * (1 + 0.25 * jitter))
-        behind = max(_behind(self.tokens, learned.tokens, now), _behind(self.requests, learned.requests, now))
-        shift = max(behind, blocked_until - max(self.blocked_until, now))
+        shift = max(self.behind(learned, now), blocked_until - max(self.blocked_until, now))
         return replace(learned, blocked_until=blocked_until, refusals=learned.refusals + 1,
                        waiting_since=now if learned.waiting_since is None else learned.waiting_since,
                        tokens=_moved(self.tokens, learned.tokens, shift, now),
                        requests=_moved(self.requests, learned.requests, shift, now)), shift
+
+    def behind(self, learned: Pace, now: float) -> float:
+        """Seconds by which what was `learned` puts the next request later than this pace did: how much too
+        optimistic the plan was (the requests already given a time should move by as much)."""
+        return max(_behind(self.tokens, learned.tokens, now), _behind(self.requests, learned.requests, now))
 
     def _learn_from_message(self, refusal: Refusal, now: float, mark: Mark, wait: float | None) -> Pace:
         """The limit a 429's message states; its refill rate from how long it asks to wait for the

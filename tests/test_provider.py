@@ -92,6 +92,21 @@ def test_a_wait_beyond_the_patience_goes_back_to_the_queue_with_its_time_kept(st
     assert newcomer.value.retry_after == pytest.approx(4.3 - 1.0)  # after the last time given out
 
 
+def test_an_answer_that_says_less_is_left_moves_every_reserved_time(store) -> None:
+    clock = Clock()
+    bot, parked = service(store, clock, patience=None), service(store, clock, patience=0.0)
+    answered(bot, "teach")
+    permit = bot.admit("gpt-4.1", "spent more than planned", 4300, 0)
+    answered(bot, "all that is left", cost=51400)
+    with pytest.raises(ProviderWait) as before:
+        parked.admit("gpt-4.1", "late", 4300, 0)
+    bot.finish(permit, Outcome.ANSWERED, headers={**STATED, "x-ratelimit-remaining-tokens": "49400",
+                                                  "x-ratelimit-reset-tokens": "10.6s"})  # 2,000 fewer than planned
+    with pytest.raises(ProviderWait) as after:
+        parked.admit("gpt-4.1", "late", 4300, 0)
+    assert after.value.retry_after == pytest.approx(before.value.retry_after + 2.0)
+
+
 def test_limits_learned_survive_a_restart(store) -> None:
     clock = Clock()
     answered(service(store, clock), "teach")

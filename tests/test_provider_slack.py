@@ -248,7 +248,7 @@ def test_a_plates_wells_with_a_lasting_error_are_listed_in_words(start_bot) -> N
 
     bot.wait_until_done(event, timeout=30)
     text = section_text(summary_post(bot, event["ts"]))
-    assert text.count("The model service refused the API key (401)") == 3 and exception_text(bot) == []
+    assert "A1, A2, A3: The model service refused the API key (401)" in text and exception_text(bot) == []
 
 
 def test_two_bots_on_one_postgresql_database_share_the_keys_budget(postgres_url: str,
