@@ -27,6 +27,7 @@ import json
 import logging
 import random
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
@@ -42,7 +43,7 @@ from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable, request_tokens
 from bot.provider import ModelService, TooLarge
 from bot.ratelimit import refusal_limit
-from bot.service_state import Outcome
+from bot.service_state import Outcome, ServiceState
 from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
                         follow_up_request)
@@ -171,7 +172,7 @@ class ModelGateway:
         parameter or a missing /responses (with `auto`) is learned, not failed."""
         input_estimate = request_tokens(request)
         key = request_key(request)
-        failures = bad_requests = 0
+        tries: Counter[str] = Counter()  # failures of the service; 400s
         with self._slots:
             while True:
                 api, sent, body = self._shaped(request)
@@ -191,27 +192,33 @@ class ModelGateway:
                     return result.value
                 state = self.service.finish(permit, result.outcome, headers=result.headers, message=result.message,
                                             what=result.what)
-                if result.outcome is Outcome.RATE_LIMITED:
-                    continue
-                if result.error is not None and self._learn(api, sent, result.error):
-                    continue
-                if result.outcome.is_failure:
-                    failures += 1
-                    if failures <= self.max_retries:
-                        delay = min(MAX_BACKOFF, BACKOFF * 2 ** (failures - 1)) * (1 + 0.25 * random.random())
-                        log.warning("model request failed: %s; trying again in %.1f s", result.detail, delay)
-                        self.service.pause(delay)
-                        continue
-                    log.warning("model request failed: %s; %s retries spent", result.detail, self.max_retries)
-                    if state.breaker.is_open and self.service.patience is not None:
-                        raise self.service.outage_wait(request["model"], state.breaker)
-                    raise ModelError(self._describe(result), retryable=True)
-                if result.error is not None and result.error.status_code == 400 and not bad_requests:
-                    bad_requests += 1
-                    log.warning("model request refused: %s; trying once more", result.detail)
-                    continue
-                log.error("model call failed: %s", result.detail)
-                raise ModelError(self._describe(result), retryable=False)
+                self._try_again_or_raise(api, sent, result, state, tries)
+
+    def _try_again_or_raise(self, api: str, sent: dict[str, Any], failed: _Failed, state: ServiceState,
+                            tries: Counter[str]) -> None:
+        """After a request that brought no answer: return to send it again (after a backoff), or raise
+        what the caller gets (ProviderWait in an outage, else a ModelError)."""
+        if failed.outcome is Outcome.RATE_LIMITED:
+            return
+        if failed.error is not None and self._learn(api, sent, failed.error):
+            return
+        if failed.outcome.is_failure:
+            tries["failures"] += 1
+            if tries["failures"] <= self.max_retries:
+                delay = min(MAX_BACKOFF, BACKOFF * 2 ** (tries["failures"] - 1)) * (1 + 0.25 * random.random())
+                log.warning("model request failed: %s; trying again in %.1f s", failed.detail, delay)
+                self.service.pause(delay)
+                return
+            log.warning("model request failed: %s; %s retries spent", failed.detail, self.max_retries)
+            if state.breaker.is_open and self.service.patience is not None:
+                raise self.service.outage_wait(sent["model"], state.breaker)
+            raise ModelError(self._describe(failed), retryable=True)
+        if failed.error is not None and failed.error.status_code == 400 and not tries["bad_requests"]:
+            tries["bad_requests"] += 1
+            log.warning("model request refused: %s; trying once more", failed.detail)
+            return
+        log.error("model call failed: %s", failed.detail)
+        raise ModelError(self._describe(failed), retryable=False)
 
     def _attempt(self, api: str, body: dict[str, Any], read: Callable[[ModelReply], Any]) -> _Answered | _Failed:
         """Send once; the answer read, or what went wrong."""
