@@ -109,7 +109,7 @@ def test_the_limits_learned_survive_a_restart(start_bot) -> None:
     again = start_bot(DATABASE_URL=bot.services.settings.database_url)
     assert snapshots(again.services.store)[0].limit_tokens == bot.openai.limit_tokens
     again.openai.reset()
-    again.openai.delay = 1.5
+    again.openai.hold_until_in_flight = 4  # no answer before 4 requests are out at once
     event = again.upload(*[real_image(n) for n in range(1, 5)])
 
     again.wait_until_done(event, timeout=30)
