@@ -188,7 +188,7 @@ def test_a_job_that_waited_past_its_limit_is_given_up_with_the_waits_words(store
     queue = run_queue(store, handler)
     wait_until(lambda: store.open_jobs() == 0)
     queue.stop(1)
-    assert handler.given_up == [(job_id, "it stayed down: press Retry")] and handler.runs[job_id] > 3
+    assert handler.given_up == [(job_id, "it stayed down: press Retry")] and handler.runs[job_id] >= 2  # waited first
 
 
 def test_the_jobs_of_a_process_that_died_are_finished_after_one_lease(store):
