@@ -193,6 +193,7 @@ def test_a_lasting_error_ends_at_once_with_a_retry_button(start_bot, case: str) 
     event = bot.upload(real_image(0))
 
     reply = first_reply(bot, event)
+    bot.wait_until_done(event)  # the reply is posted before the job is marked failed
     assert words in reply.params["text"] and retry_buttons(reply)
     (job,) = bot.services.store.jobs_of_message(CHANNEL, event["ts"])
     assert (job.state, job.attempts) == ("failed", 1) and len(bot.openai.responses_requests()) == requests
