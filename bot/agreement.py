@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from bot.models import ReviewedCall
 
@@ -53,3 +53,21 @@ def agreement(reviewed: Iterable[ReviewedCall], categories: Sequence[str]) -> Ag
     corrections = tuple((bot_label, team_label, n) for (bot_label, team_label), n
                         in sorted(changed.items(), key=lambda item: (-item[1], item[0])))
     return Agreement(by_category, corrections)
+
+
+@dataclass(frozen=True)
+class HitAgreement:
+    """Hits as the team sees them, whatever the hit category: with several hit categories, a correction
+    from one to another (microcrystals -> crystals) still keeps a hit."""
+
+    reviewed: int  # calls the bot called hits that the team reviewed
+    kept: int  # of those, the team's label is a hit too
+    missed: int  # calls the bot did not call hits, corrected by the team to a hit
+
+
+def hit_agreement(agreement: Agreement, hits: Collection[str]) -> HitAgreement:
+    kept_across = sum(n for said, right, n in agreement.corrections if said in hits and right in hits)
+    said_hits = [row for row in agreement.by_category if row.category in hits]
+    return HitAgreement(reviewed=sum(row.reviewed for row in said_hits),
+                        kept=sum(row.confirmed for row in said_hits) + kept_across,
+                        missed=sum(n for said, right, n in agreement.corrections if said not in hits and right in hits))

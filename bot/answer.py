@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import json_repair
 from jsonschema import Draft202012Validator
 
+from bot.categories import label_key
 from bot.models import Call, Usage
 
 SCHEMA_NAME = "crystallization_call"
@@ -123,13 +124,9 @@ def read_json(text: str) -> Any:
         return repaired
 
 
-def _label_key(value: str) -> str:
-    return re.sub(r"[\s_\-]+", "", value).casefold()
-
-
 def matching_label(value: str, labels: Sequence[str]) -> str:
     """The category `value` names ignoring case, spaces and separators ("Crystals " -> "crystals"), else value."""
-    return next((label for label in labels if _label_key(label) == _label_key(value)), value)
+    return next((label for label in labels if label_key(label) == label_key(value)), value)
 
 
 _LABEL_VALUE = re.compile(r'(?<!\\)"label"\s*:\s*"([^"\\]*)"')

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -17,8 +18,9 @@ from bot.answer import typical_output_tokens
 from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
 from bot.classifier import Classifier, ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
-from bot.evaluation import (Outcome, Run, call_fields, labelled_images, outcomes_from_batch, with_model,
-                            write_comparison, write_results)
+from bot.categories import MARCO_CLASSES, Category
+from bot.evaluation import (Outcome, Run, as_marco, call_fields, labelled_images, marco_classes, other_folders,
+                            outcomes_from_batch, with_model, write_comparison, write_results)
 from bot.images import ImageError
 from bot.models import Image
 from bot.pricing import estimated_usage, load_price_table
@@ -46,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="score the bot on a folder of images sorted into <label>/ folders; "
                                    "several --variant and --model options are compared side by side")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("directory", nargs="?", type=Path, help="folder with clear/, crystals/, ... subfolders")
+    source.add_argument("directory", nargs="?", type=Path,
+                        help="folder with a subfolder per category (clear/, crystals/, ...)")
     source.add_argument("--collect", metavar="BATCH_ID", action="append",
                         help="collect and score batches submitted with --batch (repeat to compare several)")
     source.add_argument("--batch-output", metavar="FILE", type=Path, help="score an existing Batch API output file")
@@ -55,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--variant", metavar="PROMPTS_DIR", type=Path, action="append",
                           help="a prompts folder to score (repeatable; default PROMPTS_DIR)")
     evaluate.add_argument("--model", action="append", help="a model to score (repeatable; default OPENAI_MODEL)")
+    evaluate.add_argument("--marco", action="store_true",
+                          help="the subfolders are MARCO classes (clear, crystals, precipitate, other): each call "
+                               "counts as its category's `marco` class (categories.toml)")
     evaluate.add_argument("--yes", action="store_true", help="start without asking about the estimated cost")
     evaluate.add_argument("--batch", action="store_true", help="submit through the Batch API (half price, <24 h)")
     evaluate.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for the results (eval-out)")
@@ -80,8 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings, http=command == "http")
     try:
         if getattr(args, "batch_output", None):
-            return score_batch_output(settings, args.batch_output, args.out)
+            return score_batch_output(settings, args.batch_output, args.out, marco=args.marco)
         if getattr(args, "feedback", False):
+            if args.marco:
+                print("--feedback scores the team's verdicts in the lab's own categories: leave out --marco",
+                      file=sys.stderr)
+                return 2
             return score_feedback(settings, args.out)
         services = build_services(settings)
     except PromptError as error:
@@ -179,9 +189,16 @@ def eval_command(services: Services, args: argparse.Namespace) -> int:
         print(f"Prompt files problem: {error}", file=sys.stderr)
         return 2
     if args.collect:
-        return collect_batches(services, args.collect, args.out)
-    labels = classifiers[0].prompt_set.labels
+        return collect_batches(services, args.collect, args.out, marco=args.marco)
+    try:
+        labels = scoring_labels([classifier.prompt_set.categories for classifier in classifiers], marco=args.marco)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     items = labelled_images(args.directory, labels)
+    if skipped := other_folders(args.directory, labels):
+        print(f"Not scored: the folders {', '.join(skipped)} are no {'MARCO class' if args.marco else 'category'}"
+              + ("" if args.marco else " (with --marco, the folders are MARCO classes)"), file=sys.stderr)
     if not items:
         print(f"No images found under {args.directory}/<label>/ for labels {', '.join(labels)}", file=sys.stderr)
         return 2
@@ -191,12 +208,31 @@ def eval_command(services: Services, args: argparse.Namespace) -> int:
         return 1
     if args.batch:
         return submit_eval_batches(services, classifiers, images, args.directory)
-    runs = [run_classifier(services, classifier, items, images) for classifier in classifiers]
+    runs = [scored(run_classifier(services, classifier, items, images), classifier.prompt_set.categories, args.marco)
+            for classifier in classifiers]
     if len(runs) == 1:
         write_results(list(runs[0].outcomes), labels, args.out, f"{runs[0].name} on {args.directory.name}")
     else:
         write_comparison(runs, labels, args.out)
     return 0
+
+
+def scoring_labels(category_sets: Sequence[Sequence[Category]], *, marco: bool) -> tuple[str, ...]:
+    """The labels the runs are scored in: MARCO's classes (every category must name one), else the
+    categories, which every variant compared must share. ValueError says what to change."""
+    if marco:
+        for categories in category_sets:
+            marco_classes(categories)
+        return MARCO_CLASSES
+    labels = tuple(c.name for c in category_sets[0])
+    if any(tuple(c.name for c in categories) != labels for categories in category_sets):
+        raise ValueError("The variants have different categories: compare them on MARCO-labelled images with --marco")
+    return labels
+
+
+def scored(run: Run, categories: Sequence[Category], marco: bool) -> Run:
+    """The run as scored: with --marco, each call as its category's MARCO class."""
+    return replace(run, outcomes=tuple(as_marco(run.outcomes, marco_classes(categories)))) if marco else run
 
 
 def normalised_images(services: Services, items: Sequence[tuple[Path, str]]) -> dict[Path, Image | str]:
@@ -265,11 +301,18 @@ def run_classifier(services: Services, classifier: Classifier, items: Sequence[t
     return Run(classifier.prompt_set.name, classifier.options.model, outcomes, time.monotonic() - started)
 
 
-def score_batch_output(settings: Settings, path: Path, out_dir: Path) -> int:
+def score_batch_output(settings: Settings, path: Path, out_dir: Path, *, marco: bool) -> int:
     """Score a Batch API output file on its own: no API key, no database."""
-    labels = tuple(category.name for category in load_categories(settings.prompts_dir))
-    results = read_batch_output(path.read_text(encoding="utf-8"), labels, load_price_table(settings.prices_file))
-    write_results(outcomes_from_batch(results), labels, out_dir, path.name)
+    categories = load_categories(settings.prompts_dir)
+    try:
+        labels = scoring_labels([categories], marco=marco)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    results = read_batch_output(path.read_text(encoding="utf-8"), [c.name for c in categories],
+                                load_price_table(settings.prices_file))
+    run = scored(Run(settings.prompts_dir.name, "", tuple(outcomes_from_batch(results))), categories, marco)
+    write_results(list(run.outcomes), labels, out_dir, path.name)
     return 0
 
 
@@ -321,10 +364,10 @@ def submit_eval_batches(services: Services, classifiers: Sequence[Classifier], i
     return 0
 
 
-def collect_batches(services: Services, batch_ids: Sequence[str], out_dir: Path) -> int:
+def collect_batches(services: Services, batch_ids: Sequence[str], out_dir: Path, *, marco: bool) -> int:
     """Fetch every batch; once all have completed, store their calls and score them (side by side)."""
     client = services.classifier.client
-    runs = []
+    collected = []
     for batch_id in batch_ids:
         try:
             output = fetch_batch_output(client, batch_id)
@@ -334,8 +377,13 @@ def collect_batches(services: Services, batch_ids: Sequence[str], out_dir: Path)
         if output.text is None:
             print(f"Batch {batch_id} is {output.status}; try again later.")
             return 0 if output.status in {"validating", "in_progress", "finalizing"} else 1
-        runs.append(collected_run(services, batch_id, output.variant, output.text))
-    labels = services.prompt_set.labels
+        collected.append(collected_run(services, batch_id, output.variant, output.text))
+    try:
+        labels = scoring_labels([categories for _, categories in collected], marco=marco)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    runs = [scored(run, categories, marco) for run, categories in collected]
     if len(runs) == 1:
         write_results(list(runs[0].outcomes), labels, out_dir, f"batch {batch_ids[0]}")
     else:
@@ -343,8 +391,9 @@ def collect_batches(services: Services, batch_ids: Sequence[str], out_dir: Path)
     return 0
 
 
-def collected_run(services: Services, batch_id: str, variant: str, text: str) -> Run:
-    """A completed batch as a run, its calls stored in the cache when this database submitted it."""
+def collected_run(services: Services, batch_id: str, variant: str, text: str) -> tuple[Run, tuple[Category, ...]]:
+    """A completed batch as a run (and its variant's categories), its calls stored in the cache when this
+    database submitted it."""
     known = services.store.batch(batch_id)
     model = known[0] if known else services.settings.openai_model
     classifier = services.classifier_for(Path(variant) if variant else services.settings.prompts_dir, model)
@@ -357,4 +406,4 @@ def collected_run(services: Services, batch_id: str, variant: str, text: str) ->
             image = services.store.image(entries.get(outcome.file, ""))
             if outcome.call and image:
                 services.store.save_call(image, outcome.call, fingerprint)
-    return Run(classifier.prompt_set.name, model, tuple(outcomes))
+    return Run(classifier.prompt_set.name, model, tuple(outcomes)), classifier.prompt_set.categories

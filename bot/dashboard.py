@@ -23,9 +23,7 @@ from bot.render import (SECTION_LIMIT, Blocks, RecentCall, RecentPlate, agreemen
 DAY = 86_400.0
 CHART_WEEKS = 12  # bars: the 11 whole weeks before this one, and this week so far
 HOME_BLOCK_LIMIT = 100
-# One colour per MARCO category, told apart by people with the common colour-vision deficiencies.
-CATEGORY_COLOURS = {"clear": "#9ecae1", "crystals": "#d62728", "precipitate": "#8c6d31", "other": "#7f7f7f"}
-FALLBACK_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#e377c2", "#17becf")
+REMOVED_COLOUR = "#bdbdbd"  # a category without a colour of its own (a stand-in for a removed one)
 
 Labelled = tuple[float, str]  # (when the call was asked for, its label)
 
@@ -88,9 +86,9 @@ def counts_since(labelled: Iterable[Labelled], since: float) -> dict[str, int]:
 
 
 def chart_png(counts: WeeklyCounts, categories: Sequence[Category]) -> bytes:
-    """Stacked bars: calls per category per week, crystals at the bottom (the hits are what people
-    compare week by week), each week's total on top and its Monday's date below; the last bar, the
-    current week so far, hatched and labelled so."""
+    """Stacked bars: calls per category per week in the plate map's colours, the hit categories at the
+    bottom (the hits are what people compare week by week), each week's total on top and its Monday's
+    date below; the last bar, the current week so far, hatched and labelled so."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -99,12 +97,11 @@ def chart_png(counts: WeeklyCounts, categories: Sequence[Category]) -> bytes:
     axes = figure.add_subplot()
     positions = range(len(counts.weeks))
     bottom = [0] * len(counts.weeks)
-    hits_first = sorted(categories, key=lambda category: category.name != "crystals")  # crystals on the axis
-    for number, category in enumerate(hits_first):
+    hits_first = sorted(categories, key=lambda category: not category.hit)  # hits on the axis, in their order
+    for category in hits_first:
         values = counts.by_label.get(category.name, (0,) * len(counts.weeks))
-        colour = CATEGORY_COLOURS.get(category.name, FALLBACK_COLOURS[number % len(FALLBACK_COLOURS)])
-        bars = axes.bar(positions, values, bottom=bottom, color=colour, label=category.name, width=0.75,
-                        edgecolor="white", linewidth=0.5)
+        bars = axes.bar(positions, values, bottom=bottom, color=category.colour or REMOVED_COLOUR,
+                        label=category.name, width=0.75, edgecolor="#555555", linewidth=0.5)
         bars[-1].set_hatch("///")
         bottom = [b + v for b, v in zip(bottom, values)]
     for position, total in zip(positions, bottom):
@@ -173,6 +170,5 @@ def _recent_text(recent: Sequence[RecentCall], categories: Sequence[Category]) -
 def _plates_text(plates: Sequence[RecentPlate], categories: Sequence[Category]) -> str:
     if not plates:
         return "*Recent plates*\nNo plates yet: drop a zip of a plate's images into a channel I am in."
-    emoji = {c.name: c.emoji for c in categories}
-    return "*Recent plates*\n" + "\n".join(f"{recent_plate_line(item, emoji)} in <#{item.inspection.channel}>"
+    return "*Recent plates*\n" + "\n".join(f"{recent_plate_line(item, categories)} in <#{item.inspection.channel}>"
                                            for item in plates)

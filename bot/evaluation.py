@@ -1,6 +1,9 @@
 """Evaluation runs: classify a labelled folder (live or through the Batch API) and write the results.
 
 A labelled folder holds images under `<true label>/`; folders that are not categories are skipped.
+With `--marco`, the folders are MARCO's classes (clear, crystals, precipitate, other) and each call
+counts as its category's MARCO class (`marco` in categories.toml): a lab's own set of categories is
+scored on MARCO-labelled images, and variants with different categories are compared on them.
 Results: the classification report (printed and report.txt), confusion_matrix.png, results.csv.
 Several runs (prompt variant x model) on the same images are compared side by side: one table
 (comparison.txt, comparison.csv) and the images on which their answers differ (disagreements.csv).
@@ -11,9 +14,10 @@ import csv
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.batch import BatchResult
+from bot.categories import MARCO_CLASSES, Category
 from bot.metrics import ERROR, Evaluation, report_dict, report_text, write_confusion_png, write_rows_csv
 from bot.models import Call
 
@@ -28,10 +32,32 @@ class Outcome:
     truth: str
     call: Call | None
     error: str | None = None
+    category: str = ""  # the lab's own category, when the call's label is its MARCO class (--marco)
 
     @property
     def prediction(self) -> str:
         return self.call.label if self.call else ERROR
+
+
+def marco_classes(categories: Sequence[Category]) -> dict[str, str]:
+    """Each category's MARCO class; ValueError naming the categories without one."""
+    missing = [c.name for c in categories if c.marco is None]
+    if missing:
+        raise ValueError(f"--marco needs a MARCO class for every category: add `marco = ...` ({', '.join(MARCO_CLASSES)}) "
+                         f"to {', '.join(missing)} in categories.toml")
+    return {c.name: str(c.marco) for c in categories}
+
+
+def as_marco(outcomes: Iterable[Outcome], classes: Mapping[str, str]) -> list[Outcome]:
+    """The outcomes with each call's label replaced by its MARCO class (the lab's label kept apart)."""
+    return [replace(o, call=replace(o.call, label=classes[o.call.label]), category=o.call.label) if o.call else o
+            for o in outcomes]
+
+
+def other_folders(directory: Path, labels: Iterable[str]) -> list[str]:
+    """The folders of an evaluation folder that are no label (their images are not scored)."""
+    return sorted(p.name for p in directory.iterdir() if p.is_dir() and p.name not in set(labels)) \
+        if directory.is_dir() else []
 
 
 def labelled_images(directory: Path, labels: Iterable[str]) -> list[tuple[Path, str]]:
@@ -64,7 +90,8 @@ def call_fields(call: Call) -> dict[str, object]:
 def outcome_row(outcome: Outcome) -> dict[str, object]:
     """One results.csv row: the call's fields, or the error in place of the explanation."""
     fields = call_fields(outcome.call) if outcome.call else {"explanation": outcome.error or ""}
-    return {"file": outcome.file, "truth": outcome.truth, "prediction": outcome.prediction, **fields}
+    return {"file": outcome.file, "truth": outcome.truth, "prediction": outcome.prediction, **fields,
+            "category": outcome.category}
 
 
 def write_results(outcomes: list[Outcome], labels: tuple[str, ...], out_dir: Path, title: str,
@@ -75,7 +102,8 @@ def write_results(outcomes: list[Outcome], labels: tuple[str, ...], out_dir: Pat
     text = report_text(evaluation)
     (out_dir / "report.txt").write_text(text + "\n", encoding="utf-8")
     write_confusion_png(evaluation, out_dir / "confusion_matrix.png", title)
-    write_rows_csv([outcome_row(o) for o in outcomes], out_dir / "results.csv")
+    extra = ("category",) if any(o.category for o in outcomes) else ()  # --marco: the lab's own label too
+    write_rows_csv([outcome_row(o) for o in outcomes], out_dir / "results.csv", extra)
     costs = [o.call.cost_usd for o in outcomes if o.call and o.call.cost_usd is not None]
     echo(text)
     errors = [o for o in outcomes if o.error]

@@ -167,9 +167,10 @@ def _label_axes(ax: Any, ev: Evaluation, title: str) -> None:
     ax.set_title(textwrap.fill(heading, TITLE_WIDTH))
 
 
-def write_rows_csv(rows: list[dict[str, Any]], path: str | PathLike[str]) -> None:
-    """Write one CSV row per image in CSV_COLUMNS order; missing or None values are left blank."""
+def write_rows_csv(rows: list[dict[str, Any]], path: str | PathLike[str], extra: tuple[str, ...] = ()) -> None:
+    """Write one CSV row per image in CSV_COLUMNS order (then the `extra` columns); missing or None values
+    are left blank."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore", restval="")
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS + extra, extrasaction="ignore", restval="")
         writer.writeheader()
         writer.writerows(rows)

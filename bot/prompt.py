@@ -15,28 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from bot.answer import ANSWER_FIELDS, SCHEMA_NAME, answer_schema
+from bot.categories import MARCO_CLASSES, Category, find_category, hit_labels, is_hit, label_for_marco, parse_categories
 from bot.images import Normalisation
 from bot.models import Image
 
 VARIANT_FILE = "variant.toml"
+log = logging.getLogger(__name__)
 
 
 class PromptError(Exception):
     """prompts/ or examples/ is incomplete or inconsistent; the message says which file to fix."""
-
-
-@dataclass(frozen=True)
-class Category:
-    name: str
-    definition: str
-    emoji: str  # shown in Slack messages, e.g. ":gem:"
-    reaction: str  # emoji name for the outcome reaction, e.g. "gem"
 
 
 @dataclass(frozen=True)
@@ -67,6 +62,7 @@ class PromptSet:
     answer_fields: tuple[str, ...] = ANSWER_FIELDS
     temperature: float | None = None  # the variant's own, else OPENAI_TEMPERATURE
     folder: Path = Path("prompts")  # where it was read from
+    examples_left_out: tuple[str, ...] = ()  # example files whose MARCO label maps to no one category
 
     @property
     def name(self) -> str:
@@ -81,34 +77,43 @@ class PromptSet:
     def schema(self) -> dict[str, Any]:
         return answer_schema(self.labels, self.answer_fields)
 
+    @property
+    def hits(self) -> frozenset[str]:
+        """The labels that make a drop a hit (`hit = true` in categories.toml)."""
+        return hit_labels(self.categories)
+
+    def is_hit(self, label: str | None) -> bool:
+        return is_hit(label, self.categories)
+
     def category(self, name: str) -> Category:
         return find_category(self.categories, name)
-
-
-def find_category(categories: Sequence[Category], name: str) -> Category:
-    """The category called `name`; a plain stand-in for one since removed from categories.toml."""
-    return next((c for c in categories if c.name == name), Category(name, "", ":grey_question:", "grey_question"))
 
 
 def load_prompt_set(prompts_dir: Path, examples_dir: Path, normalisation: Normalisation) -> PromptSet:
     """Read the prompt files and the example images (normalised like any query image).
 
-    The variant's own examples/ folder, when it has one, replaces `examples_dir`.
+    The variant's own examples/ folder, when it has one, replaces `examples_dir`. An example labelled
+    with a MARCO class that is no category of the variant is shown as the one category whose `marco`
+    is that class; when none or several are, it is left out (named in `examples_left_out`).
     """
     if (prompts_dir / "examples" / "manifest.toml").is_file():
         examples_dir = prompts_dir / "examples"
     categories = load_categories(prompts_dir)
     names = {category.name for category in categories}
-    examples = []
+    examples, left_out = [], []
     for entry in _read_toml(examples_dir / "manifest.toml", "example", required=("file", "label", "explanation")):
-        if entry["label"] not in names:
-            raise PromptError(f"{examples_dir / 'manifest.toml'}: example {entry.get('file')!r} has label "
-                              f"{entry.get('label')!r}, not one of {', '.join(sorted(names))}")
+        label = entry["label"] if entry["label"] in names else _marco_example_label(entry, categories, examples_dir)
+        if label is None:
+            left_out.append(entry["file"])
+            continue
         path = examples_dir / entry["file"]
         if not path.is_file():
             raise PromptError(f"{examples_dir / 'manifest.toml'}: example image {path} does not exist")
         image = normalisation.apply(path.read_bytes(), path.name)
-        examples.append(Example(image, entry["label"], entry["explanation"].strip()))
+        examples.append(Example(image, label, entry["explanation"].strip()))
+    if left_out:
+        log.warning("%s: examples %s left out: each is labelled with a MARCO class that no one category of %s "
+                    "has as its marco", examples_dir / "manifest.toml", ", ".join(left_out), prompts_dir)
     fields, temperature = load_variant_options(prompts_dir)
     return PromptSet(
         instructions=_read_text(prompts_dir / "instructions.md"),
@@ -118,7 +123,17 @@ def load_prompt_set(prompts_dir: Path, examples_dir: Path, normalisation: Normal
         answer_fields=fields,
         temperature=temperature,
         folder=prompts_dir,
+        examples_left_out=tuple(left_out),
     )
+
+
+def _marco_example_label(entry: dict[str, Any], categories: Sequence[Category], examples_dir: Path) -> str | None:
+    """The category an example labelled with a MARCO class stands for (None: no one category); an example
+    whose label is neither a category nor a MARCO class is a mistake in the manifest."""
+    if entry["label"] not in MARCO_CLASSES:
+        raise PromptError(f"{examples_dir / 'manifest.toml'}: example {entry.get('file')!r} has label "
+                          f"{entry.get('label')!r}, not one of {', '.join(sorted(c.name for c in categories))}")
+    return label_for_marco(entry["label"], categories)
 
 
 def load_variant_options(prompts_dir: Path) -> tuple[tuple[str, ...], float | None]:
@@ -139,10 +154,12 @@ def load_variant_options(prompts_dir: Path) -> tuple[tuple[str, ...], float | No
 
 
 def load_categories(prompts_dir: Path) -> tuple[Category, ...]:
-    return tuple(
-        Category(c["name"], c["definition"], c.get("emoji", ""), c.get("reaction", ""))
-        for c in _read_toml(prompts_dir / "categories.toml", "category", required=("name", "definition"))
-    )
+    """categories.toml, checked (bot/categories.py says what a category may hold)."""
+    path = prompts_dir / "categories.toml"
+    try:
+        return parse_categories(_read_toml(path, "category", required=("name", "definition")))
+    except ValueError as error:
+        raise PromptError(f"{path}: {error}") from None
 
 
 def _read_text(path: Path) -> str:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from bot.agreement import Agreement
+from bot.agreement import Agreement, hit_agreement
 from bot.budget import WARN_SHARE, BudgetState
 from bot.models import Call, ChannelStats, Feedback, Inspection, Job, MonthSpend
+from bot.categories import hit_labels, several_hits
 from bot.prompt import Category, find_category
 
 CONFIRM_ACTION = "feedback_confirm"
@@ -23,6 +24,7 @@ MESSAGE_LIMIT = 3900  # what Slack shows of a message text without "show more"
 SPEND_CHANNELS = 10  # channels listed in the spend part of /crystals stats
 CORRECTIONS_SHOWN = 8  # rows of the "said -> corrected to" table
 SLACK_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")  # what an image block can show
+OVERFLOW_OPTIONS = 5  # Slack's limit on an overflow menu; a longer menu is a select
 
 Blocks = list[dict[str, Any]]
 
@@ -146,12 +148,15 @@ def feedback_actions(job_id: int, label: str, categories: Sequence[Category], *,
 
 
 def feedback_menu(job_id: int, label: str, categories: Sequence[Category]) -> dict[str, Any]:
-    """An overflow menu with Confirm and Correct to… (its values as those of the buttons); Slack shows
-    at most 5 options."""
-    options = [(f"Confirm {label}", label)] + [(f"Correct to {c.name}", c.name) for c in categories if c.name != label]
-    return {"type": "overflow", "action_id": FEEDBACK_MENU_ACTION, "options": [
-        {"text": {"type": "plain_text", "text": clip(text, 75)}, "value": f"{job_id}:{name}"}
-        for text, name in options[:5]]}
+    """A menu with Confirm and Correct to… each other category (its values as those of the buttons): an
+    overflow menu, or a select when there are more than the 5 options an overflow menu may hold."""
+    choices = [(f"Confirm {label}", label)] + [(f"Correct to {c.name}", c.name) for c in categories if c.name != label]
+    options = [{"text": {"type": "plain_text", "text": clip(text, 75)}, "value": f"{job_id}:{name}"}
+               for text, name in choices]
+    if len(options) <= OVERFLOW_OPTIONS:
+        return {"type": "overflow", "action_id": FEEDBACK_MENU_ACTION, "options": options}
+    return {"type": "static_select", "action_id": FEEDBACK_MENU_ACTION, "options": options,
+            "placeholder": {"type": "plain_text", "text": "Confirm or correct…"}}
 
 
 def parse_feedback_value(value: str, labels: Sequence[str]) -> tuple[int, str] | None:
@@ -197,10 +202,10 @@ def answer_message(answer: str) -> Message:
     return Message(clip(escape(answer), MESSAGE_LIMIT))
 
 
-def help_message(command: str) -> Message:
+def help_message(command: str, categories: Sequence[Category]) -> Message:
+    names = [f"*{escape(c.name)}*" for c in categories]
     text = (
-        "*Find the Crystals* classifies crystallization-drop images into *clear*, *crystals*, *precipitate* or "
-        "*other*.\n"
+        f"*Find the Crystals* classifies crystallization-drop images into {', '.join(names[:-1])} or {names[-1]}.\n"
         "• Drop images into a channel I am in: I answer in the thread with the category, my confidence and why.\n"
         "• Reply in the thread (or mention me) to ask a follow-up question.\n"
         "• Use the buttons under a call to confirm it or correct it.\n"
@@ -248,7 +253,7 @@ def recent_message(items: Sequence[RecentCall | RecentPlate], categories: Sequen
         when = datetime.fromtimestamp(float(job_or_plate.message_ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         who = f"<@{job_or_plate.user_id}> · {when}"
         if isinstance(item, RecentPlate):
-            lines.append(recent_plate_line(item, emoji) + f" · {who}")
+            lines.append(recent_plate_line(item, categories) + f" · {who}")
             continue
         link = f"<{item.permalink}|{escape(item.job.file_name).replace('|', '/')}>"
         if item.call:
@@ -260,13 +265,14 @@ def recent_message(items: Sequence[RecentCall | RecentPlate], categories: Sequen
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 
-def recent_plate_line(item: RecentPlate, emoji: Mapping[str, str]) -> str:
+def recent_plate_line(item: RecentPlate, categories: Sequence[Category]) -> str:
     inspection = item.inspection
-    hits = item.calls_by_label.get("crystals", 0)
+    hits = sum(item.calls_by_label.get(label, 0) for label in hit_labels(categories))
     images = f"{inspection.images} image{'' if inspection.images == 1 else 's'}"
     link = f"<{item.permalink}|{escape(inspection.source or 'images by well').replace('|', '/')}>"
     state = f"{hits} crystal hit{'' if hits == 1 else 's'} in {images}" if inspection.finished_at else f"{images}, in progress"
-    return f"• {emoji.get('crystals', '') if hits else ':test_tube:'} *Plate {escape(inspection.plate_name)}*: {state} {link}"
+    emoji = " ".join(c.emoji for c in categories if c.hit and item.calls_by_label.get(c.name)) or ":test_tube:"
+    return f"• {emoji} *Plate {escape(inspection.plate_name)}*: {state} {link}"
 
 
 def stats_message(stats: ChannelStats, categories: Sequence[Category], spend: MonthSpend | None = None,
@@ -290,6 +296,11 @@ def agreement_text(agreement: Agreement, categories: Sequence[Category]) -> str:
     lines += [f"• {emoji.get(row.category, '')} {row.category}: {row.reviewed} reviewed, {row.confirmed} confirmed"
               f" ({row.share_confirmed:.0%}), {row.corrected} corrected"
               for row in agreement.by_category if row.reviewed]
+    if several_hits(categories):
+        hits = hit_agreement(agreement, hit_labels(categories))
+        kept = f", {hits.kept} kept as hits ({hits.kept / hits.reviewed:.0%})" if hits.reviewed else ""
+        lines.append(f"*Hits* ({_hit_names(categories)}): {hits.reviewed} of my hits reviewed{kept}; "
+                     f"{hits.missed} more found by the team among my other calls")
     if agreement.corrections:
         lines.append("*Corrections* (I said → the team said):")
         lines += [f"• {said} → {right}: {n}" for said, right, n in agreement.corrections[:CORRECTIONS_SHOWN]]
@@ -303,11 +314,18 @@ def _calls_text(stats: ChannelStats, categories: Sequence[Category]) -> str:
     if not total and not stats.failed:
         return "No images have been classified in this channel yet."
     lines = [f"• {c.emoji} {c.name}: {stats.calls_by_label.get(c.name, 0)}" for c in categories]
+    if several_hits(categories):
+        lines.append(f"• hits ({_hit_names(categories)}): "
+                     f"{sum(stats.calls_by_label.get(label, 0) for label in hit_labels(categories))}")
     reviewed = stats.confirmed + stats.corrected
     agreement = f": the team agreed with {stats.confirmed / reviewed:.0%} of the calls it reviewed" if reviewed else ""
     return (f"*{total} images classified in this channel*" + (f" ({stats.failed} could not be)" if stats.failed else "")
             + "\n" + "\n".join(lines)
             + f"\n*Feedback:* {stats.confirmed} confirmed, {stats.corrected} corrected{agreement}.")
+
+
+def _hit_names(categories: Sequence[Category]) -> str:
+    return " + ".join(c.name for c in categories if c.hit)
 
 
 def spend_text(spend: MonthSpend, channel: str = "") -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from datetime import date, datetime, timezone
 
 from PIL import Image as PILImage
@@ -10,6 +11,7 @@ from bot.agreement import agreement
 from bot.dashboard import (DAY, HOME_BLOCK_LIMIT, Dashboard, WeeklyCounts, chart_moment, chart_png, chart_since,
                            counts_since, home_view, weekly_counts)
 from bot.models import MonthSpend
+from bot.prompt import load_categories
 from tests.test_agreement import reviewed
 from tests.test_render import categories  # noqa: F401 (fixture)
 
@@ -47,13 +49,36 @@ def test_counts_since_a_moment():
         {"crystals": 2}
 
 
-def test_the_chart_is_a_png_with_bars_in_each_categorys_colour(categories):
+def rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def bottom_up(png: bytes, categories) -> list[str]:
+    """The categories of the fullest bar from the axis up, by their colours."""
+    by_colour = {rgb(c.colour): c.name for c in categories}
+    with PILImage.open(io.BytesIO(png)) as picture:
+        pixels = picture.convert("RGB")
+        columns = [[by_colour.get(pixels.getpixel((x, y))) for y in range(pixels.height - 1, -1, -1)]
+                   for x in range(pixels.width)]
+    fullest = max(columns, key=lambda column: sum(name is not None for name in column))
+    return list(dict.fromkeys(name for name in fullest if name))
+
+
+def test_the_chart_is_a_png_with_bars_in_each_categorys_colour_hits_at_the_bottom(categories):
     weekly = WeeklyCounts((date(2026, 11, 9), date(2026, 11, 16)),
-                          {"clear": (3, 0), "crystals": (1, 4), "precipitate": (0, 2), "other": (0, 0)})
-    with PILImage.open(io.BytesIO(chart_png(weekly, categories))) as picture:
+                          {"clear": (3, 2), "crystals": (1, 4), "precipitate": (0, 2), "other": (0, 0)})
+    png = chart_png(weekly, categories)
+    with PILImage.open(io.BytesIO(png)) as picture:
         assert picture.format == "PNG" and picture.size[0] > picture.size[1] >= 300
-        colours = {colour for _, colour in picture.convert("RGB").getcolors(1 << 16)}
-    assert {(0xd6, 0x27, 0x28), (0x9e, 0xca, 0xe1), (0x8c, 0x6d, 0x31)} <= colours  # crystals, clear, precipitate
+    assert bottom_up(png, categories) == ["crystals", "clear", "precipitate"]  # the plate map's colours
+
+
+def test_a_lab_s_chart_has_its_hit_categories_at_the_bottom_of_each_bar():
+    lab = load_categories(Path(__file__).resolve().parent.parent / "prompts-labscores")
+    names = [c.name for c in lab]
+    weekly = WeeklyCounts((date(2026, 11, 9),), {name: (2 + number,) for number, name in enumerate(names)})
+    assert bottom_up(chart_png(weekly, lab), lab) == [
+        "microcrystals", "crystals", "clear", "precipitate", "phase separation", "skin"]
 
 
 def test_the_home_view_stays_within_slacks_limits_and_says_what_to_do_when_empty(categories):

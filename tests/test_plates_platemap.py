@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bot.plates.platemap import (NEW_RING, NO_IMAGE, NOT_CLASSIFIED, SPARE_FILLS, STYLES, UNREADABLE, PlateView,
-                                  plate_map_png)
+from bot.plates.platemap import NEW_RING, NO_IMAGE, NOT_CLASSIFIED, REMOVED_FILL, UNREADABLE, PlateView, plate_map_png
+from bot.prompt import load_categories
 from tests.plate_helpers import at
+
+ROOT = Path(__file__).resolve().parent.parent
+MARCO = load_categories(ROOT / "prompts")
+LAB = load_categories(ROOT / "prompts-labscores")
+FILL = {c.name: c.colour for c in MARCO}
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -25,22 +30,23 @@ def pixels_of(picture: np.ndarray, colour: str) -> int:
     return int(np.all(picture == rgb, axis=-1).sum())
 
 
-def view(labels: dict[str, str], **options) -> PlateView:
-    return PlateView("plate42", "2026-11-26 09:30 UTC", {at(n): label for n, label in labels.items()}, **options)
+def view(labels: dict[str, str], categories=MARCO, **options) -> PlateView:
+    return PlateView("plate42", "2026-11-26 09:30 UTC", {at(n): label for n, label in labels.items()},
+                     categories=categories, **options)
 
 
 def test_each_category_and_the_empty_wells_are_drawn_in_their_colours() -> None:
     picture = decode(plate_map_png(view({"A1": "crystals", "B2": "clear", "H12": "precipitate", "C3": "other"})))
     for name in ("crystals", "clear", "precipitate", "other"):
-        assert pixels_of(picture, STYLES[name].fill) > 1000, name
-    assert pixels_of(picture, NO_IMAGE) > 20 * pixels_of(picture, STYLES["clear"].fill)  # 92 wells without images
+        assert pixels_of(picture, FILL[name]) > 1000, name
+    assert pixels_of(picture, NO_IMAGE) > 20 * pixels_of(picture, FILL["clear"])  # 92 wells without images
     assert pixels_of(picture, NEW_RING) == 0
 
 
 def test_hits_take_more_room_as_there_are_more_of_them_and_new_hits_get_a_ring() -> None:
     one = decode(plate_map_png(view({"A1": "crystals", "A2": "clear"})))
     two = decode(plate_map_png(view({"A1": "crystals", "A2": "crystals"}, new_hits=frozenset({at("A2")}))))
-    hit = STYLES["crystals"].fill
+    hit = FILL["crystals"]
     assert pixels_of(two, hit) > 1.5 * pixels_of(one, hit)
     assert pixels_of(two, NEW_RING) > 200
 
@@ -49,17 +55,27 @@ def test_a_well_beyond_h12_makes_a_384_well_map_and_drops_split_their_well() -> 
     small = decode(plate_map_png(view({"A1": "clear"})))
     large = decode(plate_map_png(view({"P24": "clear"})))
     assert large.shape[1] > 1.3 * small.shape[1] and large.shape[0] > 1.3 * small.shape[0]
-    one_drop = pixels_of(small, STYLES["clear"].fill)
-    two_drops = pixels_of(decode(plate_map_png(view({"A1_1": "clear", "A1_2": "precipitate"}))), STYLES["clear"].fill)
+    one_drop = pixels_of(small, FILL["clear"])
+    two_drops = pixels_of(decode(plate_map_png(view({"A1_1": "clear", "A1_2": "precipitate"}))), FILL["clear"])
     assert 0.3 * one_drop < two_drops < 0.7 * one_drop
 
 
-def test_new_categories_and_unreadable_drops_are_drawn_too() -> None:
+def test_removed_categories_and_unreadable_drops_are_drawn_too() -> None:
     plain = decode(plate_map_png(view({"A1": "clear"})))
-    picture = decode(plate_map_png(view({"A1": "skin"}, categories=("clear", "crystals", "precipitate", "other", "skin"),
-                                        unreadable=frozenset({at("A2")}))))
-    assert pixels_of(picture, SPARE_FILLS[0]) > 1000
+    picture = decode(plate_map_png(view({"A1": "skin"}, unreadable=frozenset({at("A2")}))))  # skin: no category
+    assert pixels_of(picture, REMOVED_FILL) > 1000
     assert pixels_of(picture, UNREADABLE.ink) > pixels_of(plain, UNREADABLE.ink) + 20
+
+
+def test_a_lab_s_own_categories_are_drawn_in_their_own_colours_with_both_hit_categories_ringed_when_new() -> None:
+    labels = {"A1": "clear", "B2": "precipitate", "C3": "phase separation", "D4": "skin", "E5": "microcrystals",
+              "F6": "crystals"}
+    picture = decode(plate_map_png(view(labels, LAB)))
+    for category in LAB:
+        assert pixels_of(picture, category.colour) > 1000, category.name
+    plain_rings = pixels_of(picture, NEW_RING)
+    ringed = decode(plate_map_png(view(labels, LAB, new_hits=frozenset({at("E5"), at("F6")}))))
+    assert pixels_of(ringed, NEW_RING) > plain_rings + 400
 
 
 def test_drops_not_classified_are_drawn_apart_from_unreadable_ones() -> None:

@@ -136,10 +136,13 @@ def test_failure_message_with_a_retry_button_names_the_job():
     assert (button["action_id"], button["value"], button["text"]["text"]) == (RETRY_ACTION, "7", "Retry")
 
 
-def test_help_message_names_the_command():
-    text = help_message("/crystals").text
+def test_help_message_names_the_command_and_the_categories(categories):
+    text = help_message("/crystals", categories).text
     assert "`/crystals recent`" in text and "`/crystals stats`" in text
-    assert all(label in text for label in ("clear", "crystals", "precipitate", "other"))
+    assert text.startswith("*Find the Crystals* classifies crystallization-drop images into *clear*, *crystals*, "
+                           "*precipitate* or *other*.\n")
+    lab = help_message("/crystals", load_categories(CATEGORIES_FILE.parent.parent / "prompts-labscores")).text
+    assert "into *clear*, *precipitate*, *phase separation*, *skin*, *microcrystals* or *crystals*.\n" in lab
 
 
 def test_recent_message_lists_calls_and_failures(categories):

@@ -1,19 +1,20 @@
 """The plate map: a plate's calls drawn as its grid of wells, as PNG bytes. Pure (matplotlib's Agg
 canvas, no pyplot state).
 
-Read at a glance on a laptop and a phone: hits are the only saturated colour, with a star; new hits
-carry a ring as well; every category has a letter besides its colour (Okabe-Ito colours, safe for
-colour-blind readers); wells without an image are plain grey.
+Read at a glance on a laptop and a phone: hits are the only saturated colours (MARCO's crystals with a
+star); new hits carry a ring as well; every category has its own letter besides its colour (Okabe-Ito
+colours, safe for colour-blind readers; categories.toml may set both, bot/categories.py chooses the
+defaults); wells without an image are plain grey.
 """
 from __future__ import annotations
 
 import io
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from bot.plates.compare import HIT
+from bot.categories import STAR, Category, hit_labels, ink
 from bot.plates.wells import PLATE_SHAPES, ROWS, Position, Well, plate_size
 
 if TYPE_CHECKING:  # matplotlib (about 40 MB) is imported only when a map is drawn
@@ -28,13 +29,8 @@ class Style:
     ink: str = "#1a1a1a"
 
 
-STYLES = {
-    "clear": Style("#c6e4f7", "C"),  # pale sky blue
-    HIT: Style("#d55e00", "★", "#ffffff"),  # vermillion: the one saturated colour
-    "precipitate": Style("#f2e79a", "P"),  # pale yellow
-    "other": Style("#e4c3d8", "?"),  # pale reddish purple
-}
-SPARE_FILLS = ("#8fd3bd", "#9cc3e6", "#e8c07d")  # categories added to categories.toml later
+REMOVED_FILL = "#d9d9d9"  # a label no category has any more (removed from categories.toml since)
+HIGHLIGHT = "#d55e00"  # the hit count in the title
 UNREADABLE = Style("#ffffff", "!", "#b00000")
 NOT_CLASSIFIED = Style("#ffffff", "–", "#555555")  # the model call failed: Retry failed wells tries it again
 NO_IMAGE = "#e4e4e4"
@@ -55,8 +51,8 @@ class PlateView:
     unreadable: frozenset[Position] = frozenset()
     not_classified: frozenset[Position] = frozenset()
     new_hits: frozenset[Position] = frozenset()
-    categories: Sequence[str] = ("clear", HIT, "precipitate", "other")  # legend order
     size: int | None = None  # 96, 384 or 1536; None: from the wells
+    categories: Sequence[Category] = field(kw_only=True)  # legend order, looks and which are hits
 
     @property
     def imaged(self) -> list[Position]:
@@ -113,10 +109,21 @@ def _draw(view: PlateView) -> bytes:
     return buffer.getvalue()
 
 
+def style_of(category: Category) -> Style:
+    return Style(category.colour, category.letter, ink(category.colour))
+
+
 def _styles(view: PlateView) -> dict[str, Style]:
-    extra = [c for c in dict.fromkeys([*view.categories, *view.labels.values()]) if c not in STYLES]
-    spare = {c: Style(SPARE_FILLS[i % len(SPARE_FILLS)], c[:1].upper() or "?") for i, c in enumerate(extra)}
-    return {**STYLES, **spare}
+    """Each category's style; a label that is no category any more is grey with its first letter."""
+    styles = {category.name: style_of(category) for category in view.categories}
+    removed = {label: Style(REMOVED_FILL, label[:1].upper() or "?") for label in view.labels.values() if label not in styles}
+    return {**styles, **removed}
+
+
+def _new_hit_style(view: PlateView, styles: dict[str, Style]) -> Style:
+    """The legend's swatch for a new hit: the hit category's, or a plain one when there are several."""
+    hits = sorted(hit_labels(view.categories))
+    return styles[hits[0]] if len(hits) == 1 else Style("#ffffff", "")
 
 
 def _draw_grid(axes, view: PlateView, geometry: _Geometry, styles: dict[str, Style]) -> None:
@@ -172,7 +179,7 @@ def _draw_marks(axes, cells: list[_Cell], geometry: _Geometry) -> None:
     drop_points = 72 * geometry.inch_per_well * 0.86 / max(geometry.drops, 1.5)
     for style in {c.style for c in cells if c.style}:
         mine = [c for c in cells if c.style == style]
-        star = style.mark == "★"
+        star = style.mark == STAR
         axes.scatter([c.x + c.width / 2 for c in mine], [c.y + c.height / 2 for c in mine],
                      marker="*" if star else rf"$\mathbf{{{style.mark}}}$", s=(drop_points * (0.75 if star else 0.5)) ** 2,
                      c=style.ink, linewidths=0, zorder=4)
@@ -194,8 +201,7 @@ def _drop_style(view: PlateView, position: Position, styles: dict[str, Style]) -
 
 
 def _draw_titles(figure: Figure, view: PlateView) -> None:
-    counts = Counter(view.labels.values())
-    hits = counts.get(HIT, 0)
+    hits = sum(1 for label in view.labels.values() if label in hit_labels(view.categories))
     news = f" ({len(view.new_hits)} new)" if view.new_hits else ""
     figure.text(0.5, 1 - 0.12 / figure.get_figheight(), f"Plate {view.name}  ·  {view.taken}",
                 ha="center", va="top", fontsize=18, weight="bold")
@@ -203,7 +209,7 @@ def _draw_titles(figure: Figure, view: PlateView) -> None:
                 f"{hits} crystal hit{'s' if hits != 1 else ''}{news}  ·  {len(view.labels)} drops classified"
                 f"{f'  ·  {len(view.not_classified)} not classified' if view.not_classified else ''}"
                 f"{f'  ·  {len(view.unreadable)} unreadable' if view.unreadable else ''}",
-                ha="center", va="top", fontsize=13, color="#d55e00" if hits else "#333333", weight="bold")
+                ha="center", va="top", fontsize=13, color=HIGHLIGHT if hits else "#333333", weight="bold")
 
 
 def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], height: float) -> None:
@@ -211,10 +217,11 @@ def _draw_legend(figure: Figure, view: PlateView, styles: dict[str, Style], heig
     from matplotlib.patches import FancyBboxPatch
 
     counts = Counter(view.labels.values())
-    items: list[tuple[Style | None, str, bool]] = [(styles[c], f"{c} {counts.get(c, 0)}", False)
-                                                   for c in view.categories]  # (swatch, text, ringed)
+    names = [*(c.name for c in view.categories), *sorted(set(counts) - {c.name for c in view.categories})]
+    items: list[tuple[Style | None, str, bool]] = [(styles[name], f"{name} {counts.get(name, 0)}", False)
+                                                   for name in names]  # (swatch, text, ringed)
     if view.new_hits:
-        items.append((STYLES[HIT], f"new hit {len(view.new_hits)}", True))
+        items.append((_new_hit_style(view, styles), f"new hit {len(view.new_hits)}", True))
     if view.not_classified:
         items.append((NOT_CLASSIFIED, f"not classified {len(view.not_classified)}", False))
     if view.unreadable:

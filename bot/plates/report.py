@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from bot.models import Call, Feedback, Job
 from bot.plates.archive import Skip
-from bot.plates.compare import HIT, Change, Comparison
+from bot.categories import hits_present, is_hit, several_hits
+from bot.plates.compare import Change, Comparison
 from bot.plates.platemap import PlateView
 from bot.plates.retry import RETRY_WELLS_LABEL, WellsRetry, is_unreadable
 from bot.plates.wells import Position, parse_well
@@ -139,13 +140,13 @@ def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequen
     image's file -> link) are hits answered in an earlier inspection, not posted again; `conditions` (the
     plate's screen) add each hit's condition and what the hits share."""
     one_drop = all(i.position is None or i.position.drop == 1 for i in images)
-    hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
+    hits = hit_images(images, categories)
     new = {c.position for c in comparison.new_hits} if comparison else set()
     not_classified = [i for i in images if not i.call and not i.unreadable]
     parts = [_counts_text(plate, images, categories)]
     if comparison is not None:
-        parts.append(_changes_text(comparison, one_drop))
-    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}, conditions),
+        parts.append(_changes_text(comparison, one_drop, several_hits(categories)))
+    parts += [_hits_text(hits, new, one_drop, earlier_replies or {}, several_hits(categories), conditions),
               screen_summary(conditions, [_well(i.position) for i in hits if i.position], screen_note),
               _not_classified_text(not_classified, one_drop, retry), _unreadable_text(images), _without_well_text(images)]
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
@@ -158,6 +159,17 @@ def summary_message(plate: str, images: Sequence[PlateImage], categories: Sequen
     text = _notification(plate, len(images), len(hits), len(new)) + (
         f" · {len(not_classified)} not classified" if not_classified else "")
     return Message(clip(text, MESSAGE_LIMIT), blocks)
+
+
+def hit_images(images: Iterable[PlateImage], categories: Sequence[Category]) -> list[PlateImage]:
+    """The images whose call is a hit, in plate order."""
+    return sorted((i for i in images if i.call and is_hit(i.call.label, categories)), key=_plate_order)
+
+
+def hit_emoji(images: Iterable[PlateImage], categories: Sequence[Category]) -> str:
+    """The emoji of each hit category among the images (of the first hit category when there is none)."""
+    present = hits_present((i.call.label for i in images if i.call), categories)
+    return " ".join(c.emoji for c in present or [c for c in categories if c.hit][:1])
 
 
 def calls_csv(images: Sequence[PlateImage], conditions: PlateConditions | None = None) -> bytes:
@@ -186,13 +198,14 @@ def _counts_text(plate: str, images: Sequence[PlateImage], categories: Sequence[
         f" · :warning: {trouble}" if trouble else "")
 
 
-def _changes_text(comparison: Comparison, one_drop: bool) -> str:
+def _changes_text(comparison: Comparison, one_drop: bool, with_category: bool) -> str:
     if not comparison:
         return "*Since the last inspection:* no changes."
     lines = ["*Since the last inspection:*"]
     if comparison.new_hits:
         lines.append(f":new: *{_count(len(comparison.new_hits), 'new hit')}:* "
-                     + _listed([f"*{_where(c.position, one_drop)}*{_was(c)}" for c in comparison.new_hits]))
+                     + _listed([f"*{_where(c.position, one_drop)}*{f' {c.after}' if with_category else ''}{_was(c)}"
+                                for c in comparison.new_hits]))
     if comparison.lost_hits:
         lines.append(f"*Lost crystals ({len(comparison.lost_hits)}):* "
                      + _listed([f"{_where(c.position, one_drop)} (now {c.after})" for c in comparison.lost_hits]))
@@ -214,7 +227,8 @@ def _well(position: Position | None) -> str | None:
 
 
 def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,
-               earlier_replies: Mapping[str, str], conditions: PlateConditions | None = None) -> str:
+               earlier_replies: Mapping[str, str], with_category: bool,
+               conditions: PlateConditions | None = None) -> str:
     if not hits:
         return "*No crystal hits.*"
     lines = [f"*Crystal hits ({len(hits)}), by well:*"]
@@ -225,7 +239,9 @@ def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,
         explanation = _one_line(image.call.explanation, EXPLANATION_CHARS)
         earlier = f" · <{earlier_replies[image.file]}|answered before>" if image.file in earlier_replies else ""
         condition = hit_condition(_well(image.position), conditions)
-        lines.append(f"• {where}{flag} · {percent(image.call.confidence)}{condition} · {explanation}{earlier}")
+        category = f" · {image.call.label}" if with_category else ""
+        lines.append(f"• {where}{flag}{category} · {percent(image.call.confidence)}{condition} · "
+                     f"{explanation}{earlier}")
     if len(hits) > MAX_HIT_LINES:
         lines.append(f"…and {len(hits) - MAX_HIT_LINES} more: see the plate map and the CSV.")
     return "\n".join(lines)
@@ -236,12 +252,13 @@ def plate_hits_message(shared: SharedPlate, categories: Sequence[Category]) -> M
     by well (each linked to its reply, with the team's latest verdict), the plate map and the thread."""
     images = shared.images
     one_drop = all(i.position is None or i.position.drop == 1 for i in images)
-    hits = sorted((i for i in images if i.call and i.call.label == HIT), key=_plate_order)
+    hits = hit_images(images, categories)
     origin = f"from <@{shared.user_id}> in <#{shared.channel}>"
-    headline = (f"{find_category(categories, HIT).emoji} *Plate {escape(shared.plate)}*: "
+    headline = (f"{hit_emoji(hits, categories)} *Plate {escape(shared.plate)}*: "
                 f"{_count(len(hits), 'crystal hit')} in {_count(len(images), 'image')} · {origin}")
     blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(headline, SECTION_LIMIT)}}]
-    blocks += [_shared_hit_block(image, shared, one_drop, categories) for image in hits[:MAX_SHARED_HITS]]
+    blocks += [_shared_hit_block(image, shared, one_drop, categories, several_hits(categories))
+               for image in hits[:MAX_SHARED_HITS]]
     if len(hits) > MAX_SHARED_HITS:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"…and {len(hits) - MAX_SHARED_HITS} more in the thread."}]})
@@ -255,14 +272,15 @@ def plate_hits_message(shared: SharedPlate, categories: Sequence[Category]) -> M
     return Message(clip(text, MESSAGE_LIMIT), blocks)
 
 
-def _shared_hit_block(image: PlateImage, shared: SharedPlate, one_drop: bool,
-                      categories: Sequence[Category]) -> dict[str, Any]:
-    """`• B3 · 93% · Sharp edges. · ✅ Confirmed by @U7`, the well linked to its reply, with a menu to
-    confirm or correct it from here."""
+def _shared_hit_block(image: PlateImage, shared: SharedPlate, one_drop: bool, categories: Sequence[Category],
+                      with_category: bool) -> dict[str, Any]:
+    """`• B3 · 93% · Sharp edges. · ✅ Confirmed by @U7` (with several hit categories, B3's category after
+    it), the well linked to its reply, with a menu to confirm or correct it from here."""
     assert image.call is not None
     where = _where(image.position, one_drop) if image.position else escape(image.file).replace("|", "/")
     link = shared.reply_links.get(image.file)
-    line = f"• *{f'<{link}|{where}>' if link else where}* · {percent(image.call.confidence)}" \
+    category = f" · {image.call.label}" if with_category else ""
+    line = f"• *{f'<{link}|{where}>' if link else where}*{category} · {percent(image.call.confidence)}" \
            f"{hit_condition(_well(image.position), shared.conditions)} · " \
            f"{_one_line(image.call.explanation, SHARED_EXPLANATION_CHARS)}"
     verdict = shared.verdicts.get(image.file)

@@ -36,7 +36,8 @@ from bot.config import Settings
 from bot.images import ImageError
 from bot.models import Call, Inspection, Job
 from bot.plates.archive import ArchiveError, Skip, ZipLimits, open_zip, read_image, survey
-from bot.plates.compare import HIT, Comparison, compare
+from bot.categories import hits_present
+from bot.plates.compare import Comparison, compare
 from bot.plates.history import inspection_dating
 from bot.plates.naming import file_stem, plate_name, plate_positions
 from bot.plates.platemap import PlateView, plate_map_png
@@ -202,7 +203,8 @@ class PlateImageJobs:
                 if model_error.retryable:
                     raise RetryLater(str(model_error)) from model_error
                 call, error = None, str(model_error)
-        if call is not None and call.label == HIT and not store.earlier_replies(job.inspection_id or 0, job.id):
+        if call is not None and self.flow.services.prompt_set.is_hit(call.label) \
+                and not store.earlier_replies(job.inspection_id or 0, job.id):
             reply_ts = self.flow.poster.reply(job, self.flow.call_reply(job, call))  # (a hit posted before is linked)
             store.update_job(job.id, "replied", reply_ts=reply_ts)
         self._show_progress(job, classified=call is not None)
@@ -298,8 +300,8 @@ class PlateSummaries:
         images = self.flow.plate_images(jobs)
         previous = store.previous_inspection(inspection)
         before = self.flow.plate_images(store.inspection_jobs(previous.id)) if previous else None
-        comparison = compare(labels_of(before), labels_of(images), not_classified_positions(before)) \
-            if before is not None else None
+        comparison = compare(labels_of(before), labels_of(images), not_classified_positions(before),
+                             hits=self.flow.services.prompt_set.hits) if before is not None else None
         skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
         earlier = {path: self.flow.reply_link(reply) for path, reply in self.flow.earlier_replies(inspection).items()}
         summary = summary_message(inspection.plate_name, images, self.flow.services.prompt_set.categories, comparison,
@@ -328,18 +330,19 @@ class PlateSummaries:
         hits_channel = self.flow.hits_channel
         if not hits_channel or inspection.channel == hits_channel or self.flow.refresh_plate_hits(inspection):
             return
-        if any(image.call and image.call.label == HIT for image in images):
+        if any(image.call and self.flow.services.prompt_set.is_hit(image.call.label) for image in images):
             self.flow.store.enqueue("plate_hits", inspection.channel, inspection.message_ts, inspection.thread_ts,
                                     f"plate_hits:{inspection.id}", inspection.plate_name, inspection.user_id,
                                     {"hits_channel": hits_channel}, inspection.id)
             self.flow.wake()
 
     def _reactions(self, images: Sequence[PlateImage]) -> list[str]:
-        """:gem: for any crystal hit, else the reaction of the most frequent category; :warning: as well
-        when an image could not be read or classified."""
+        """The reaction of each hit category found (:gem: for crystals), else of the most frequent category;
+        :warning: as well when an image could not be read or classified."""
         prompt_set = self.flow.services.prompt_set
         counts = Counter(image.call.label for image in images if image.call)
-        names = [prompt_set.category(HIT if HIT in counts else counts.most_common(1)[0][0]).reaction] if counts else []
+        hits = [category.reaction for category in hits_present(counts, prompt_set.categories)]
+        names = hits or ([prompt_set.category(counts.most_common(1)[0][0]).reaction] if counts else [])
         return names + ([FAILED_REACTION] if any(image.call is None for image in images) else [])
 
 

@@ -6,7 +6,8 @@ outcome:  the message's :eyes: gives way to the outcome reaction(s).
 question: the thread's calls, images and history -> the model -> one answer in the thread.
 feedback: a Confirm / Correct click -> stored -> the call's message (and its copy in the hits
           channel, or its plate's hits message there) shows it.
-hit:      a crystals call is posted in HITS_CHANNEL too (once), with the image and a link to the thread.
+hit:      a hit (a call of a category with `hit = true`, e.g. crystals) is posted in HITS_CHANNEL too
+          (once), with the image and a link to the thread.
 
 The team's jobs (budget notices, exports, the Home tab) are in bot/slack/team.py, the plates' in
 bot/slack/plates.py, the examples' in bot/slack/examples.py.
@@ -31,7 +32,8 @@ from bot.budget import BudgetState, budget_state, month_name, month_start
 from bot.classifier import ModelError
 from bot.images import ImageError
 from bot.models import Call, Image, Inspection, Job, MonthSpend
-from bot.plates.report import PlateImage, SharedPlate, calls_by_well_text, plate_hits_message, plate_image
+from bot.plates.report import (PlateImage, SharedPlate, calls_by_well_text, hit_images, plate_hits_message,
+                               plate_image)
 from bot.plates.history_report import with_hit_history
 from bot.plates.wells import PLATE_SHAPES, wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 MAX_WELL_IMAGES = 6  # images of a plate's wells shown to the model for one question
 WORKING_REACTION = "eyes"
 FAILED_REACTION = "warning"
-HIT_LABEL = "crystals"  # calls of this category go to HITS_CHANNEL too
 IMAGE_KINDS = ("image", "plate_image")  # jobs that make a call, with buttons under it
 UPLOAD_OPTIONS = ("batch",)  # what an upload's message asked for, kept beside its files' records
 
@@ -284,9 +285,9 @@ class ImageJobs:
         return self.flow.services.normalise(data, name)
 
     def _share_hit(self, job: Job, call: Call) -> None:
-        """A crystals call also goes to HITS_CHANNEL, as a job of its own (so it is posted once)."""
+        """A hit also goes to HITS_CHANNEL, as a job of its own (so it is posted once)."""
         hits_channel = self.flow.hits_channel
-        if hits_channel and call.label == HIT_LABEL and job.channel != hits_channel:
+        if hits_channel and self.flow.services.prompt_set.is_hit(call.label) and job.channel != hits_channel:
             self.flow.store.enqueue("hit", job.channel, job.message_ts, job.thread_ts, self.flow.store.hit_key(job),
                                     job.file_name, job.user_id, {"job_id": job.id, "hits_channel": hits_channel})
 
@@ -394,7 +395,8 @@ class Questions:
             images = self.flow.plate_images(store.inspection_jobs(inspection.id))
             transcript.append(calls_by_well_text(inspection.plate_name, images, settings.follow_up_history_chars))
             asked = [str(well) for well in wells_in_text(job.payload.get("text", ""))]
-            hits = [str(i.position.well) for i in images if i.position and i.call and i.call.label == HIT_LABEL]
+            hits = [str(i.position.well) for i in hit_images(images, self.flow.services.prompt_set.categories)
+                    if i.position]
             chemistry = conditions_for_model(store.inspection_conditions(inspection, asked + hits), asked, hits,
                                              settings.follow_up_history_chars)
             transcript += [chemistry] if chemistry else []
@@ -436,7 +438,7 @@ class Clicks:
 
 @dataclass
 class Hits:
-    """A crystals call posted in the hits channel, once; its ts is kept so feedback updates it too."""
+    """A hit posted in the hits channel, once; its ts is kept so feedback updates it too."""
 
     flow: Workflow
 

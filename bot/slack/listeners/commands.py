@@ -73,7 +73,7 @@ def answer(intake: Intake, verb: str, command: dict[str, Any]) -> Message:
         spend = flow.month_spend()
         spend = scope_spend(spend, flow.privacy.viewer(user, spend.by_channel))
         return stats_message(intake.store.channel_stats(channel), categories, spend, channel, verdicts)
-    return help_message(COMMAND)
+    return help_message(COMMAND, categories)
 
 
 def _newest_first(item: RecentCall | RecentPlate) -> float:
