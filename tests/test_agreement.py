@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.agreement import Agreement, CategoryAgreement, agreement
+from bot.agreement import Agreement, CategoryAgreement, HitAgreement, agreement, hit_agreement
 from bot.models import Feedback, ReviewedCall
 from tests.test_store import CALL
 
@@ -35,3 +35,12 @@ def test_a_label_that_is_no_category_any_more_comes_last_and_nothing_reviewed_is
     result = agreement([reviewed("skin", "precipitate")], CATEGORIES)
     assert result.by_category[-1] == CategoryAgreement("skin", 1, 0)
     assert agreement([], CATEGORIES) == Agreement(tuple(CategoryAgreement(c, 0, 0) for c in CATEGORIES), ())
+
+
+def test_a_hit_corrected_to_another_hit_category_is_kept_as_a_hit_and_missed_hits_are_counted():
+    labels = ("clear", "skin", "microcrystals", "crystals")
+    result = agreement([reviewed("microcrystals", "crystals"), reviewed("crystals", "crystals"),
+                        reviewed("crystals", "skin"), reviewed("clear", "microcrystals"), reviewed("skin", "clear")],
+                       labels)
+    assert hit_agreement(result, {"microcrystals", "crystals"}) == HitAgreement(reviewed=3, kept=2, missed=1)
+    assert hit_agreement(result, {"crystals"}) == HitAgreement(reviewed=2, kept=1, missed=1)

@@ -159,7 +159,7 @@ def test_the_plate_view_for_the_map(categories) -> None:
     with_failure = plate_view("plate42", "2026-11-26", [*images, failed("B7.jpg")], categories)
     assert with_failure.not_classified == {parse_position("B7")} and with_failure.unreadable == {parse_position("A2")}
     assert view.new_hits == {parse_position("A1")}
-    assert view.categories == ("clear", "crystals", "precipitate", "other")
+    assert view.categories == categories
     assert view.well_count == 384
 
 
@@ -300,3 +300,48 @@ def test_crystals_in_a_well_the_last_inspection_could_not_classify_are_no_new_hi
     assert ":new: *2 new hits:* *A1* (was clear), *D4* (not imaged before)" in text
     assert "*Crystals where the last inspection has no call (2):* *B2*, *C3*" in text
     assert "*B2* (not imaged before)" not in text and message.text == "Plate plate42: 4 crystal hits (2 new) in 4 images"
+
+
+# --- a lab's own categories, two of them hits ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab() -> tuple[Category, ...]:
+    return load_categories(PROMPTS.parent / "prompts-labscores")
+
+
+def test_with_two_hit_categories_the_summary_counts_both_and_names_each_hit_s_category(lab) -> None:
+    before = [image("A1.jpg", "clear"), image("A2.jpg", "microcrystals"), image("A3.jpg", "crystals")]
+    now = [image("A1.jpg", "microcrystals"), image("A2.jpg", "crystals"), image("A3.jpg", "skin"),
+           image("B1.jpg", "phase separation"), image("B2.jpg", "crystals", confidence=0.7)]
+    comparison = compare(labels_of(before), labels_of(now), hits=hit_labels(lab))
+    message = summary_message("plate42", now, lab, comparison)
+    text = all_text(message)
+    assert text.startswith("*Plate plate42*: 5 images\n:droplet: 0 clear · :hourglass: 0 precipitate · "
+                           ":oil_drum: 1 phase separation · :scroll: 1 skin · :sparkles: 1 microcrystals · "
+                           ":gem: 2 crystals")
+    assert ":new: *2 new hits:* *A1* microcrystals (was clear), *B2* crystals (not imaged before)" in text
+    assert "*Lost crystals (1):* A3 (now skin)" in text and "*Other changes (1):* A2 microcrystals → crystals" in text
+    hits = re.findall(r"^• (.*)$", text.split("*Crystal hits (3), by well:*")[1], re.MULTILINE)
+    assert hits == ["*A1* :new: · microcrystals · 90% · Sharp edges.", "*A2* · crystals · 90% · Sharp edges.",
+                    "*B2* :new: · crystals · 70% · Sharp edges."]
+    assert message.text == "Plate plate42: 3 crystal hits (2 new) in 5 images"
+
+
+def test_with_two_hit_categories_the_hits_channel_names_each_and_its_menu_offers_every_category(lab) -> None:
+    images = [image("D7.jpg", "microcrystals"), image("B3.jpg", "crystals"), image("A1.jpg", "skin")]
+    message = plate_hits_message(shared_plate(images), lab)
+    texts = section_texts(message)
+    assert texts[0] == ":sparkles: :gem: *Plate plate42*: 2 crystal hits in 3 images · from <@U1> in <#C1>"
+    assert texts[1].endswith("|B3>* · crystals · 90% · Sharp edges.")
+    assert texts[2].endswith("|D7>* · microcrystals · 90% · Sharp edges.")
+    menu = message.blocks[1]["accessory"]
+    assert (menu["type"], menu["action_id"]) == ("static_select", FEEDBACK_MENU_ACTION)  # 6 options: no overflow
+    assert [o["text"]["text"] for o in menu["options"]] == [
+        "Confirm crystals", "Correct to clear", "Correct to precipitate", "Correct to phase separation",
+        "Correct to skin", "Correct to microcrystals"]
+
+
+def test_a_lab_s_plate_view_carries_its_categories(lab) -> None:
+    view = plate_view("plate42", "today", [image("A1.jpg", "microcrystals")], lab)
+    assert view.categories == lab and view.labels == {parse_position("A1"): "microcrystals"}

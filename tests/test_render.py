@@ -11,16 +11,20 @@ from bot.prompt import Category, load_categories
 from bot.render import (
     CONFIRM_ACTION,
     CORRECT_ACTION,
+    FEEDBACK_MENU_ACTION,
     RecentCall,
+    RecentPlate,
     answer_message,
     call_message,
     failure_message,
+    feedback_menu,
     help_message,
     parse_feedback_value,
     parse_id,
     RETRY_ACTION,
     permalink,
     recent_message,
+    recent_plate_line,
     stats_message,
 )
 from bot.models import ChannelStats, Feedback, Job
@@ -209,3 +213,27 @@ def test_model_text_and_file_names_cannot_ping_or_link(categories):
 def test_a_call_whose_category_was_removed_still_renders(categories):
     message = call_message(1, "old.png", replace(CALL, label="skin"), categories)
     assert "*skin*" in all_text(message.blocks)
+
+
+def test_a_menu_of_more_than_five_choices_is_a_select_as_slack_allows_at_most_five_in_an_overflow(categories):
+    lab = load_categories(CATEGORIES_FILE.parent.parent / "prompts-labscores")
+    assert feedback_menu(4, "crystals", categories)["type"] == "overflow"  # Confirm + 3 corrections
+    menu = feedback_menu(4, "crystals", lab)
+    assert (menu["type"], menu["action_id"], menu["placeholder"]["text"]) == (
+        "static_select", FEEDBACK_MENU_ACTION, "Confirm or correct…")
+    assert [o["value"] for o in menu["options"]] == ["4:crystals", "4:clear", "4:precipitate", "4:phase separation",
+                                                     "4:skin", "4:microcrystals"]
+
+
+def test_a_recent_plate_counts_every_hit_category_and_shows_the_emoji_of_those_found(categories):
+    from bot.models import Inspection
+
+    lab = load_categories(CATEGORIES_FILE.parent.parent / "prompts-labscores")
+    inspection = Inspection(id=1, channel="C1", plate="plate42", plate_name="plate42", message_ts="1700000000.000100",
+                            thread_ts="1700000000.000100", source="plate42.zip", user_id="U1", images=96, skipped={},
+                            progress_ts=None, uploaded=True, map_file_id=None, created_at=0.0, finished_at=1.0)
+    plate = RecentPlate(inspection, {"microcrystals": 2, "crystals": 1, "clear": 93}, "https://l/1")
+    assert recent_plate_line(plate, lab).startswith("• :sparkles: :gem: *Plate plate42*: 3 crystal hits in 96 images")
+    assert recent_plate_line(plate, categories).startswith("• :gem: *Plate plate42*: 1 crystal hit in 96 images")
+    none = RecentPlate(inspection, {"clear": 96}, "https://l/1")
+    assert recent_plate_line(none, lab).startswith("• :test_tube: *Plate plate42*: 0 crystal hits")

@@ -89,3 +89,29 @@ def test_stats_keep_the_corrections_table_short(categories):
     section = stats_message(ChannelStats({"crystals": 20}, 0, 0, 20), categories, None, "C1", verdicts).blocks[1]
     assert "said7 → right7" in section["text"]["text"] and "said8" not in section["text"]["text"]
     assert "… and 12 more kinds of correction" in section["text"]["text"]
+
+
+def test_with_two_hit_categories_stats_count_the_hits_and_the_agreement_keeps_a_hit_across_them():
+    from bot.agreement import agreement
+    from bot.prompt import load_categories
+    from tests.test_agreement import reviewed
+    from tests.test_render import CATEGORIES_FILE
+
+    lab = load_categories(CATEGORIES_FILE.parent.parent / "prompts-labscores")
+    verdicts = agreement([reviewed("microcrystals", "crystals"), reviewed("crystals", "crystals"),
+                          reviewed("crystals", "precipitate"), reviewed("skin", "microcrystals"),
+                          reviewed("clear", "clear")], [c.name for c in lab])
+    stats = ChannelStats({"microcrystals": 2, "crystals": 3, "clear": 4}, 0, 2, 3)
+    text = stats_message(stats, lab, None, "C1", verdicts).text
+    assert "• :sparkles: microcrystals: 2\n• :gem: crystals: 3\n• hits (microcrystals + crystals): 5" in text
+    assert ("*Hits* (microcrystals + crystals): 3 of my hits reviewed, 2 kept as hits (67%); "
+            "1 more found by the team among my other calls") in text
+    default = stats_message(stats, categories_of_marco(), None, "C1", verdicts).text
+    assert "hits (" not in default and "*Hits*" not in default  # one hit category: its own line says it
+
+
+def categories_of_marco():
+    from bot.prompt import load_categories
+    from tests.test_render import CATEGORIES_FILE
+
+    return load_categories(CATEGORIES_FILE.parent)

@@ -118,7 +118,7 @@ def plate_view(plate: str, taken: str, images: Sequence[PlateImage], categories:
         unreadable=frozenset(i.position for i in images if i.position and not i.call and i.unreadable),
         not_classified=frozenset(i.position for i in images if i.position and not i.call and not i.unreadable),
         new_hits=frozenset(c.position for c in comparison.new_hits) if comparison else frozenset(),
-        categories=tuple(c.name for c in categories),
+        categories=tuple(categories),
     )
 
 
