@@ -83,6 +83,24 @@ def test_errors(fake: FakeSlack, client: WebClient) -> None:
         fake.wait_for(lambda: fake.calls_to("chat.update"), timeout=0.1)
 
 
+def test_menus_beyond_block_kit_s_limits_are_refused(fake: FakeSlack, client: WebClient) -> None:
+    def section_with(menu_type: str, options: int, text: str = "x") -> list[dict]:
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": "hit"}, "accessory": {
+            "type": menu_type, "action_id": "m", "placeholder": {"type": "plain_text", "text": "p"},
+            "options": [{"text": {"type": "plain_text", "text": text}, "value": str(n)} for n in range(options)]}}]
+
+    posted = client.chat_postMessage(channel="C1", text="ok", blocks=section_with("overflow", 5))
+    client.chat_postMessage(channel="C1", text="ok", blocks=section_with("static_select", 6))
+    for blocks in (section_with("overflow", 6), section_with("static_select", 101),
+                   section_with("static_select", 2, "x" * 76)):
+        with pytest.raises(SlackApiError) as err:
+            client.chat_postMessage(channel="C1", text="too many", blocks=blocks)
+        assert err.value.response["error"] == "invalid_blocks"
+    with pytest.raises(SlackApiError) as err:
+        client.chat_update(channel="C1", ts=posted["ts"], text="too many", blocks=section_with("overflow", 6))
+    assert err.value.response["error"] == "invalid_blocks"
+
+
 def test_rate_limit_is_retried(fake: FakeSlack, client: WebClient) -> None:
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
     fake.rate_limit_next("chat.postMessage", retry_after=0)

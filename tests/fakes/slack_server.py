@@ -60,7 +60,9 @@ in ``channel_id``; the upload URL takes files of up to 1 GB, as Slack's does, no
 ``conversations.open`` gives a person's DM channel (``D`` + the user id).
 ``files.delete`` deletes a file the bot uploaded (a file someone else shared: ``cant_delete_file``);
 ``deleted_files`` lists them. As Slack does, a message (posted or updated) or a view whose image block
-names a ``slack_file`` that is not there (never shared, or deleted) is refused with ``invalid_blocks``.
+names a ``slack_file`` that is not there (never shared, or deleted) is refused with ``invalid_blocks``, as is
+one with a menu beyond Block Kit's limits (an overflow menu of more than 5 options, a select of more than
+100, an option's text over 75 characters).
 ``views.open`` opens a modal as Slack checks it (a trigger_id from a click or command, used once
 within 3 s; title length, block count, image blocks); ``opened_views`` lists them, and
 ``view_submission_payload`` fills one in for ``push_interactive``.
@@ -1151,6 +1153,7 @@ class FakeSlack:
                 message[key] = params[key]
         with self._lock:
             self._check_image_blocks(params.get("blocks") or [])
+            _check_menus(params.get("blocks") or [])
             self._store_message(channel, message)
         return {"channel": channel, "ts": message["ts"], "message": dict(message)}
 
@@ -1169,6 +1172,7 @@ class FakeSlack:
         with self._lock:
             channel, ts, message = self._bots_message(params, "cant_update_message")
             self._check_image_blocks(params.get("blocks") or [])
+            _check_menus(params.get("blocks") or [])
             for key in ("text", "blocks", "attachments"):
                 if key in params:
                     message[key] = params[key]
@@ -1538,6 +1542,22 @@ def _pending_scan_file(info: dict[str, Any]) -> dict[str, Any]:
         "username": "",
         "file_access": "check_file_info",
     }
+
+
+MENU_OPTIONS = {"overflow": 5, "static_select": 100}  # Block Kit's limits on a menu's options
+OPTION_TEXT_LIMIT = 75
+
+
+def _check_menus(blocks: list[dict[str, Any]]) -> None:
+    """Menus as Slack checks them: an overflow menu holds 1 to 5 options, a select at most 100, each
+    option's text at most 75 characters; else the message is refused with invalid_blocks."""
+    for block in blocks if isinstance(blocks, list) else []:
+        for element in [block.get("accessory") or {}, *(block.get("elements") or [])]:
+            limit = MENU_OPTIONS.get(element.get("type", "")) if isinstance(element, dict) else None
+            options = element.get("options") or [] if limit else []
+            if limit and (not 1 <= len(options) <= limit
+                          or any(len(o["text"]["text"]) > OPTION_TEXT_LIMIT for o in options)):
+                raise SlackError("invalid_blocks")
 
 
 def _find_element(blocks: list[dict[str, Any]], action_id: str) -> tuple[dict[str, Any], str | None]:
