@@ -312,7 +312,8 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MONTHLY_BUDGET_USD": ("", _optional_amount,
                            "estimated model spend per calendar month (UTC) after which the bot stops calling "
                            "the model (empty: no limit)"),
-    "HITS_CHANNEL": ("", _text, "channel name or id where every crystals call is posted too (empty: none)"),
+    "HITS_CHANNEL": ("", _text, "channel name or id where every hit (a category with hit = true, e.g. crystals) is "
+                            "posted too (empty: none)"),
     "MAX_EXAMPLES_PER_CATEGORY": ("3", _whole_number,
                                   "the team's examples (Use as example) used per category, newest first (0: none)"),
     "EXAMPLE_EDITORS": ("", _user_ids, "user ids who may add and remove examples, comma-separated (empty: every "
