@@ -9,6 +9,7 @@ other fields shape what people see, so changing them changes no answer (and no p
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
@@ -167,7 +168,8 @@ def _known(category: Category) -> tuple[str, str]:
 def _free_letter(name: str, taken: set[str]) -> str:
     """The name's first letter, else its words' initials, else any of its letters, else A to Z and 0 to 9."""
     words = re.findall(r"[^\W_]+", name)
-    candidates = [w[0] for w in words] + [ch for w in words for ch in w[1:]] + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    initials, others = [w[0] for w in words], [ch for w in words for ch in w[1:]]
+    candidates = initials + others + list(string.ascii_uppercase + string.digits)
     return next(ch.upper() for ch in candidates if ch.upper().casefold() not in taken)
 
 

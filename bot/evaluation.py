@@ -43,8 +43,8 @@ def marco_classes(categories: Sequence[Category]) -> dict[str, str]:
     """Each category's MARCO class; ValueError naming the categories without one."""
     missing = [c.name for c in categories if c.marco is None]
     if missing:
-        raise ValueError(f"--marco needs a MARCO class for every category: add `marco = ...` ({', '.join(MARCO_CLASSES)}) "
-                         f"to {', '.join(missing)} in categories.toml")
+        raise ValueError("--marco needs a MARCO class for every category: add `marco = ...` "
+                         f"({', '.join(MARCO_CLASSES)}) to {', '.join(missing)} in categories.toml")
     return {c.name: str(c.marco) for c in categories}
 
 

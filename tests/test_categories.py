@@ -162,9 +162,11 @@ def test_a_marco_class_maps_back_only_when_one_category_counts_as_it() -> None:
 
 
 def test_sixteen_categories_get_sixteen_distinct_letters_hits_saturated_and_the_rest_pale() -> None:
-    names = ["clear", "light precipitate", "heavy precipitate", "precipitate", "phase separation", "skin", "spherulites",
-             "microcrystals", "needles", "plates", "crystals", "crystal else", "cloudy", "contaminant", "dry", "other"]
-    categories = parse_categories([entry(n, hit=n in {"needles", "plates", "crystals", "microcrystals"}) for n in names])
+    names = ["clear", "light precipitate", "heavy precipitate", "precipitate", "phase separation", "skin",
+             "spherulites", "microcrystals", "needles", "plates", "crystals", "crystal else", "cloudy", "contaminant",
+             "dry", "other"]
+    hit_names = {"needles", "plates", "crystals", "microcrystals"}
+    categories = parse_categories([entry(n, hit=n in hit_names) for n in names])
     assert len({c.letter.casefold() for c in categories}) == 16
     assert all(len(c.letter) == 1 for c in categories)
     letters = {c.name: c.letter for c in categories}

@@ -35,6 +35,7 @@ from bot.categories import hit_labels
 from bot.prompt import Category, load_categories
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+HITS = hit_labels(load_categories(PROMPTS))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_changes_since_the_last_inspection_come_before_the_hits(categories) -> N
               image("B5_1.jpg", "crystals")]
     now = [image("A1_1.jpg", "crystals"), image("A1_2.jpg", "precipitate"), image("A2_1.jpg", "other"),
            image("B5_1.jpg", "crystals"), image("C7_2.jpg", "crystals")]
-    comparison = compare(labels_of(before), labels_of(now), hits=hit_labels(categories))
+    comparison = compare(labels_of(before), labels_of(now), hits=HITS)
     message = summary_message("plate42", now, categories, comparison)
     text = all_text(message)
     assert ("*Since the last inspection:*\n"
@@ -106,7 +107,7 @@ def test_changes_since_the_last_inspection_come_before_the_hits(categories) -> N
     assert text.index("Since the last inspection") < text.index("Crystal hits")
     assert "• *A1 drop 1* :new: · 90%" in text and "• *B5 drop 1* · 90%" in text
     assert message.text == "Plate plate42: 3 crystal hits (2 new) in 5 images"
-    unchanged = summary_message("plate42", now, categories, compare(labels_of(now), labels_of(now), hits=hit_labels(categories)))
+    unchanged = summary_message("plate42", now, categories, compare(labels_of(now), labels_of(now), hits=HITS))
     assert "*Since the last inspection:* no changes." in all_text(unchanged)
 
 
@@ -125,7 +126,7 @@ def test_a_full_384_well_plate_of_hits_stays_within_slacks_limits(categories) ->
               for row in ROWS[:16] for column in range(1, 25) for drop in (1, 2, 3)]
     images += [image(f"x{i}.jpg", None) for i in range(100)]
     previous = {p: "clear" for p in labels_of(images)}
-    message = summary_message("plate42", images, categories, compare(previous, labels_of(images), hits=hit_labels(categories)),
+    message = summary_message("plate42", images, categories, compare(previous, labels_of(images), hits=HITS),
                               skipped={Skip.NOT_IMAGE: 5})
     assert len(message.blocks) <= 50
     assert all(len(text) <= 3000 for text in section_texts(message))
@@ -152,7 +153,7 @@ def test_the_csv_has_every_call_in_plate_order(categories) -> None:
 
 def test_the_plate_view_for_the_map(categories) -> None:
     images = [image("A1.jpg", "crystals"), image("A2.jpg", None), image("P24.jpg", "clear"), image("x.jpg", "clear")]
-    comparison = compare({}, labels_of(images), hits=hit_labels(categories))
+    comparison = compare({}, labels_of(images), hits=HITS)
     view = plate_view("plate42", "2026-11-26", images, categories, comparison)
     assert view.labels == {parse_position("A1"): "crystals", parse_position("P24"): "clear"}
     assert view.unreadable == {parse_position("A2")} and view.not_classified == frozenset()
@@ -294,7 +295,7 @@ def test_crystals_in_a_well_the_last_inspection_could_not_classify_are_no_new_hi
     before = [image("A1.jpg", "clear"), failed("B2.jpg"), image("C3.jpg", None)]
     now = [image("A1.jpg", "crystals"), image("B2.jpg", "crystals"), image("C3.jpg", "crystals"),
            image("D4.jpg", "crystals")]
-    comparison = compare(labels_of(before), labels_of(now), not_classified_positions(before), hits=hit_labels(categories))
+    comparison = compare(labels_of(before), labels_of(now), not_classified_positions(before), hits=HITS)
     message = summary_message("plate42", now, categories, comparison)
     text = all_text(message)
     assert ":new: *2 new hits:* *A1* (was clear), *D4* (not imaged before)" in text

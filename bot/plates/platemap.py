@@ -116,7 +116,8 @@ def style_of(category: Category) -> Style:
 def _styles(view: PlateView) -> dict[str, Style]:
     """Each category's style; a label that is no category any more is grey with its first letter."""
     styles = {category.name: style_of(category) for category in view.categories}
-    removed = {label: Style(REMOVED_FILL, label[:1].upper() or "?") for label in view.labels.values() if label not in styles}
+    removed = {label: Style(REMOVED_FILL, label[:1].upper() or "?") for label in view.labels.values()
+               if label not in styles}
     return {**styles, **removed}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.models import Job
-from bot.plates.compare import HIT
+from bot.plates.report import hit_images
 from bot.queue import Handler
 from bot.slack.workflow import Workflow
 from bot.visibility import shared_nowhere
@@ -97,7 +97,7 @@ class Deletions:
             if not (shared and shared.reply_ts and inspection):
                 continue
             live = self.flow.plate_images(store.without_deleted(store.inspection_jobs(inspection_id)))
-            if any(image.call and image.call.label == HIT for image in live):
+            if hit_images(live, self.flow.services.prompt_set.categories):
                 poster.update(shared.payload["hits_channel"], shared.reply_ts, self.flow.plate_hits_post(inspection))
             else:
                 poster.delete(shared.payload["hits_channel"], shared.reply_ts)

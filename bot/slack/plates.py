@@ -41,9 +41,9 @@ from bot.plates.compare import Comparison, compare
 from bot.plates.history import inspection_dating
 from bot.plates.naming import file_stem, plate_name, plate_positions
 from bot.plates.platemap import PlateView, plate_map_png
-from bot.plates.report import (PlateImage, calls_csv, image_outcomes, labels_of, not_classified_positions,
-                               plate_failure_message, plate_view, position_payload, progress_text, summary_message,
-                               with_upload_refused)
+from bot.plates.report import (PlateImage, calls_csv, hit_images, image_outcomes, labels_of,
+                               not_classified_positions, plate_failure_message, plate_view, position_payload,
+                               progress_text, summary_message, with_upload_refused)
 from bot.plates.retry import WellsRetry, is_unreadable
 from bot.plates.wells import Position
 from bot.queue import Handler, RetryLater
@@ -330,7 +330,7 @@ class PlateSummaries:
         hits_channel = self.flow.hits_channel
         if not hits_channel or inspection.channel == hits_channel or self.flow.refresh_plate_hits(inspection):
             return
-        if any(image.call and self.flow.services.prompt_set.is_hit(image.call.label) for image in images):
+        if hit_images(images, self.flow.services.prompt_set.categories):
             self.flow.store.enqueue("plate_hits", inspection.channel, inspection.message_ts, inspection.thread_ts,
                                     f"plate_hits:{inspection.id}", inspection.plate_name, inspection.user_id,
                                     {"hits_channel": hits_channel}, inspection.id)
