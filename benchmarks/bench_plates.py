@@ -42,6 +42,7 @@ from bot.plates.platemap import PlateView, plate_map_png  # noqa: E402
 from bot.plates.report import PlateImage  # noqa: E402
 from bot.plates.strip import DropHistory, history_png  # noqa: E402
 from bot.plates.wells import PLATE_SHAPES, Position, Well  # noqa: E402
+from bot.prompt import load_categories  # noqa: E402
 from bot.services import normalisation  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.fakes.slack_server import FakeSlack  # noqa: E402
@@ -49,6 +50,7 @@ from tests.helpers import image_bytes  # noqa: E402
 from tests.slack_harness import CHANNEL  # noqa: E402
 
 LABELS = {"clear": 40, "precipitate": 35, "other": 15, "crystals": 10}
+CATEGORIES = load_categories(ROOT / "prompts")
 MARCO = ROOT / "tests" / "data" / "marco-gsk"
 HWI_HITS = 32  # crystal hits taught to the fake model on the 1536-image plate: about 2%, as 1536 screens find
 
@@ -78,7 +80,7 @@ def bench_drawing(out: Path | None) -> None:
             labels = {Position(Well(r, c), d): rng.choices(list(LABELS), list(LABELS.values()))[0]
                       for r in range(rows) for c in range(1, columns + 1) for d in range(1, drops + 1)}
             new_hits = frozenset([p for p, label in labels.items() if label == "crystals"][:3])
-            view = PlateView("plate42", "2026-11-26 09:30 UTC", labels, new_hits=new_hits)
+            view = PlateView("plate42", "2026-11-26 09:30 UTC", labels, new_hits=new_hits, categories=CATEGORIES)
             started = time.perf_counter()
             png = plate_map_png(view)
             elapsed = time.perf_counter() - started
@@ -99,7 +101,7 @@ def bench_pictures(out: Path | None) -> None:
     jpegs = stored_jpegs(48)
     images = [PlateImage(f"{n}.jpg", Position(Well(n // 12, n % 12 + 1)),
                          Call("crystals", 0.7 + n / 200, "logprobs", "", "", "m", id=n + 1)) for n in range(48)]
-    hits = gallery_hits(images, {images[3].position, images[17].position})
+    hits = gallery_hits(images, {images[3].position, images[17].position}, CATEGORIES)
     pictures = measured("gallery of 48 hits", lambda: gallery_pngs("plate42", "2026-12-01, day 7", hits,
                                                                   lambda key: jpegs[int(key) - 1]))
     day0 = time.time() - 40 * 86_400
@@ -108,7 +110,8 @@ def bench_pictures(out: Path | None) -> None:
     records = [DropRecord(n, n, 1, "crystals" if n > 3 else "clear", 0.9, None, str(n), True, False)
                for n in range(1, 9)]
     strip = measured("history strip of 8 inspections", lambda: [history_png(
-        "plate42", [DropHistory("D7", sightings(inspections, records))], 90, lambda key: jpegs[int(key)])])
+        "plate42", [DropHistory("D7", sightings(inspections, records))], 90, lambda key: jpegs[int(key)],
+        CATEGORIES)])
     if out:
         for number, png in enumerate(pictures, start=1):
             (out / f"gallery-48-{number}.png").write_bytes(png)

@@ -140,6 +140,9 @@ def test_a_plate_with_two_hit_categories_and_its_re_inspection(lab_bot: RunningB
         assert colour_pixels(files["png"].data or b"", COLOUR[name]) > 500, name
     rows = csv_rows(files["csv"])
     assert {r["file"]: r["category"] for r in rows} == first_labels
+    assert files["hits"].title == "Crystal hits of plate42"  # the gallery: both hit categories' drops
+    with PILImage.open(io.BytesIO(files["hits"].data or b"")) as gallery:
+        assert gallery.width > 2 * 400
 
     (shared,) = channel_posts(bot, HITS)
     lines = section_text(shared).splitlines()
@@ -158,6 +161,10 @@ def test_a_plate_with_two_hit_categories_and_its_re_inspection(lab_bot: RunningB
     assert "D7 microcrystals → crystals" in text and "E2 precipitate → clear" in text
     new_map = uploads_in(bot, again_event["ts"])["png"].data or b""
     assert colour_pixels(new_map, "#0072b2") > 200  # the new hit's ring
+    replies = {section_text(p).split("`")[1].split(" ")[0]: section_text(p) for p in bot.thread_posts(again_event["ts"])
+               if p.params["text"].startswith(("microcrystals", "crystals"))}
+    assert "Crystals since *2026-11-26, day 0*: 2 inspections in a row" in replies["D7"]  # microcrystals, then crystals
+    assert "new at this inspection (before: phase separation on day 0)" in replies["A1"]
 
 
 def test_the_home_tab_counts_the_lab_s_categories_and_charts_them_in_their_colours(lab_bot: RunningBot,

@@ -70,7 +70,7 @@ def records(*labels: str | None, team: dict[int, str] | None = None) -> list[Dro
 
 
 def since_at(labels: list[str | None], upto: int, team: dict[int, str] | None = None):
-    return hit_since(sightings(DAYS, records(*labels, team=team)), upto)
+    return hit_since(sightings(DAYS, records(*labels, team=team)), upto, hits={"crystals"})
 
 
 def test_since_when_a_drop_has_been_crystals() -> None:
@@ -147,7 +147,7 @@ def test_a_hit_reply_gets_the_note_and_the_history_button_under_the_call() -> No
 
 def test_the_history_comment_lists_each_inspections_call() -> None:
     drop = DropHistory("B3", sightings(DAYS, records("clear", "-", None, "crystals")))
-    assert history_comment("plate42", [drop], hit_since(drop.sightings, 4)) == (
+    assert history_comment("plate42", [drop], hit_since(drop.sightings, 4, hits={"crystals"})) == (
         "*B3* of plate plate42: clear (day 0) → not imaged (day 4) → could not be read (day 7) → "
         "crystals (day 14)\n"
         "Crystals since *2026-12-08, day 14*: new at this inspection (before: clear on day 0).")
@@ -169,3 +169,11 @@ def test_the_history_comment_lists_each_inspections_call() -> None:
 ])
 def test_asks_for_history(text: str, asks: bool) -> None:
     assert asks_for_history(text) is asks
+
+
+def test_with_several_hit_categories_a_drop_is_a_hit_since_its_first_hit_of_any_of_them() -> None:
+    drop = sightings(DAYS, records("skin", "microcrystals", "crystals", "crystals"))
+    since = hit_since(drop, 4, hits={"microcrystals", "crystals"})
+    assert (since.since.inspection.id, since.inspections, since.before.label) == (2, 3, "skin")
+    assert hit_since(drop, 4, hits={"crystals"}).inspections == 2
+    assert hit_since(drop, 1, hits={"skin"}) is None  # the plate's first inspection: nothing to tell yet

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection, Mapping, Sequence
 
-from bot.plates.compare import HIT
-from bot.plates.platemap import NEW_RING, STYLES
+from bot.categories import Category, find_category, is_hit, several_hits
+from bot.plates.platemap import NEW_RING, Style, style_of
 from bot.plates.report import PlateImage
 from bot.plates.sheets import INK, Caption, Loader, Sheet, Tile, sheet_png
 from bot.plates.wells import Position, Well
@@ -33,16 +33,21 @@ class GalleryHit:
     confidence: float | None
     new: bool
     condition: str | None  # the well's screen condition in short, when known
+    style: Style  # its category's colour and mark, as on the plate map
+    category: str = ""  # its category, named when there are several hit categories
 
 
-def gallery_hits(images: Sequence[PlateImage], new_hits: Collection[Position],
+def gallery_hits(images: Sequence[PlateImage], new_hits: Collection[Position], categories: Sequence[Category],
                  conditions: Mapping[Well, str] | None = None) -> list[GalleryHit]:
-    """The inspection's crystal hits, in plate order."""
+    """The inspection's crystal hits (of every hit category), in plate order."""
     one_drop = all(i.position is None or i.position.drop == 1 for i in images)
     hits = [GalleryHit(image.call.id, _where(image, one_drop), image.position, image.call.confidence,
                        image.position in new_hits,
-                       (conditions or {}).get(image.position.well) if image.position else None)
-            for image in images if image.call and image.call.label == HIT and image.call.id is not None]
+                       (conditions or {}).get(image.position.well) if image.position else None,
+                       style_of(find_category(categories, image.call.label)),
+                       image.call.label if several_hits(categories) else "")
+            for image in images
+            if image.call and is_hit(image.call.label, categories) and image.call.id is not None]
     return sorted(hits, key=lambda hit: (hit.position is None, hit.position or Position(Well(0, 0)), hit.where))
 
 
@@ -74,7 +79,8 @@ def gallery_pngs(plate: str, taken: str, hits: Sequence[GalleryHit], load: Loade
 
 
 def _tile(hit: GalleryHit) -> Tile:
-    captions = [Caption(f"{hit.where} · {percent(hit.confidence)}", bold=True, colour=INK, style=STYLES[HIT])]
+    named = f" · {hit.category}" if hit.category else ""
+    captions = [Caption(f"{hit.where}{named} · {percent(hit.confidence)}", bold=True, colour=INK, style=hit.style)]
     if hit.condition:
         captions.append(Caption(hit.condition, colour=INK, lines=CONDITION_LINES))
     return Tile(str(hit.call_id), "image no longer kept", captions, ring=NEW_RING if hit.new else None,

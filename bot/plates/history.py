@@ -17,10 +17,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from bot.models import Inspection
-from bot.plates.compare import HIT
 from bot.plates.stamps import stamp_times
 from bot.plates.wells import PLATE_SHAPES, Position, parse_hwi_name, wells_in_text
 
@@ -144,16 +143,17 @@ def sightings(inspections: Sequence[Inspection], records: Iterable[DropRecord]) 
             for inspection in inspections]
 
 
-def hit_since(drop_sightings: Sequence[Sighting], inspection_id: int) -> HitSince | None:
-    """Since when the drop has been crystals at inspection `inspection_id`, or None if it is not crystals
-    there, or if that is the plate's first inspection (nothing to tell yet)."""
+def hit_since(drop_sightings: Sequence[Sighting], inspection_id: int, *, hits: Collection[str]) -> HitSince | None:
+    """Since when the drop has been a hit (a label of `hits`: crystals, or with a lab's own categories
+    any of its hit categories) at inspection `inspection_id`, or None if it is no hit there, or if that is
+    the plate's first inspection (nothing to tell yet)."""
     upto = next((n for n, s in enumerate(drop_sightings) if s.inspection.id == inspection_id), None)
-    if not upto or drop_sightings[upto].label != HIT:
+    if not upto or drop_sightings[upto].label not in hits:
         return None
     run = [drop_sightings[upto]]
     before = None
     for sighting in reversed(drop_sightings[:upto]):
-        if sighting.label == HIT:
+        if sighting.label in hits:
             run.append(sighting)
         elif sighting.label is not None:
             before = sighting

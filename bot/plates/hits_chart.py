@@ -9,9 +9,8 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
-from bot.plates.compare import HIT
 from bot.plates.history import InspectionRow, date_text
-from bot.plates.platemap import MATPLOTLIB_LOCK, NEW_RING, STYLES
+from bot.plates.platemap import HIGHLIGHT, MATPLOTLIB_LOCK, NEW_RING
 
 
 def hits_chart_png(plate: str, rows: Sequence[InspectionRow]) -> bytes:
@@ -29,7 +28,7 @@ def _draw(plate: str, rows: Sequence[InspectionRow]) -> bytes:
     places = range(len(rows))
     kept = [len(row.hits) - len(row.new_hits) for row in rows]
     new = [len(row.new_hits) for row in rows]
-    axes.bar(places, kept, color=STYLES[HIT].fill, width=0.6, label="hits seen before")
+    axes.bar(places, kept, color=HIGHLIGHT, width=0.6, label="hits seen before")
     axes.bar(places, new, bottom=kept, color=NEW_RING, width=0.6, label="new hits")
     for place, row in zip(places, rows):
         axes.annotate(str(len(row.hits)), (place, len(row.hits)), ha="center", va="bottom", fontsize=9,

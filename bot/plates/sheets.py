@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.plates.compare import HIT
-from bot.plates.platemap import NEW_RING, STYLES, Style
+from bot.categories import Category, find_category
+from bot.plates.platemap import HIGHLIGHT, NEW_RING, Style, style_of
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,9 @@ def _font(size: int, bold: bool = False) -> Font:
     return ImageFont.load_default(size)
 
 
-def category_caption(label: str, text: str) -> Caption:
-    """A call's caption: its category's swatch and mark, the text in bold vermillion for crystals."""
-    hit = label == HIT
-    return Caption(text, bold=hit, colour=STYLES[HIT].fill if hit else INK, style=STYLES.get(label))
+def category_caption(label: str, text: str, categories: Sequence[Category]) -> Caption:
+    """A call's caption: its category's swatch and mark (none for a label no category has any more), the
+    text in bold vermillion for a hit."""
+    category = find_category(categories, label)
+    return Caption(text, bold=category.hit, colour=HIGHLIGHT if category.hit else INK,
+                   style=style_of(category) if category.colour else None)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from bot.plates.compare import HIT
+from bot.categories import Category, find_category
 from bot.plates.history import Sighting, date_text, no_call_text
-from bot.plates.platemap import STYLES
 from bot.plates.sheets import MUTED, Caption, Loader, Sheet, Tile, category_caption, sheet_png
 from bot.render import percent
 
@@ -28,9 +27,11 @@ class DropHistory:
     sightings: Sequence[Sighting]  # one per inspection of the plate, in date order
 
 
-def history_sheet(plate: str, drops: Sequence[DropHistory], keep_days: float) -> Sheet:
+def history_sheet(plate: str, drops: Sequence[DropHistory], keep_days: float,
+                  categories: Sequence[Category]) -> Sheet:
     """The picture of one or more drops over the plate's inspections (the latest MAX_INSPECTIONS);
-    `keep_days` (KEEP_IMAGES_DAYS) is how long image bytes are kept."""
+    `keep_days` (KEEP_IMAGES_DAYS) is how long image bytes are kept; hits framed in their category's
+    colour."""
     drops = drops[:MAX_DROPS]
     everything = len(drops[0].sightings) if drops else 0
     shown = [drop.sightings[-MAX_INSPECTIONS:] for drop in drops]
@@ -43,25 +44,27 @@ def history_sheet(plate: str, drops: Sequence[DropHistory], keep_days: float) ->
         f"{everything} inspection{'s' if everything != 1 else ''}"
     return Sheet(
         title=f"Plate {plate} · {names} over time", subtitle=f"{latest}, {days}", tile_width=width,
-        rows=[[_tile(sighting, keep_days) for sighting in row] for row in shown],
+        rows=[[_tile(sighting, keep_days, categories) for sighting in row] for row in shown],
         column_heads=[[Caption(date_text(s.inspection.taken_at), bold=True), Caption(f"day {s.day}", colour=MUTED)]
                       for s in columns],
         row_heads=[drop.name for drop in drops] if len(drops) > 1 else ())
 
 
-def history_png(plate: str, drops: Sequence[DropHistory], keep_days: float, load: Loader) -> bytes:
+def history_png(plate: str, drops: Sequence[DropHistory], keep_days: float, load: Loader,
+                categories: Sequence[Category]) -> bytes:
     """The picture as PNG; `load` gives an image by its sha256."""
-    return sheet_png(history_sheet(plate, drops, keep_days), load)
+    return sheet_png(history_sheet(plate, drops, keep_days, categories), load)
 
 
-def _tile(sighting: Sighting, keep_days: float) -> Tile:
+def _tile(sighting: Sighting, keep_days: float, categories: Sequence[Category]) -> Tile:
     record = sighting.record
     if record is None or record.label is None:
         return Tile(None, f"{no_call_text(sighting)} at this inspection")
-    captions = [category_caption(record.label, f"{record.label} {percent(record.confidence)}")]
+    captions = [category_caption(record.label, f"{record.label} {percent(record.confidence)}", categories)]
     if record.team_label:
         verdict = "confirmed" if record.team_label == record.label else record.team_label
         captions.append(Caption(f"team: {verdict}", colour=MUTED))
     kept = record.image_sha256 if record.image_kept else None
+    seen_as = find_category(categories, record.team_label or record.label)  # the team's verdict first
     return Tile(kept, f"image no longer kept (images are kept {keep_days:g} days)", captions,
-                ring=STYLES[HIT].fill if sighting.label == HIT else None)
+                ring=seen_as.colour if seen_as.hit else None)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from slack_sdk.errors import SlackApiError
 
+from bot.categories import Category
 from bot.models import Call, Image, Inspection, Job
-from bot.plates.compare import HIT
 from bot.plates.gallery import gallery_hits, gallery_pngs
 from bot.plates.history import HitSince, day_number, hit_since, in_date_order, sightings, timeline, when_text
 from bot.plates.history_report import (history_comment, history_failed_message, no_history_message,
@@ -41,16 +41,16 @@ if TYPE_CHECKING:  # the workflow uses this module's hit_history for a hit's rep
 log = logging.getLogger(__name__)
 
 
-def hit_history(store: Store, job: Job, call: Call) -> HitSince | None:
-    """Since when a plate image job's drop has been crystals, up to its own inspection; None for any
-    other job, a call that is no crystal, or a plate's first inspection."""
+def hit_history(store: Store, job: Job, call: Call, hits: Collection[str]) -> HitSince | None:
+    """Since when a plate image job's drop has been a hit, up to its own inspection; None for any other
+    job, a call that is no hit, or a plate's first inspection."""
     position = payload_position(job.payload) if job.kind == "plate_image" else None
     inspection = store.inspection(job.inspection_id) if position and job.inspection_id else None
-    if position is None or inspection is None or call.label != HIT:
+    if position is None or inspection is None or call.label not in hits:
         return None
     inspections = in_date_order(store.plate_inspections(inspection))
     histories = _drop_histories(store, inspections, position.well, {position.drop}) if len(inspections) > 1 else []
-    return hit_since(histories[0].sightings, inspection.id) if histories else None
+    return hit_since(histories[0].sightings, inspection.id, hits=hits) if histories else None
 
 
 def inspection_taken(store: Store, inspection: Inspection) -> str:
@@ -60,12 +60,13 @@ def inspection_taken(store: Store, inspection: Inspection) -> str:
 
 
 def gallery_files(store: Store, inspection: Inspection, stem: str, taken: str, images: Sequence[PlateImage],
-                  new_hits: Collection[Position], conditions: PlateConditions | None) -> list[dict[str, Any]]:
+                  new_hits: Collection[Position], conditions: PlateConditions | None,
+                  categories: Sequence[Category]) -> list[dict[str, Any]]:
     """The gallery of an inspection's crystal hits, as files to upload (none without hits); each hit labelled
     with its well's condition in short when the plate's screen is known."""
     shorts = {image.position.well: short for image in images if conditions and image.position
               and (short := conditions.short(str(image.position.well)))}
-    hits = gallery_hits(images, new_hits, shorts)
+    hits = gallery_hits(images, new_hits, categories, shorts)
     pngs = gallery_pngs(inspection.plate_name, taken, hits, lambda call_id: _jpeg(store.image_of_call(int(call_id))))
     several = len(pngs) > 1
     return [{"content": png, "filename": f"{stem}_hits{f'_{number}' if several else ''}.png",
@@ -108,9 +109,11 @@ class DropHistories:
             store.update_job(job.id, "replied", reply_ts=reply_ts)
             store.finish_job(job.id, "done")
             return
+        prompt_set = self.flow.services.prompt_set
         png = history_png(inspection.plate_name, histories, self.flow.services.settings.keep_images_days,
-                          lambda sha256: _jpeg(store.image(sha256)))
-        since = hit_since(histories[0].sightings, inspections[-1].id) if len(histories) == 1 else None
+                          lambda sha256: _jpeg(store.image(sha256)), prompt_set.categories)
+        since = hit_since(histories[0].sightings, inspections[-1].id, hits=prompt_set.hits) \
+            if len(histories) == 1 else None
         names = "_".join(h.name.replace(" ", "") for h in histories[:3])
         try:
             self.flow.poster.upload(job.channel, [
@@ -156,7 +159,7 @@ class PlateOverviews:
         hits: dict[int, list[Position]] = defaultdict(list)
         for inspection_id, position, label in store.plate_calls(i.id for i in inspections):
             counts[inspection_id][label] += 1
-            if label == HIT:
+            if self.flow.services.prompt_set.is_hit(label):
                 hits[inspection_id].append(position)
         rows = timeline(inspections, counts, hits)
         comment = timeline_comment(latest.plate_name, rows, [self.flow.plate_link(row.inspection) for row in rows],

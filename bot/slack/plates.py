@@ -319,7 +319,7 @@ class PlateSummaries:
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
             {"content": calls_csv(images, conditions), "filename": f"{stem}_calls.csv",
              "title": f"Every call of {name}"},
-            *gallery_files(store, inspection, stem, view.taken, images, view.new_hits, conditions),
+            *gallery_files(store, inspection, stem, view.taken, images, view.new_hits, conditions, view.categories),
         ])
         store.save_plate_files(inspection.id, map_file_id, csv_file_id)
         store.save_gallery_files(inspection.id, gallery_ids)

@@ -108,7 +108,7 @@ class Workflow:
         if found:
             message = with_condition(message, job.id, job.payload["well"], found[1], found[0],
                                      self.services.settings.grid_sizes)
-        since = hit_history(self.store, job, call)
+        since = hit_history(self.store, job, call, self.services.prompt_set.hits)
         return with_hit_history(message, since, job.id) if since else message
 
     def classified(self, job_id: int) -> tuple[Job | None, Call | None]:
