@@ -1,4 +1,4 @@
-"""bot.screens.reading and bot.screens.layout: screen files as labs have them, the real HWI cocktail list
+"""bot.screens.reading (and the wells it reads with bot.plates.wells): screen files as labs have them, the real HWI cocktail list
 and hand-made tables with every quirk, and the files that are no screen."""
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import codecs
 
 import pytest
 
-from bot.plates.wells import Well
-from bot.screens.layout import layout_holding, numbered_well, parse_named_well, row_name, well_name
+from bot.plates.wells import Well, layout_holding, numbered_well, on_plate, parse_well, parse_well_number, row_name
 from bot.screens.reading import HWI_KIND, TABLE_KIND, ScreenError, decode, delimiter_of, read_screen
 from tests.helpers import DATA
 
@@ -22,14 +21,17 @@ def read(data: bytes, name: str = "screen.csv", limit: int = LIMIT):
 @pytest.mark.parametrize(("number", "well"), [(1, "A1"), (48, "A48"), (49, "B1"), (361, "H25"), (1440, "AD48"),
                                               (1536, "AF48")])
 def test_hwi_well_numbers_count_row_by_row_on_a_32_by_48_plate(number: int, well: str) -> None:
-    assert well_name(numbered_well(number, 48)) == well
+    assert str(numbered_well(number, 48)) == well
 
 
 def test_row_names_go_past_z_and_back() -> None:
     assert [row_name(r) for r in (0, 15, 25, 26, 31)] == ["A", "P", "Z", "AA", "AF"]
-    assert parse_named_well("AF48") == Well(31, 48) and parse_named_well("a01") == Well(0, 1)
-    assert parse_named_well("Well B4") == Well(1, 4)
-    assert [parse_named_well(t) for t in ("PEG 3350", "pH7", "BA1", "A0", "12")] == [None] * 5
+    assert parse_well("AF48") == Well(31, 48) and parse_well("a01") == Well(0, 1)
+    assert parse_well("Well B4") == Well(1, 4) == parse_well("WellB4")
+    assert [parse_well(t) for t in ("PEG 3350", "pH7", "BA1", "A0", "12")] == [None] * 5
+    assert [parse_well_number(t) for t in ("12", "#0361", "Well 7", "A1")] == [12, 361, 7, None]
+    assert (str(parse_well("AG1")), on_plate(parse_well("AG1")), on_plate(parse_well("AF48")),
+            on_plate(parse_well("E1"), 24)) == ("AG1", False, True, False)  # read, and known to be off the plate
     assert (layout_holding(4, 6), layout_holding(8, 7), layout_holding(9, 1), layout_holding(32, 48),
             layout_holding(33, 1)) == (24, 96, 384, 1536, None)
 
@@ -55,7 +57,7 @@ def test_hwi_names_with_marks_and_unbuffered_conditions() -> None:
     jeffamine = [c for c in screen.conditions.values() if any("®" in p.chemical for p in c.components)]
     assert jeffamine and all(c.components for c in jeffamine)
     assert all("®" not in c.short() for c in jeffamine)  # marks stay in the text, not in the short form
-    unbuffered = screen.conditions[well_name(numbered_well(50, 48))]  # PEG/Ion: a salt, PEG and the solution's pH
+    unbuffered = screen.conditions[str(numbered_well(50, 48))]  # PEG/Ion: a salt, PEG and the solution's pH
     assert unbuffered.reference == "22_C1153"
     assert unbuffered.short() == "0.2 M NaF, 20% PEG 3350, pH 7.3" and unbuffered.ph == 7.3
 

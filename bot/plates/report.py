@@ -22,7 +22,6 @@ from bot.plates.retry import RETRY_WELLS_LABEL, WellsRetry, is_unreadable
 from bot.plates.wells import Position, parse_well
 from bot.prompt import Category, find_category
 from bot.screens.chemistry import PlateConditions
-from bot.screens.layout import well_name
 from bot.screens.messages import hit_condition, screen_summary
 from bot.render import (MESSAGE_LIMIT, SECTION_LIMIT, Blocks, Message, clip, code, escape, feedback_line, feedback_menu,
                         one_line, percent)
@@ -223,7 +222,7 @@ def _was(change: Change) -> str:
 
 
 def _well(position: Position | None) -> str | None:
-    return well_name(position.well) if position else None
+    return str(position.well) if position else None
 
 
 def _hits_text(hits: Sequence[PlateImage], new: set[Position], one_drop: bool,

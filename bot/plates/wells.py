@@ -11,6 +11,10 @@ plate's names are read that way only when that gives more of them a well (`plate
 naming.py). HWI's names (`X0000158620361202008111512.jpg`: a 10-character plate id, a 4-digit well
 number counted row by row on the 1536-well grid, the date, the rest) are read as such, on their own
 terms: their id and date are never read as a well, nor their well number as a date.
+
+This module is the one home of the plate's geometry: row names (A ... Z, then AA ... AF), the layouts
+(24-well trays to 1536-well plates), wells numbered row by row, and a well as people write it
+(`B4`, `A01`, `Well B4`, `12`), for file names and screens (bot/screens/reading.py) alike.
 """
 from __future__ import annotations
 
@@ -23,13 +27,33 @@ from typing import Collection, Iterable
 
 from bot.plates.stamps import remove_stamps
 
-ROWS = (*ascii_uppercase, "AA", "AB", "AC", "AD", "AE", "AF")  # row names of the largest plate, in order
-PLATE_SHAPES = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # wells -> (rows, columns)
+LAYOUTS = {24: (4, 6), 96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # every plate the bot knows: wells -> (rows, columns)
+LARGEST = max(LAYOUTS)
+PLATE_SHAPES = {wells: LAYOUTS[wells] for wells in (96, 384, 1536)}  # plates whose images are read and mapped
 DEFAULT_LAYOUT = 384  # names and questions are read on this layout unless the plate is larger
+
+
+def row_name(row: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA, 31 -> AF (and AG ... AZ past the largest plate, to name a well that is off it)."""
+    return ascii_uppercase[row] if row < 26 else "A" + ascii_uppercase[row - 26]
+
+
+def row_index(name: str) -> int | None:
+    """A -> 0, Z -> 25, AA -> 26, AF -> 31; None for anything else."""
+    name = name.upper()
+    if len(name) == 1 and name in ascii_uppercase:
+        return ascii_uppercase.index(name)
+    return 26 + ascii_uppercase.index(name[1]) if len(name) == 2 and name[0] == "A" and name[1] in ascii_uppercase \
+        else None
+
+
+ROWS = tuple(row_name(row) for row in range(LAYOUTS[LARGEST][0]))  # row names of the largest plate, in order
 
 _DROP = re.compile(r"(?:d|drop|s|sub|subwell)?0?([1-9])", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _SPACED_DROP = re.compile(r"(?<![a-z])(drop|subwell)[-_\s]+(?=\d)", re.IGNORECASE)  # `drop 2` -> `drop2`
+_WRITTEN_WELL = re.compile(r"(?:well\s*)?([A-Z]{1,2})\s*0*(\d{1,2})", re.IGNORECASE)
+_WRITTEN_NUMBER = re.compile(r"(?:well\s*)?#?\s*0*(\d{1,4})", re.IGNORECASE)
 _HWI_NAME = re.compile(r"(?P<plate>[A-Za-z0-9]{10})(?P<number>\d{4})"
                        r"(?P<year>(?:19|20)\d\d)(?P<month>0[1-9]|1[0-2])(?P<day>0[1-9]|[12]\d|3[01])"
                        r"(?P<rest>[-_A-Za-z0-9]*)")
@@ -70,7 +94,8 @@ class Well:
     column: int  # from 1
 
     def __str__(self) -> str:
-        return f"{ROWS[self.row]}{self.column}"
+        """`A1`, `H12`, `AF48`: the name a well is stored and shown under."""
+        return f"{row_name(self.row)}{self.column}"
 
 
 @dataclass(frozen=True, order=True)
@@ -95,9 +120,37 @@ class HwiName:
 
 
 def parse_well(text: str) -> Well | None:
-    """One token (`B4`, `b04`, `WellB4`, `AF48`), of any plate up to 1536 wells -> Well; anything else -> None."""
-    found = _grammar(max(PLATE_SHAPES)).row_first.fullmatch(text)
-    return _well(found[1], found[2]) if found else None
+    """A well as written (`B4`, `b04`, `A001`, `WellB4`, `Well B4`, `AF48`) -> Well; anything else (a number, `BA1`,
+    `A0`) -> None. Rows go to AZ and columns to 99, so a well off the largest plate (`AG1`, `A49`) is read, for
+    the caller to say so (`on_plate`)."""
+    found = _WRITTEN_WELL.fullmatch(text.strip())
+    row = row_index(found[1]) if found else None
+    if found is None or row is None or int(found[2]) < 1:
+        return None
+    return Well(row, int(found[2]))
+
+
+def parse_well_number(text: str) -> int | None:
+    """A well written as a number (`1`, `0361`, `#12`, `Well 12`) -> the number; anything else -> None."""
+    found = _WRITTEN_NUMBER.fullmatch(text.strip())
+    return int(found[1]) if found else None
+
+
+def on_plate(well: Well, layout: int = LARGEST) -> bool:
+    """Whether a plate of `layout` wells has this well."""
+    rows, columns = LAYOUTS[layout]
+    return well.row < rows and 1 <= well.column <= columns
+
+
+def layout_holding(rows: int, columns: int, layouts: Collection[int] = tuple(LAYOUTS)) -> int | None:
+    """The smallest of `layouts` (in wells) with at least `rows` rows and `columns` columns; None if none has."""
+    return next((wells for wells in sorted(layouts) if rows <= LAYOUTS[wells][0] and columns <= LAYOUTS[wells][1]),
+                None)
+
+
+def layout_numbered_to(largest: int) -> int | None:
+    """The plate wells numbered 1 ... `largest` fill: the smallest with that many wells; None if none has."""
+    return next((wells for wells in sorted(LAYOUTS) if largest <= wells), None)
 
 
 def numbered_well(number: int, columns: int) -> Well:
@@ -155,8 +208,8 @@ def parse_position(path: str, plate_ids: Collection[str] = (), layout: int = DEF
 def plate_size(positions: Iterable[Position]) -> int:
     """The smallest plate that holds every well: 96, 384 beyond row H or column 12, 1536 beyond P or 24."""
     wells = {p.well for p in positions}
-    return next((size for size, (rows, columns) in sorted(PLATE_SHAPES.items())
-                 if all(w.row < rows and w.column <= columns for w in wells)), max(PLATE_SHAPES))
+    return layout_holding(max((w.row + 1 for w in wells), default=0), max((w.column for w in wells), default=0),
+                          PLATE_SHAPES) or max(PLATE_SHAPES)
 
 
 def wells_in_text(text: str, layout: int = DEFAULT_LAYOUT) -> list[Well]:

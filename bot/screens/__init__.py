@@ -1,6 +1,6 @@
-"""Crystallization screens: the chemistry in each well. Pure.
+"""Crystallization screens: the chemistry in each well. Pure. (Well names, layouts and numbering are
+bot/plates/wells.py's.)
 
-layout:    well names on plates up to 1536 wells (A1 ... AF48) and HWI's well numbers
 chemistry: a condition's text -> components (chemical, concentration, pH); short forms
 reading:   a screen file's bytes (HWI cocktail CSV, or a hand-kept `well,condition` CSV) -> a Screen
 common:    what a plate's hits share (components, pH range)

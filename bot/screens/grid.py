@@ -20,9 +20,8 @@ import textwrap
 import threading
 from dataclasses import dataclass, replace
 
-from bot.plates.wells import Well
+from bot.plates.wells import LAYOUTS, Well
 from bot.screens.chemistry import Component, Concentration, Condition, number_text, ph_text
-from bot.screens.layout import LAYOUTS, well_name
 
 HIGH_SALT_MOLAR = 1.0
 DPI = 100
@@ -99,7 +98,7 @@ class Grid:
         return Condition(", ".join(c.text() for c in components), tuple(components), ph)
 
     def well_of(self, row: int, column: int) -> str:
-        return well_name(Well(row, column + 1))
+        return str(Well(row, column + 1))
 
 
 def optimisation_grid(well: str, condition: Condition, size: GridSize, concentration_step: float,

@@ -11,11 +11,11 @@ from html import unescape
 from typing import Any, Mapping, Sequence
 
 from bot.models import SavedScreen
+from bot.plates.wells import LAYOUTS, parse_well, row_name
 from bot.render import SECTION_LIMIT, Blocks, Message, clip, code, escape
 from bot.screens.chemistry import Condition, PlateConditions
 from bot.screens.common import hits_chemistry
 from bot.screens.grid import Grid, GridSize, constant_components
-from bot.screens.layout import LAYOUTS, parse_named_well, row_name
 from bot.screens.reading import Screen
 from bot.visibility import Viewer, scope
 
@@ -94,7 +94,7 @@ def wells_text(wells: Sequence[str], layout: int) -> str:
     runs: list[list[str]] = []
     previous = None
     for name in wells:
-        well = parse_named_well(name)
+        well = parse_well(name)
         if well and previous and well.row == previous.row and well.column == previous.column + 1:
             runs[-1].append(name)
         else:

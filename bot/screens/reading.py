@@ -22,10 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from bot.plates.wells import Well
+from bot.plates.wells import (LARGEST, LAYOUTS, Well, layout_holding, layout_numbered_to, numbered_well, on_plate,
+                              parse_well, parse_well_number, row_name)
 from bot.screens.chemistry import Condition, parse_component, parse_condition, parse_ph
-from bot.screens.layout import (LARGEST, LAYOUTS, layout_for_numbers, layout_holding, numbered_well,
-                                parse_named_well, parse_well_number, row_name, well_name)
 
 HWI_KIND = "HWI cocktail list"
 TABLE_KIND = "well and condition table"
@@ -161,13 +160,13 @@ def _find_well_column(rows: list[_Row], file_name: str) -> tuple[int | None, int
     scores = []
     for column in range(width):
         cells = [row.cells[column] if column < len(row.cells) else "" for row in rows]
-        named = sum(1 for cell in cells if parse_named_well(cell))
+        named = sum(1 for cell in cells if parse_well(cell))
         numbered = sum(1 for cell in cells if parse_well_number(cell) is not None)
         scores.append((named, numbered, -column))
     named, numbered, column = max(scores)
     column = -column
     first = rows[0].cells[column] if column < len(rows[0].cells) else ""
-    header_at = 0 if not (parse_named_well(first) or parse_well_number(first) is not None) else None
+    header_at = 0 if not (parse_well(first) or parse_well_number(first) is not None) else None
     data_rows = len(rows) - (header_at is not None)
     if data_rows == 0 or max(named, numbered) < max(1, data_rows * 0.8):
         raise ScreenError(f"{file_name} has no well column: I look for a column named `Well` or one whose "
@@ -249,7 +248,7 @@ def _place(read: list[tuple[_Row, str, Condition]], numbered_layout: int | None,
     """The layout, each condition by its well, and the rows whose well cell is no well. Wells outside
     the largest plate and wells named twice are refused."""
     numbers = [number for _, cell, _ in read if (number := parse_well_number(cell)) is not None]
-    layout = numbered_layout or (layout_for_numbers(max(numbers)) if numbers else None) or LARGEST
+    layout = numbered_layout or (layout_numbered_to(max(numbers)) if numbers else None) or LARGEST
     if numbers and (min(numbers) < 1 or max(numbers) > layout):
         wrong = next(n for n in numbers if n < 1 or n > layout)
         raise ScreenError(f"{file_name}: well {wrong} is outside the plate (wells are numbered 1 to "
@@ -259,7 +258,7 @@ def _place(read: list[tuple[_Row, str, Condition]], numbered_layout: int | None,
     skipped: list[str] = []
     for row, cell, condition in read:
         number = parse_well_number(cell)
-        well = numbered_well(number, LAYOUTS[layout][1]) if number is not None else parse_named_well(cell)
+        well = numbered_well(number, LAYOUTS[layout][1]) if number is not None else parse_well(cell)
         named += [well] if number is None and well else []
         if well is None:
             skipped.append(f"line {row.line}: `{cell[:20]}` is not a well" if cell else f"line {row.line}: no well")
@@ -269,19 +268,19 @@ def _place(read: list[tuple[_Row, str, Condition]], numbered_layout: int | None,
         raise ScreenError(f"{file_name} has no condition in a well I can read.")
     rows, columns = LAYOUTS[LARGEST]
     for well, row, _ in wells:
-        if well.row >= rows or well.column > columns:
-            raise ScreenError(f"{file_name}, line {row.line}: well {well_name(well)} is outside the largest plate "
+        if not on_plate(well):
+            raise ScreenError(f"{file_name}, line {row.line}: well {well} is outside the largest plate "
                               f"I know ({LARGEST:,} wells, A1 to {row_name(rows - 1)}{columns}).")
     seen: dict[Well, _Row] = {}
     for well, row, _ in wells:
         if well in seen:
-            raise ScreenError(f"{file_name}: well {well_name(well)} appears twice (lines {seen[well].line} and "
+            raise ScreenError(f"{file_name}: well {well} appears twice (lines {seen[well].line} and "
                               f"{row.line}); a screen has one condition per well.")
         seen[well] = row
     if named:
         holding = layout_holding(max(w.row for w in named) + 1, max(w.column for w in named)) or LARGEST
         layout = max(holding, layout if numbers else 0)
-    placed = {well_name(well): condition for well, _, condition in sorted(wells, key=lambda item: item[0])}
+    placed = {str(well): condition for well, _, condition in sorted(wells, key=lambda item: item[0])}
     return layout, placed, skipped
 
 
