@@ -279,7 +279,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "DOWNLOAD_TIMEOUT": ("60", _positive_float, "seconds one Slack file download may take in all"),
     "MAX_ZIP_DOWNLOAD_MB": ("1024", _positive_int, "larger plate zips are refused"),
     "MAX_ZIP_IMAGES": ("1536", _positive_int,
-                       "most images classified from one zip (a 1536-well plate, one drop a well; or 384 wells x 4 drops)"),
+                       "most images classified from one zip (1536 wells x 1 drop, or 384 wells x 4 drops)"),
     "MAX_ZIP_MEMBERS": ("10000", _positive_int, "most files of any kind in one zip"),
     "MAX_ZIP_TOTAL_MB": ("4096", _positive_int, "most uncompressed megabytes of all images of one zip"),
     "MAX_ZIP_MEMBER_MB": ("50", _positive_int, "most uncompressed megabytes of one image in a zip"),

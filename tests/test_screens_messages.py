@@ -66,11 +66,24 @@ def test_the_list_of_screens_has_a_remove_button_with_a_confirmation() -> None:
     screen = SavedScreen(7, "JCSG+", "jcsg.csv", "well and condition table", 96, 96, "C1", "U1", 1_790_000_000.0)
     message = screens_message([screen], {7: [("C1", "plate42"), ("C2", "plate9")]}, Viewer("U1", frozenset({"C1", "C2"})))
     (block,) = [b for b in message.blocks if b.get("block_id") == "screen-7"]
-    assert block["text"]["text"] == ("*JCSG+* · 96 wells of a 96-well plate · `jcsg.csv` · <@U1>, 2026-09-21\n"
-                                     "Used by plate42 in <#C1>, plate9 in <#C2>")
+    assert block["text"]["text"] == ("*JCSG+* · 96 wells of a 96-well plate · `jcsg.csv` · <@U1> in <#C1>, "
+                                     "2026-09-21\nUsed by plate42 in <#C1>, plate9 in <#C2>")
     assert block["accessory"]["action_id"] == SCREEN_REMOVE_ACTION and block["accessory"]["value"] == "7"
     assert "Plates that use it (2) show no conditions" in block["accessory"]["confirm"]["text"]["text"]
-    assert screens_message([], {}, Viewer("U1", frozenset())).blocks[0]["text"]["text"] == "*No screens yet.*"
+    empty = screens_message([], {}, Viewer("U1", frozenset()))
+    assert empty.blocks[0]["text"]["text"] == "*No screens in your channels yet.*" and "more screen" not in empty.text
+
+
+def test_the_screens_of_channels_a_person_is_not_in_are_only_counted() -> None:
+    ours = SavedScreen(7, "JCSG+", "jcsg.csv", "well and condition table", 96, 96, "C1", "U1", 1_790_000_000.0)
+    secret = SavedScreen(8, "Secret", "secret.csv", "well and condition table", 96, 96, "CSECRET", "U3", 0.0)
+    gone = SavedScreen(9, "Gone", "gone.csv", "well and condition table", 96, 96, "CGONE", "U3", 0.0)
+    message = screens_message([secret, ours, gone], {8: [("C1", "plate42")]},
+                              Viewer("U2", frozenset({"C1"}), gone=frozenset({"CGONE"})))
+    text = message.text + json.dumps(message.blocks, ensure_ascii=False)
+    assert [b.get("block_id") for b in message.blocks if b.get("block_id", "").startswith("screen-")] == ["screen-7"]
+    assert "*Screens (1)*" in text and "_1 more screen from channels you are not in._" in text  # a removed one: neither
+    assert not any(word in text for word in ("Secret", "secret.csv", "CSECRET", "U3", "Gone", "CGONE"))
 
 
 def test_plates_in_channels_a_person_is_not_in_are_counted_not_named() -> None:

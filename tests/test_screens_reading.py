@@ -1,5 +1,5 @@
-"""bot.screens.reading (and the wells it reads with bot.plates.wells): screen files as labs have them, the real HWI cocktail list
-and hand-made tables with every quirk, and the files that are no screen."""
+"""bot.screens.reading (and bot.plates.wells, which it reads wells with): screen files as labs have them, the real
+HWI cocktail list and hand-made tables with every quirk, and the files that are no screen."""
 from __future__ import annotations
 
 import codecs

@@ -199,7 +199,8 @@ def test_a_file_that_is_no_screen_changes_nothing_and_the_reply_says_why(screen_
     assert "Save it as CSV (File → Save As → CSV UTF-8)" in reply_to(bot, workbook)
     assert bot.services.store.screens() == []
     unnamed = plate_with_hits(bot, text="screen Nope")
-    assert ":warning: There is no screen named *Nope*." in section_text(summary_post(bot, unnamed["ts"]))
+    assert (":warning: There is no screen named *Nope* in this channel or in a public channel."
+            in section_text(summary_post(bot, unnamed["ts"])))
 
 
 def test_a_name_in_use_is_refused_and_a_screen_is_removed_from_the_list(start_bot: Callable[..., RunningBot]) -> None:
@@ -225,11 +226,12 @@ def test_a_name_in_use_is_refused_and_a_screen_is_removed_from_the_list(start_bo
         (_, answer), = bot.slack.wait_for(lambda: bot.slack.response_url_posts[posts:], what="the list updated")
         return answer
 
-    assert click("U8")["text"].startswith("Guests cannot add or remove the lab's screens.")
+    assert click("U8")["text"].startswith("Guests cannot add or remove the lab's screens: members of the channel a "
+                                          "screen was added in who are not guests can.\n1 screen.")
     assert [s.name for s in bot.services.store.screens()] == ["Mine"]
     updated = click("U9")
     assert updated["replace_original"] is True
-    assert updated["text"] == ":wastebasket: Removed screen *Mine* (added by <@U1>).\nNo screens yet."
+    assert updated["text"] == ":wastebasket: Removed screen *Mine* (added by <@U1>).\nNo screens in your channels yet."
     assert bot.services.store.screens() == []
 
 
@@ -238,8 +240,8 @@ def test_plates_of_channels_someone_is_not_in_are_not_named_to_them(screen_bot: 
     add_jcsg(bot)
     bot.slack.add_channel("lab-secret", "CSECRET", private=True, members=["U1", bot.slack.bot_user_id])
     store = bot.services.store
-    store.link_plate("CSECRET", "secret-plate", store.screen_named("JCSG+").id, "U1")
-    store.link_plate(CHANNEL, "plate42", store.screen_named("JCSG+").id, "U1")
+    store.link_plate("CSECRET", "secret-plate", store.screen_named("JCSG+", CHANNEL).id, "U1")
+    store.link_plate(CHANNEL, "plate42", store.screen_named("JCSG+", CHANNEL).id, "U1")
 
     for user, named in (("U1", True), ("U2", False)):
         text = "\n".join(b["text"]["text"] for b in command(bot, "screens", user=user)["blocks"] if b["type"] == "section")

@@ -1,5 +1,6 @@
 """bot.store's screen queries on SQLite and PostgreSQL: screens kept with their conditions, names in use
-once, plates linked for all their inspections, a waiting `/crystals screens add`, conditions in exports."""
+once per channel, plates linked for all their inspections, a waiting `/crystals screens add`, the screens of a
+deleted upload forgotten."""
 from __future__ import annotations
 
 import time
@@ -16,39 +17,57 @@ def inspection_of(store, plate: str = "Plate42", ts: str = "1.1"):
     return store.start_inspection(job, plate, f"{plate}.zip", 1, {})
 
 
-def test_a_screen_is_kept_with_its_conditions_and_its_name_is_in_use_once(store):
+def test_a_screen_is_kept_with_its_conditions_and_its_name_is_in_use_once_per_channel(store):
     saved = store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1")
-    assert (saved.name, saved.wells, saved.layout, saved.added_by) == ("JCSG+", 2, 96, "U1")
+    assert (saved.name, saved.wells, saved.layout, saved.channel, saved.added_by) == ("JCSG+", 2, 96, "C1", "U1")
     assert store.add_screen(" jcsg+ ", "other.csv", "def", SCREEN, "C1", "U2") is None  # the same name, told apart
-    assert store.screen_named("JCSG+ ") == saved and store.screen_with_content("abc") == saved
+    elsewhere = store.add_screen("JCSG+", "theirs.csv", "abc", SCREEN, "C2", "U2")  # another channel's own
+    assert elsewhere is not None and elsewhere.id != saved.id
+    assert store.screen_named("JCSG+ ", "C1") == saved and store.screen_named("jcsg+", "C2") == elsewhere
+    assert store.screen_named("JCSG+", "C3") is None and store.screens_named("jcsg+") == [elsewhere, saved]
+    assert store.screen_with_content("abc", "C1") == saved and store.screen_with_content("abc", "C3") is None
+    assert store.screen(saved.id) == saved
     assert store.screen_conditions(saved.id) == SCREEN.conditions
     assert list(store.screen_conditions(saved.id, ["D7", "H12"])) == ["D7"]
-    assert store.screens() == [saved]
+    assert store.plate_conditions(saved, ["D7"]).short("D7") == "0.1 M NaOAc pH 5.0, 20% PEG 8000"
+    assert store.screens() == [elsewhere, saved]
 
 
 def test_a_removed_screen_is_no_longer_used_and_its_name_is_free_again(store):
     saved = store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1")
-    inspection = inspection_of(store)
     store.link_plate("C1", "plate42", saved.id, "U1")
     assert store.remove_screen(saved.id, "U9") == saved and store.remove_screen(saved.id, "U9") is None
-    assert store.screens() == [] and store.screen_named("JCSG+") is None
-    assert store.inspection_conditions(inspection) is None
+    assert store.screens() == [] and store.screen_named("JCSG+", "C1") is None and store.screen(saved.id) is None
+    assert store.plate_screen("C1", "plate42") is None
     again = store.add_screen("JCSG+", "jcsg2.csv", "abc", SCREEN, "C1", "U1")
     assert again is not None and again.id != saved.id
 
 
-def test_a_plate_uses_its_screen_in_every_inspection_and_may_change_it(store):
+def test_a_plate_is_linked_to_one_screen_for_all_its_inspections_and_may_change_it(store):
     first = store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1")
     second = store.add_screen("Index", "index.csv", "def", SCREEN, "C1", "U1")
-    earlier, later = inspection_of(store, ts="1.1"), inspection_of(store, ts="2.2")
-    assert store.inspection_conditions(earlier) is None and store.condition_short_form(earlier.id, "D7") is None
+    assert store.plate_screen("C1", "plate42") is None
     store.link_plate("C1", "PLATE42", first.id, "U1")  # the plate's name, any case
-    assert store.inspection_conditions(later).screen == "JCSG+"
-    assert store.condition_short_form(earlier.id, "D7") == "0.1 M NaOAc pH 5.0, 20% PEG 8000"
-    assert store.condition_short_form(earlier.id, "B2") is None
+    assert store.plate_screen("C1", "Plate42") == first
     store.link_plate("C1", "plate42", second.id, "U2")
     assert store.plate_screen("C1", "Plate42") == second and store.plate_screen("C2", "plate42") is None
     assert store.plates_of_screens() == {second.id: [("C1", "plate42")]}
+
+
+def test_the_screens_of_a_deleted_upload_are_forgotten_and_their_plates_unlinked(store):
+    screen_job = store.enqueue("screen", "C1", "5.5", "5.5", "FCSV", "jcsg.csv", "U1", {})
+    zip_job = store.enqueue("plate", "C1", "6.6", "6.6", "FZIP", "plate42.zip", "U1", {})
+    from_file = store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1", screen_job)
+    from_zip = store.add_screen("Index", "index.csv", "def", SCREEN, "C1", "U1", zip_job)
+    store.link_plate("C1", "plate42", from_file.id, "U1")
+    store.link_plate("C1", "plate9", from_zip.id, "U1")
+
+    assert store.forget_screens([screen_job]) == [from_file]
+    assert store.screens() == [from_zip] and store.screen_conditions(from_file.id) == {}
+    assert store.plate_screen("C1", "plate42") is None
+    assert store.plates_of_screens() == {from_zip.id: [("C1", "plate9")]}
+    assert store.forget_screens([screen_job]) == [] and store.forget_screens([]) == []  # a second event: nothing more
+    assert store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1") is not None  # the name is free again
 
 
 def test_a_screen_add_waits_for_that_persons_next_upload_in_that_channel(store):
@@ -71,14 +90,3 @@ def test_an_inspections_screen_note_and_a_screen_file_still_being_read(store):
     assert store.screen_job_open("C1", "5.5") and not store.screen_job_open("C1", "6.6")
     store.finish_job(job_id, "done")
     assert not store.screen_job_open("C1", "5.5")
-
-
-def test_exports_carry_a_plate_images_plate_well_drop_screen_and_condition(store):
-    saved = store.add_screen("JCSG+", "jcsg.csv", "abc", SCREEN, "C1", "U1")
-    inspection = inspection_of(store)
-    store.link_plate("C1", "plate42", saved.id, "U1")
-    pages = [[{"inspection_id": inspection.id, "well": "D7"}, {"inspection_id": None, "well": None},
-              {"inspection_id": inspection.id, "well": "H12"}]]
-    (page,) = store.with_conditions(iter(pages))
-    assert [(r["screen"], r["condition"]) for r in page] == [
-        ("JCSG+", "0.1 M NaOAc pH 5.0, 20% PEG 8000"), ("", ""), ("JCSG+", "")]

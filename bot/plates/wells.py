@@ -27,7 +27,7 @@ from typing import Collection, Iterable
 
 from bot.plates.stamps import remove_stamps
 
-LAYOUTS = {24: (4, 6), 96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # every plate the bot knows: wells -> (rows, columns)
+LAYOUTS = {24: (4, 6), 96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # every plate the bot knows: wells -> (rows, cols)
 LARGEST = max(LAYOUTS)
 PLATE_SHAPES = {wells: LAYOUTS[wells] for wells in (96, 384, 1536)}  # plates whose images are read and mapped
 DEFAULT_LAYOUT = 384  # names and questions are read on this layout unless the plate is larger

@@ -28,8 +28,9 @@ LISTED_UNREAD = 12  # parts not understood named in the reply to a screen file
 MAX_WELL_RUNS = 12  # runs of wells named (`A1–A12, B1–B6`) before only the first and last are
 ADD_WAIT_MINUTES = 10  # `/crystals screens add NAME` waits this long for the upload
 HOW_TO_ADD = ("Add one: upload its CSV with the text `screen NAME`, or `/crystals screens add NAME` and then the "
-              "upload. A plate uses one with `/crystals plate PLATE screen NAME`, or with `screen NAME` in the text "
-              "of the plate's upload, or when its zip holds the screen's CSV.")
+              "upload; it belongs to that channel. A plate uses one of its channel's or of a public channel's with "
+              "`/crystals plate PLATE screen NAME`, or with `screen NAME` in the text of the plate's upload, or when "
+              "its zip holds the screen's CSV.")
 _DIRECTIVE = re.compile(r"(?:^|(?<=\s))screen\s*[:=]?[ \t]+(?P<name>[^\s][^\n]*)", re.IGNORECASE)
 _LINK_COMMAND = re.compile(r"plate\s+(?P<plate>\S+)\s+screen\s+(?P<screen>\S.*?)\s*", re.IGNORECASE | re.DOTALL)
 _ADD_COMMAND = re.compile(r"screens?\s+add\s+(?P<name>\S.*?)\s*", re.IGNORECASE | re.DOTALL)
@@ -145,15 +146,22 @@ def name_taken(existing: SavedScreen) -> str:
 
 def screens_message(screens: Sequence[SavedScreen], plates: Mapping[int, Sequence[tuple[str, str]]], viewer: Viewer,
                     notice: str = "") -> Message:
-    """`/crystals screens` for one person: each screen with its wells, who added it, the plates that use it
-    (named only in channels the person is in; the others counted), and Remove."""
+    """`/crystals screens` for one person: the screens of the channels they are in, each with its wells, its
+    file, who added it where and when, the plates that use it (named only in channels the person is in;
+    the others counted), and Remove; the screens of other channels only counted."""
+    seen = scope(screens, lambda screen: screen.channel, viewer)
+    shown = seen.shown
     blocks: Blocks = [_section(notice)] if notice else []
-    blocks.append(_section(f"*Screens ({len(screens)})*" if screens else "*No screens yet.*"))
-    blocks += [_screen_block(screen, plates.get(screen.id, []), viewer) for screen in screens[:LISTED_SCREENS]]
-    if len(screens) > LISTED_SCREENS:
-        blocks.append(_context(f"… and {len(screens) - LISTED_SCREENS} older ones, not listed."))
+    blocks.append(_section(f"*Screens ({len(shown)})*" if shown else "*No screens in your channels yet.*"))
+    blocks += [_screen_block(screen, plates.get(screen.id, []), viewer) for screen in shown[:LISTED_SCREENS]]
+    if len(shown) > LISTED_SCREENS:
+        blocks.append(_context(f"… and {len(shown) - LISTED_SCREENS} older ones, not listed."))
+    hidden = f"_{_count(seen.hidden, 'more screen')} from channels you are not in._" if seen.hidden else ""
+    if hidden:
+        blocks.append(_context(hidden))
     blocks.append(_context(HOW_TO_ADD))
-    text = f"{len(screens)} screens." if screens else "No screens yet."
+    listed = f"{_count(len(shown), 'screen')}." if shown else "No screens in your channels yet."
+    text = f"{listed} {hidden}" if hidden else listed
     return Message(f"{notice}\n{text}" if notice else text, blocks)
 
 
@@ -164,7 +172,7 @@ def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]], viewer
     if more:
         named.append(f"{_count(more, 'more plate')}" + (" in channels you are not in" if seen.hidden else ""))
     text = (f"*{escape(screen.name)}* · {_count(screen.wells, 'well')} of a {plate_kind(screen.layout)} · "
-            f"{code(screen.file_name)} · <@{screen.added_by}>, {_day(screen.added_at)}\n"
+            f"{code(screen.file_name)} · <@{screen.added_by}> in <#{screen.channel}>, {_day(screen.added_at)}\n"
             + (f"Used by {', '.join(named)}" if named else "_No plate uses it yet._"))
     confirm = (f"Plates that use it ({len(plates)}) show no conditions any more." if plates
                else "No plate uses it.")
@@ -177,13 +185,17 @@ def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]], viewer
                                       "deny": {"type": "plain_text", "text": "Keep"}}}}
 
 
+SCREEN_EDITORS = "members of the channel a screen was added in who are not guests"
+NOT_IN_SCREENS_CHANNEL = f"Only {SCREEN_EDITORS} can remove it, and Slack did not confirm that you are one."
+
+
 def screen_editing_refused(guest: bool | None) -> str | None:
     """Why someone may not add or remove screens (guests may not; nor anyone Slack could not say is no
     guest), or None."""
     if guest is None:
         return ("I could not check with Slack who you are just now, so I cannot change the screens for you. "
                 "Try again in a minute.")
-    return "Guests cannot add or remove the lab's screens. Ask a member of the workspace." if guest else None
+    return (f"Guests cannot add or remove the lab's screens: {SCREEN_EDITORS} can." if guest else None)
 
 
 def screen_removed(screen: SavedScreen) -> str:
@@ -195,14 +207,26 @@ def add_waiting(name: str) -> Message:
                    f"enough): I will add it as *{escape(name)}*.")
 
 
-def plate_linked(plate: str, screen: SavedScreen) -> Message:
-    return Message(f":test_tube: Plate *{escape(plate)}* in this channel uses screen *{escape(screen.name)}* "
+def plate_linked(plate: str, screen: SavedScreen, channel: str) -> Message:
+    """A plate of `channel` uses the screen from now on (one of a public channel says which)."""
+    where = f" of <#{screen.channel}>" if screen.channel != channel else ""
+    return Message(f":test_tube: Plate *{escape(plate)}* in this channel uses screen *{escape(screen.name)}*{where} "
                    f"({_count(screen.wells, 'condition')}) from now on: its hits show their conditions from its next "
                    "summary, and questions in its thread see them at once.")
 
 
 def no_such_screen(name: str) -> str:
-    return f"There is no screen named *{escape(name)}*. `/crystals screens` lists them."
+    """No screen of that name a plate of this channel may use (the same words whether a private channel
+    elsewhere has one or nobody does)."""
+    return (f"There is no screen named *{escape(name)}* in this channel or in a public channel. "
+            "`/crystals screens` lists the screens of your channels.")
+
+
+def screen_unchecked(name: str) -> str:
+    """Another channel has a screen of that name, and Slack could not say whether it is public."""
+    return (f"I could not check with Slack just now whether the channel screen *{escape(name)}* comes from is "
+            "public, so I did not use it (a plate uses a screen of its own channel or of a public one). Try again "
+            "in a minute.")
 
 
 def screens_usage() -> Message:

@@ -6,7 +6,9 @@ job (on the queue, so a Slack hiccup is retried):
 1. marks the upload's jobs deleted (queued ones then end quietly, bot/slack/privacy.py), removes the
    image bytes the bot kept (unless an upload not deleted shows the same image) and stops using it as a
    team example (the prompt changes back, as with Remove); the calls and verdicts stay for the statistics;
-2. deletes its copy in the hits channel: a single hit's message, and a plate's hits message loses the
+2. removes a screen read from it (a screen file, or one inside a plate's zip): no longer used, its
+   conditions gone, and the plates that used it unlinked, so later replies and summaries show none;
+3. deletes its copy in the hits channel: a single hit's message, and a plate's hits message loses the
    deleted wells (or goes, with the last of them).
 """
 from __future__ import annotations
@@ -65,10 +67,12 @@ class Deletions:
         else:
             jobs = store.every_job_of_message(job.payload["channel"], job.payload["message_ts"])
         forgotten = store.forget_upload(jobs, how)
+        screens = store.forget_screens([job.id for job in jobs])
         hits = self._delete_hits(jobs)
         log.info("upload %s (%s): %s jobs marked deleted, the bytes of %s images removed, %s examples no longer "
-                 "used, %s hits messages deleted or blanked", job.file_name, how, forgotten.jobs, forgotten.images,
-                 forgotten.examples, hits)
+                 "used, %s screens removed%s, %s hits messages deleted or blanked", job.file_name, how, forgotten.jobs,
+                 forgotten.images, forgotten.examples, len(screens),
+                 "".join(f" ({s.id} {s.name!r} of {s.channel})" for s in screens), hits)
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:

@@ -33,6 +33,7 @@ from bot.queue import Handler
 from bot.screens.chemistry import PlateConditions
 from bot.render import Message
 from bot.store import Store
+from bot.visibility import NOT_A_MEMBER
 
 if TYPE_CHECKING:  # the workflow uses this module's hit_history for a hit's reply
     from bot.slack.intake import Intake
@@ -75,11 +76,14 @@ def gallery_files(store: Store, inspection: Inspection, stem: str, taken: str, i
 
 
 def plate_command(intake: Intake, command: dict[str, Any], text: str) -> Message:
-    """`/crystals plate NAME`: the plate's overview is queued (posted in the channel), or what to do."""
+    """`/crystals plate NAME`: the plate's overview is queued (posted in the channel), or what to do. Only a
+    member of the channel gets it (or learns which plates it has), as with `recent`."""
     name = text.partition(" ")[2].strip()
     if not name:
         return Message("Which plate? For example `/crystals plate plate42`.")
     channel = command["channel_id"]
+    if not intake.workflow.privacy.may_see(command["user_id"], channel):
+        return Message(NOT_A_MEMBER)
     latest = intake.store.latest_plate_inspection(channel, name)
     if latest is None:
         return plate_not_found_message(name, intake.store.channel_plate_names(channel))

@@ -306,7 +306,7 @@ class PlateSummaries:
         earlier = {path: self.flow.reply_link(reply) for path, reply in self.flow.earlier_replies(inspection).items()}
         summary = summary_message(inspection.plate_name, images, self.flow.services.prompt_set.categories, comparison,
                                   skipped, retry=WellsRetry(inspection.id, store.retry_rounds(inspection.id)),
-                                  earlier_replies=earlier, conditions=store.inspection_conditions(inspection),
+                                  earlier_replies=earlier, conditions=self.flow.plate_screens.conditions(inspection),
                                   screen_note=store.screen_note(inspection.id))
         return images, comparison, summary
 
@@ -314,7 +314,7 @@ class PlateSummaries:
         """The plate map (PNG), every call (CSV) and the gallery of its hits (PNGs) in the thread; their ids
         are kept (the map's for the hits channel; all to delete them when a retry brings newer ones)."""
         stem, name, store = file_stem(inspection.plate_name), inspection.plate_name, self.flow.store
-        conditions = store.inspection_conditions(inspection)
+        conditions = self.flow.plate_screens.conditions(inspection)
         map_file_id, csv_file_id, *gallery_ids = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
             {"content": calls_csv(images, conditions), "filename": f"{stem}_calls.csv",

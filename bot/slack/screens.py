@@ -10,6 +10,10 @@ A plate job calls attach_screen once it knows the plate: the screen its upload's
 screen file inside its zip, becomes the plate's (for its later inspections too); what became of it is
 noted for the summary. `/crystals screens` (list, add, Remove) and `/crystals plate PLATE screen NAME`
 are answered at once.
+
+A screen belongs to the channel it was added in: it is listed only to that channel's members (others
+see how many there are), only they (not guests) remove it, and a plate elsewhere uses it only when that
+channel is public (bot/slack/plate_screens.py).
 """
 from __future__ import annotations
 
@@ -27,12 +31,13 @@ from bot.queue import Handler, RetryLater
 from bot.render import Message, escape, parse_id
 from bot.screens.grid import GridError, GridSize, grid_csv, grid_png, optimisation_grid
 from bot.screens.messages import (ADD_WAIT_MINUTES, Directive, add_command, add_waiting, grid_comment, grid_refused,
-                                  link_command, name_taken, no_such_screen, parse_grid_value, plate_linked,
+                                  NOT_IN_SCREENS_CHANNEL, link_command, name_taken, parse_grid_value, plate_linked,
                                   screen_added, screen_editing_refused, screen_refused, screen_removed,
                                   screens_message, screens_usage)
 from bot.screens.reading import ScreenError, read_screen
 from bot.slack.files import DownloadError
 from bot.slack.workflow import FAILED_REACTION, Workflow
+from bot.visibility import NOT_A_MEMBER
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,11 @@ def attach_screen(flow: Workflow, job: Job, inspection: Inspection, tables: Sequ
     if name:
         if store.screen_job_open(job.channel, job.message_ts):
             raise RetryLater("waiting for the screen file uploaded with the plate")
-        screen = store.screen_named(name)
-        if screen:
-            store.link_plate(job.channel, inspection.plate_name, screen.id, job.user_id)
-        note = "" if screen else (f":warning: {no_such_screen(name)} The hits show no conditions until "
-                                  f"`/crystals plate {inspection.plate_name} screen NAME` names one.")
+        named = flow.plate_screens.named(name, job.channel)
+        if named.screen:
+            store.link_plate(job.channel, inspection.plate_name, named.screen.id, job.user_id)
+        note = "" if named.screen else (f":warning: {named.why_not} The hits show no conditions until "
+                                        f"`/crystals plate {inspection.plate_name} screen NAME` names one.")
     elif tables:
         note = _screen_from_zip(flow, job, inspection, tables)
     else:
@@ -89,8 +94,9 @@ def attach_screen(flow: Workflow, job: Job, inspection: Inspection, tables: Sequ
 
 
 def _screen_from_zip(flow: Workflow, job: Job, inspection: Inspection, tables: Sequence[tuple[str, bytes]]) -> str:
-    """The first screen file of the zip that reads as a screen becomes the plate's (the screen already kept
-    when the same file was read before); the note for the summary."""
+    """The first screen file of the zip that reads as a screen becomes the plate's, a screen of the plate's
+    channel (the one already kept when the channel had the same file read before); the note for the
+    summary."""
     store, max_bytes = flow.store, flow.services.settings.max_screen_kb * KB
     problems = []
     for member, data in tables:
@@ -100,12 +106,12 @@ def _screen_from_zip(flow: Workflow, job: Job, inspection: Inspection, tables: S
             problems.append(str(error))
             continue
         sha256 = hashlib.sha256(data).hexdigest()
-        saved = store.screen_with_content(sha256)
+        saved = store.screen_with_content(sha256, job.channel)
         if saved is None:
             stem = PurePosixPath(member).stem[:60] or "screen"
-            name = stem if store.screen_named(stem) is None else f"{stem} ({sha256[:6]})"
-            saved = store.add_screen(name, PurePosixPath(member).name, sha256, screen, job.channel, job.user_id) \
-                or store.screen_named(name)
+            name = stem if store.screen_named(stem, job.channel) is None else f"{stem} ({sha256[:6]})"
+            saved = store.add_screen(name, PurePosixPath(member).name, sha256, screen, job.channel, job.user_id,
+                                     job.id) or store.screen_named(name, job.channel)
         if saved:
             store.link_plate(job.channel, inspection.plate_name, saved.id, job.user_id)
             return f":test_tube: Screen *{saved.name}* ({saved.wells:,} conditions) read from the zip's `{member}`."
@@ -134,20 +140,24 @@ class LabScreens:
                                         {"file": file, "name": name, "plate": plate})]
 
     def command(self, command: dict[str, Any], text: str) -> Message:
-        """`screens`, `screens add NAME`, `plate PLATE screen NAME`."""
+        """`screens`, `screens add NAME`, `plate PLATE screen NAME` (a plate of this channel: its members only)."""
         store, channel, user = self.flow.store, command["channel_id"], command["user_id"]
         if (linked := link_command(text)) is not None:
+            if not self.flow.privacy.may_see(user, channel):
+                return Message(NOT_A_MEMBER)
             plate, name = linked
-            screen = store.screen_named(name)
-            if screen is None:
-                return Message(no_such_screen(name))
-            store.link_plate(channel, plate, screen.id, user)
-            return plate_linked(plate, screen)
+            named = self.flow.plate_screens.named(name, channel)
+            if named.screen is None:
+                return Message(named.why_not)
+            store.link_plate(channel, plate, named.screen.id, user)
+            log.info("%s linked plate %s of channel %s to screen %s (%s) of channel %s", user, plate, channel,
+                     named.screen.id, named.screen.name, named.screen.channel)
+            return plate_linked(plate, named.screen, channel)
         if (name := add_command(text)) is not None:
             refusal = self.refusal(user)
             if refusal:
                 return Message(refusal)
-            existing = store.screen_named(name)
+            existing = store.screen_named(name, channel)
             if existing:
                 return Message(f"I cannot add *{name}*: {name_taken(existing)}")
             store.expect_screen(channel, user, name)
@@ -161,21 +171,30 @@ class LabScreens:
         return screen_editing_refused(self.flow.privacy.membership.is_guest(user_id))
 
     def overview(self, user_id: str, notice: str = "") -> Message:
-        """`/crystals screens` for one person: the plates using each screen named only in their channels."""
+        """`/crystals screens` for one person: the screens of their channels, and the plates using each named
+        only in their channels."""
         store = self.flow.store
-        plates = store.plates_of_screens()
-        viewer = self.flow.privacy.viewer(user_id, {channel for used in plates.values() for channel, _ in used})
-        return screens_message(store.screens(), plates, viewer, notice)
+        screens, plates = store.screens(), store.plates_of_screens()
+        channels = {screen.channel for screen in screens} | {channel for used in plates.values() for channel, _ in used}
+        return screens_message(screens, plates, self.flow.privacy.viewer(user_id, channels), notice)
 
     def remove(self, user_id: str, value: str) -> Message:
-        """A Remove click (not by a guest): the screen no longer used; the list as it is now."""
+        """A Remove click by a member of the screen's channel who is not a guest: the screen no longer used;
+        the list as it is now."""
+        screen_id = parse_id(value)
+        screen = self.flow.store.screen(screen_id) if screen_id is not None else None
+        if screen is None:
+            return self.overview(user_id, "That screen was removed already.")
+        if not self.flow.privacy.may_see(user_id, screen.channel):
+            log.warning("%s may not remove screen %s of channel %s (not a member, as Slack says): ignored", user_id,
+                        screen.id, screen.channel)
+            return self.overview(user_id, NOT_IN_SCREENS_CHANNEL)
         refusal = self.refusal(user_id)
         if refusal:
             return self.overview(user_id, refusal)
-        screen_id = parse_id(value)
-        removed = self.flow.store.remove_screen(screen_id, user_id) if screen_id is not None else None
+        removed = self.flow.store.remove_screen(screen.id, user_id)
         if removed:
-            log.info("%s removed screen %s (%s)", user_id, removed.id, removed.name)
+            log.info("%s removed screen %s (%s) of channel %s", user_id, removed.id, removed.name, removed.channel)
         return self.overview(user_id, screen_removed(removed) if removed else "That screen was removed already.")
 
     def accept_grid_click(self, body: dict[str, Any], value: str) -> None:
@@ -218,16 +237,18 @@ class ScreenFiles:
             self._answer(job, screen_refused(job.file_name, escape(str(error))), FAILED_REACTION)
             return
         name = job.payload["name"]
-        saved = store.add_screen(name, job.file_name, hashlib.sha256(data).hexdigest(), screen, job.channel, job.user_id)
+        sha256 = hashlib.sha256(data).hexdigest()
+        saved = store.add_screen(name, job.file_name, sha256, screen, job.channel, job.user_id, job.id)
         if saved is None:
-            existing = store.screen_named(name)
+            existing = store.screen_named(name, job.channel)
             self._answer(job, screen_refused(job.file_name, name_taken(existing) if existing else "try again."),
                          FAILED_REACTION)
             return
         plate = job.payload.get("plate") or None
         if plate:
             store.link_plate(job.channel, plate, saved.id, job.user_id)
-        log.info("%s added screen %s (%s, %s wells)", job.user_id, saved.id, saved.name, saved.wells)
+        log.info("%s added screen %s (%s, %s wells) in channel %s", job.user_id, saved.id, saved.name, saved.wells,
+                 job.channel)
         self._answer(job, screen_added(saved, screen, plate), ADDED_REACTION)
 
     def give_up(self, job: Job, reason: str) -> None:
@@ -263,7 +284,7 @@ class Grids:
     def run(self, job: Job) -> None:
         flow = self.flow
         target = flow.store.job(job.payload["job_id"])
-        found = flow.store.image_condition(target) if target else None
+        found = flow.plate_screens.image_condition(target) if target else None
         well = str(target.payload.get("well")) if target else "?"
         size = GridSize(job.payload["rows"], job.payload["columns"])
         settings = flow.services.settings

@@ -60,7 +60,7 @@ class Exports:
             path = Path(folder) / period.file_name(job.channel)
             with path.open("w", newline="", encoding="utf-8") as out:
                 pages = self.flow.store.export_pages(job.channel, period.start, period.end)
-                rows = write_csv(self.flow.store.with_conditions(pages), self.flow.team_url, job.channel, out)
+                rows = write_csv(self.flow.plate_screens.with_conditions(pages), self.flow.team_url, job.channel, out)
             poster = self.flow.poster
             poster.upload(poster.direct_message_channel(job.user_id),
                           [{"file": str(path), "filename": path.name, "title": path.name}],

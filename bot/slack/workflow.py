@@ -46,6 +46,7 @@ from bot.services import Services
 from bot.store import Store
 from bot.slack.files import DownloadError, SlackFiles, is_image, is_zip
 from bot.slack.history import hit_history
+from bot.slack.plate_screens import PlateScreens
 from bot.slack.posting import SlackPoster
 from bot.slack.privacy import Privacy
 
@@ -72,9 +73,11 @@ class Workflow:
     team_url: str = ""
     hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
     store: Store = field(init=False)
+    plate_screens: PlateScreens = field(init=False)  # the screen each plate may use, and its conditions
 
     def __post_init__(self) -> None:
         self.store = self.services.store
+        self.plate_screens = PlateScreens(self.store, self.privacy)
 
     def handlers(self) -> dict[str, Handler]:
         return {"image": ImageJobs(self), "outcome": Outcomes(self), "question": Questions(self),
@@ -104,7 +107,7 @@ class Workflow:
         and, when the plate was imaged before, since when it has been crystals (with History)."""
         message = call_message(job.id, job.file_name, call, self.services.prompt_set.categories,
                                self.store.latest_feedback(job.id))
-        found = self.store.image_condition(job)
+        found = self.plate_screens.image_condition(job)
         if found:
             message = with_condition(message, job.id, job.payload["well"], found[1], found[0],
                                      self.services.settings.grid_sizes)
@@ -163,8 +166,8 @@ class Workflow:
             verdicts={path: feedback for path, job in replies.items()
                       if (feedback := self.store.latest_feedback(job.id))},
             job_ids={path: job.id for path, job in replies.items()},
-            conditions=self.store.inspection_conditions(inspection, [job.payload["well"] for job in replies.values()
-                                                                     if job.payload.get("well")]))
+            conditions=self.plate_screens.conditions(inspection, [job.payload["well"] for job in replies.values()
+                                                                  if job.payload.get("well")]))
         return plate_hits_message(shared, self.services.prompt_set.categories)
 
     def refresh_plate_hits(self, inspection: Inspection) -> bool:
@@ -397,7 +400,7 @@ class Questions:
             asked = [str(well) for well in wells_in_text(job.payload.get("text", ""))]
             hits = [str(i.position.well) for i in hit_images(images, self.flow.services.prompt_set.categories)
                     if i.position]
-            chemistry = conditions_for_model(store.inspection_conditions(inspection, asked + hits), asked, hits,
+            chemistry = conditions_for_model(self.flow.plate_screens.conditions(inspection, asked + hits), asked, hits,
                                              settings.follow_up_history_chars)
             transcript += [chemistry] if chemistry else []
         return transcript

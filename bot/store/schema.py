@@ -199,6 +199,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN waiting_since {real};
     CREATE INDEX jobs_waiting ON jobs (waiting, state);
     """,
+    # a screen belongs to the channel it was added in: its name is in use once per channel (another
+    # channel's screens are not named to people outside it, so they cannot take a name from them); each
+    # screen keeps the job that read it (its file's, or that of the plate whose zip held it), so deleting
+    # that upload in Slack removes the screen. Screens kept before are matched to that job as well as can
+    # be: the latest job of its kind from that person in that channel before the screen was kept.
+    """
+    DROP INDEX screens_in_use;
+    CREATE UNIQUE INDEX screens_in_use_by_channel ON screens (channel, name_key) WHERE removed_at IS NULL;
+    ALTER TABLE screens ADD COLUMN job_id INTEGER;
+    UPDATE screens SET job_id = COALESCE(
+        (SELECT MAX(jobs.id) FROM jobs WHERE jobs.kind = 'screen' AND jobs.channel = screens.channel
+         AND jobs.user_id = screens.added_by AND jobs.file_name = screens.file_name
+         AND jobs.created_at <= screens.added_at),
+        (SELECT MAX(jobs.id) FROM jobs WHERE jobs.kind = 'plate' AND jobs.channel = screens.channel
+         AND jobs.user_id = screens.added_by AND jobs.created_at <= screens.added_at));
+    CREATE INDEX screens_by_job ON screens (job_id);
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}

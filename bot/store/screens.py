@@ -1,15 +1,20 @@
-"""The store's queries for screens: the screens the lab added (each well's condition), which screen a
-plate uses, a `/crystals screens add NAME` waiting for its upload, an inspection's screen note."""
+"""The store's queries for screens: the screens each channel added (each well's condition), which screen a
+plate uses, a `/crystals screens add NAME` waiting for its upload, an inspection's screen note, and
+forgetting the screens of a deleted upload.
+
+Which screen a plate may use (its channel's own, or a public channel's) is Slack's to say: the store
+keeps the links, bot/slack/plate_screens.py decides whether a link may be used."""
 from __future__ import annotations
 
 import json
 import time
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Collection, Iterable
 
-from bot.models import Inspection, Job, SavedScreen
+from bot.models import SavedScreen
 from bot.screens.chemistry import Condition, PlateConditions
 from bot.screens.reading import Screen
+from bot.store.privacy import DELETED_BY
 
 if TYPE_CHECKING:
     from bot.store.base import Row, Tx
@@ -24,28 +29,32 @@ def name_key(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
+def _in(values: Collection[Any]) -> str:
+    return f"({','.join('?' * len(values))})"
+
+
 class ScreenQueries:
-    """Mixed into Store: uses its `_rows`, `_transaction` and `inspection`."""
+    """Mixed into Store: uses its `_rows` and `_transaction`."""
 
     if TYPE_CHECKING:
         def _rows(self, sql: str, *params: Any) -> list[Row]: ...
 
         def _transaction(self) -> AbstractContextManager[Tx]: ...
 
-        def inspection(self, inspection_id: int) -> Inspection | None: ...
-
     # --- screens --------------------------------------------------------------------------------
 
     def add_screen(self, name: str, file_name: str, sha256: str, screen: Screen, channel: str,
-                   user_id: str) -> SavedScreen | None:
-        """Keep a screen and its conditions; None if a screen of that name is in use (nothing is kept)."""
+                   user_id: str, job_id: int | None = None) -> SavedScreen | None:
+        """Keep a screen of a channel and its conditions; None if that channel has a screen of that name in
+        use (nothing is kept). `job_id` is the job that read it (its file's, or the plate's whose zip held
+        it): deleting that upload in Slack removes the screen."""
         now = time.time()
         with self._transaction() as db:
             rows = db.rows(
                 "INSERT INTO screens (name, name_key, file_name, kind, encoding, layout, wells, sha256, channel,"
-                " added_by, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+                " added_by, added_at, job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
                 name, name_key(name), file_name, screen.kind, screen.encoding, screen.layout, len(screen.conditions),
-                sha256, channel, user_id, now)
+                sha256, channel, user_id, now, job_id)
             if not rows:
                 return None
             screen_id = rows[0]["id"]
@@ -55,14 +64,24 @@ class ScreenQueries:
         return SavedScreen(screen_id, name, file_name, screen.kind, screen.layout, len(screen.conditions), channel,
                            user_id, now)
 
-    def screen_named(self, name: str) -> SavedScreen | None:
-        return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE name_key = ? AND {_IN_USE}",
-                                name_key(name))
+    def screen_named(self, name: str, channel: str) -> SavedScreen | None:
+        """The channel's screen of that name in use, if any."""
+        return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE channel = ? AND name_key = ?"
+                                f" AND {_IN_USE}", channel, name_key(name))
 
-    def screen_with_content(self, sha256: str) -> SavedScreen | None:
-        """The screen in use that was read from a file with these bytes, if any."""
-        return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE sha256 = ? AND {_IN_USE}"
-                                " ORDER BY id LIMIT 1", sha256)
+    def screens_named(self, name: str) -> list[SavedScreen]:
+        """Every channel's screen of that name in use, newest first."""
+        return [_screen_from_row(row) for row in self._rows(
+            f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE name_key = ? AND {_IN_USE} ORDER BY id DESC", name_key(name))]
+
+    def screen_with_content(self, sha256: str, channel: str) -> SavedScreen | None:
+        """The channel's screen in use that was read from a file with these bytes, if any."""
+        return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE channel = ? AND sha256 = ?"
+                                f" AND {_IN_USE} ORDER BY id LIMIT 1", channel, sha256)
+
+    def screen(self, screen_id: int) -> SavedScreen | None:
+        """A screen in use, by its id."""
+        return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM screens WHERE id = ? AND {_IN_USE}", screen_id)
 
     def screens(self) -> list[SavedScreen]:
         """Every screen in use, newest first."""
@@ -76,6 +95,22 @@ class ScreenQueries:
             rows = db.rows(f"UPDATE screens SET removed_by = ?, removed_at = ? WHERE id = ? AND {_IN_USE}"
                            f" RETURNING {_SCREEN_COLUMNS}", user_id, time.time(), screen_id)
         return _screen_from_row(rows[0]) if rows else None
+
+    def forget_screens(self, job_ids: Collection[int]) -> list[SavedScreen]:
+        """The screens read by these jobs, whose upload was deleted in Slack: no longer used, their
+        conditions gone and the plates that used them unlinked (the record of who added which file, and
+        when, stays). The screens that were still in use."""
+        if not job_ids:
+            return []
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.rows(f"SELECT id FROM screens WHERE job_id IN {_in(job_ids)}", *job_ids)]
+            if not ids:
+                return []
+            rows = db.rows(f"UPDATE screens SET removed_by = ?, removed_at = ? WHERE id IN {_in(ids)} AND {_IN_USE}"
+                           f" RETURNING {_SCREEN_COLUMNS}", DELETED_BY, time.time(), *ids)
+            db.run(f"DELETE FROM screen_wells WHERE screen_id IN {_in(ids)}", *ids)
+            db.run(f"DELETE FROM plate_screens WHERE screen_id IN {_in(ids)}", *ids)
+        return [_screen_from_row(row) for row in rows]
 
     def screen_conditions(self, screen_id: int, wells: Iterable[str] | None = None) -> dict[str, Condition]:
         """A screen's conditions by well, in plate order; only those of `wells` when given."""
@@ -98,7 +133,8 @@ class ScreenQueries:
                    channel, plate_name.casefold(), plate_name, screen_id, user_id, time.time())
 
     def plate_screen(self, channel: str, plate_name: str) -> SavedScreen | None:
-        """The screen in use that a plate of this channel uses, if any."""
+        """The screen in use that a plate of this channel is linked to, if any (whether the plate may use it
+        is bot/slack/plate_screens.py's to say)."""
         return self._one_screen(f"SELECT {_SCREEN_COLUMNS} FROM plate_screens JOIN screens"
                                 f" ON screens.id = plate_screens.screen_id WHERE plate_screens.channel = ?"
                                 f" AND plate_screens.plate = ? AND {_IN_USE}", channel, plate_name.casefold())
@@ -110,41 +146,9 @@ class ScreenQueries:
             plates.setdefault(row["screen_id"], []).append((row["channel"], row["plate_name"]))
         return plates
 
-    def inspection_conditions(self, inspection: Inspection, wells: Iterable[str] | None = None) -> PlateConditions | None:
-        """The conditions of an inspection's plate (its screen's; only those of `wells` when given), or None
-        when the plate has no screen."""
-        screen = self.plate_screen(inspection.channel, inspection.plate_name)
-        return PlateConditions(screen.name, self.screen_conditions(screen.id, wells)) if screen else None
-
-    def image_condition(self, image_job: Job) -> tuple[str, Condition] | None:
-        """(the screen's name, the condition) of a plate image's well, when its plate's screen has one."""
-        well = image_job.payload.get("well") if image_job.inspection_id else None
-        inspection = self.inspection(image_job.inspection_id) if well and image_job.inspection_id else None
-        plate = self.inspection_conditions(inspection, [well]) if inspection and well else None
-        condition = plate.of(well) if plate else None
-        return (plate.screen, condition) if plate and condition else None
-
-    def condition_short_form(self, inspection_id: int, well: str) -> str | None:
-        """A well's condition in its short form (`0.1 M NaOAc pH 5.0, 20% PEG 8000`) on an inspection's
-        plate; None when the plate has no screen or the screen nothing in that well."""
-        inspection = self.inspection(inspection_id)
-        plate = self.inspection_conditions(inspection, [well]) if inspection else None
-        return plate.short(well) if plate else None
-
-    def with_conditions(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-        """Export pages with each plate image's `screen` and `condition` (short form) added ("" for none);
-        each inspection's screen is read once."""
-        known: dict[int, PlateConditions | None] = {}
-        for page in pages:
-            for record in page:
-                inspection_id, well = record.get("inspection_id"), record.get("well")
-                if inspection_id is not None and inspection_id not in known:
-                    inspection = self.inspection(inspection_id)
-                    known[inspection_id] = self.inspection_conditions(inspection) if inspection else None
-                plate = known.get(inspection_id) if inspection_id is not None else None
-                record["screen"] = plate.screen if plate else ""
-                record["condition"] = (plate.short(well) or "") if plate else ""
-            yield page
+    def plate_conditions(self, screen: SavedScreen, wells: Iterable[str] | None = None) -> PlateConditions:
+        """A screen's conditions as a plate shows them (only those of `wells` when given)."""
+        return PlateConditions(screen.name, self.screen_conditions(screen.id, wells))
 
     # --- waiting uploads and notes ----------------------------------------------------------------
 
