@@ -152,7 +152,7 @@ def test_deleting_a_screens_file_or_the_zip_it_came_in_removes_the_screen(walls,
     deliver(bot, bot.slack.file_deleted_event(upload["files"][0]["id"]))
     assert store.screens() == [] and store.screen_conditions(screen.id) == {}
     assert store.plate_screen(PUBLIC, "plate42") is None  # its plate unlinked
-    assert f"1 screens removed ({screen.id} 'Open' of {PUBLIC})" in caplog.text
+    assert f"screens removed: {screen.id} 'Open' of {PUBLIC}," in caplog.text
     assert "*Open*" not in listed(command(bot, audit, ALICE, "screens"))
     after = plate(bot, PUBLIC, "plate42_2026-12-01.zip", offset=30)  # the plate's next inspection shows none
     assert ":test_tube:" not in shown_text(hit_reply(bot, after))

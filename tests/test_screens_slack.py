@@ -226,8 +226,8 @@ def test_a_name_in_use_is_refused_and_a_screen_is_removed_from_the_list(start_bo
         (_, answer), = bot.slack.wait_for(lambda: bot.slack.response_url_posts[posts:], what="the list updated")
         return answer
 
-    assert click("U8")["text"].startswith("Guests cannot add or remove the lab's screens: members of the channel a "
-                                          "screen was added in who are not guests can.\n1 screen.")
+    assert click("U8")["text"].startswith("Guests cannot add or remove the lab's screens. Members of the workspace "
+                                          "who are not guests can, in the channels they are in.\n1 screen.")
     assert [s.name for s in bot.services.store.screens()] == ["Mine"]
     updated = click("U9")
     assert updated["replace_original"] is True

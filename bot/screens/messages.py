@@ -185,8 +185,8 @@ def _screen_block(screen: SavedScreen, plates: Sequence[tuple[str, str]], viewer
                                       "deny": {"type": "plain_text", "text": "Keep"}}}}
 
 
-SCREEN_EDITORS = "members of the channel a screen was added in who are not guests"
-NOT_IN_SCREENS_CHANNEL = f"Only {SCREEN_EDITORS} can remove it, and Slack did not confirm that you are one."
+NOT_IN_SCREENS_CHANNEL = ("Only members of the channel a screen was added in (guests excepted) can remove it, and "
+                          "Slack did not confirm that you are one.")
 
 
 def screen_editing_refused(guest: bool | None) -> str | None:
@@ -195,7 +195,8 @@ def screen_editing_refused(guest: bool | None) -> str | None:
     if guest is None:
         return ("I could not check with Slack who you are just now, so I cannot change the screens for you. "
                 "Try again in a minute.")
-    return (f"Guests cannot add or remove the lab's screens: {SCREEN_EDITORS} can." if guest else None)
+    return ("Guests cannot add or remove the lab's screens. Members of the workspace who are not guests can, in the "
+            "channels they are in." if guest else None)
 
 
 def screen_removed(screen: SavedScreen) -> str:

@@ -70,9 +70,9 @@ class Deletions:
         screens = store.forget_screens([job.id for job in jobs])
         hits = self._delete_hits(jobs)
         log.info("upload %s (%s): %s jobs marked deleted, the bytes of %s images removed, %s examples no longer "
-                 "used, %s screens removed%s, %s hits messages deleted or blanked", job.file_name, how, forgotten.jobs,
-                 forgotten.images, forgotten.examples, len(screens),
-                 "".join(f" ({s.id} {s.name!r} of {s.channel})" for s in screens), hits)
+                 "used, screens removed: %s, %s hits messages deleted or blanked", job.file_name, how, forgotten.jobs,
+                 forgotten.images, forgotten.examples,
+                 ", ".join(f"{s.id} {s.name!r} of {s.channel}" for s in screens) or "none", hits)
         store.finish_job(job.id, "done")
 
     def give_up(self, job: Job, reason: str) -> None:
