@@ -3,6 +3,7 @@ once per channel, plates linked for all their inspections, a waiting `/crystals 
 deleted upload forgotten."""
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from bot.screens.reading import read_screen
@@ -90,3 +91,33 @@ def test_an_inspections_screen_note_and_a_screen_file_still_being_read(store):
     assert store.screen_job_open("C1", "5.5") and not store.screen_job_open("C1", "6.6")
     store.finish_job(job_id, "done")
     assert not store.screen_job_open("C1", "5.5")
+
+
+def test_screens_kept_before_they_knew_their_job_are_matched_to_it_when_the_database_is_migrated(tmp_path):
+    """The migration that gives screens their job finds it for the screens already kept: the latest screen job
+    of that file from that person in that channel before the screen was kept, else their latest plate job."""
+    from bot.store.schema import MIGRATIONS, SQLITE_TYPES, statements
+    from bot.store.sqlite import SQLiteStore
+
+    before = next(index for index, migration in enumerate(MIGRATIONS) if "screens_in_use_by_channel" in migration)
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        for migration in MIGRATIONS[:before]:
+            for statement in statements(migration, SQLITE_TYPES):
+                db.execute(statement)
+        jobs = [("screen", "C1", "1.0", "FCSV", "jcsg.csv", 10.0), ("screen", "C1", "2.0", "FOTHER", "other.csv", 11.0),
+                ("plate", "C1", "3.0", "FZIP", "plate42.zip", 20.0), ("plate", "C1", "4.0", "FLATER", "p9.zip", 40.0)]
+        for kind, channel, ts, file_id, name, at in jobs:
+            db.execute("INSERT INTO jobs (kind, channel, message_ts, thread_ts, file_id, file_name, user_id, state,"
+                       " created_at, updated_at) VALUES (?,?,?,?,?,?, 'U1', 'done', ?, ?)",
+                       (kind, channel, ts, ts, file_id, name, at, at))
+        for name, file_name, at in (("JCSG+", "jcsg.csv", 12.0), ("Index", "index.csv", 21.0)):  # a file's, a zip's
+            db.execute("INSERT INTO screens (name, name_key, file_name, kind, encoding, layout, wells, sha256, channel,"
+                       " added_by, added_at) VALUES (?, ?, ?, 'table', 'utf-8', 96, 2, 'x', 'C1', 'U1', ?)",
+                       (name, name.casefold(), file_name, at))
+        db.execute(f"PRAGMA user_version = {before}")
+    store = SQLiteStore(path)
+    (jcsg,) = store.forget_screens([store.jobs_of_file("FCSV")[0].id])
+    (index,) = store.forget_screens([store.jobs_of_file("FZIP")[0].id])
+    assert (jcsg.name, index.name, store.screens()) == ("JCSG+", "Index", [])
+    store.close()
