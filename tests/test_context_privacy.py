@@ -129,8 +129,8 @@ def test_a_public_channels_screen_serves_plates_elsewhere_and_a_private_ones_nev
     job_id = next(job.id for job in store.every_job_of_message(PUBLIC, shown["ts"]) if job.kind == "plate_image"
                   and job.payload.get("well") == "D7")
     click(bot, audit, BOB, GRID_ACTION, f"{job_id}:4x6", reply, PUBLIC)  # a grid asked for all the same
-    bot.slack.wait_for(lambda: any("its plate has no screen" in c.params["text"] for c in bot.thread_posts(shown["ts"])),
-                       30, what="the grid refused")
+    bot.slack.wait_for(lambda: any("its plate has no screen" in c.params["text"]
+                                   for c in bot.thread_posts(shown["ts"])), 30, what="the grid refused")
     bot.say("why crystals in D7?", thread_ts=shown["ts"], channel=PUBLIC, user=BOB)
     bot.slack.wait_for(lambda: [c for c in bot.thread_posts(shown["ts"]) if "Fake answer" in c.params["text"]], 30,
                        what="the answer")
