@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 from bot.config import load_settings  # noqa: E402
 from bot.slack.membership import Membership  # noqa: E402
 from bot.slack.posting import web_client  # noqa: E402
+from benchmarks.bench_team import fill as fill_calls  # noqa: E402
 from bot.store.base import Store  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.fakes.slack_server import FakeSlack  # noqa: E402
 from tests.slack_harness import RunningBot, slack_environ  # noqa: E402
 
-PAGE = 1000
 DAY = 86_400.0
 LABELS = ("clear", "crystals", "precipitate", "other")
 
@@ -59,24 +59,8 @@ def workspace(slack: FakeSlack, channels: int, members: int, people: int) -> Non
 
 def fill(store: Store, calls: int, channels: int) -> None:
     """`calls` answered images over the last four weeks, spread over the channels; every third reviewed."""
-    now = time.time()
-    for first in range(1, calls + 1, PAGE):
-        ids = range(first, min(first + PAGE, calls + 1))
-        store.load("images", [{"sha256": f"{n:064x}", "name": f"{n}.jpeg", "jpeg": b"", "width": 1280, "height": 960,
-                               "source_format": "JPEG", "used_at": now} for n in ids])
-        store.load("calls", [{"id": n, "image_sha256": f"{n:064x}", "fingerprint": "fp", "model": "gpt-4.1",
-                              "label": LABELS[n % 4], "confidence": 0.9, "confidence_source": "logprobs",
-                              "observations": "edges", "explanation": "Sharp faceted edges.", "input_tokens": 4250,
-                              "cached_tokens": 3490, "output_tokens": 60, "cost_usd": 0.004,
-                              "created_at": now - (n % 28) * DAY} for n in ids])
-        store.load("jobs", [{"id": n, "kind": "image", "channel": channel(n % channels),
-                             "message_ts": f"{1_700_000_000 + n}.000100", "thread_ts": f"{1_700_000_000 + n}.000100",
-                             "file_id": f"F{n}", "file_name": f"{n}.jpeg", "user_id": "U0001", "state": "done",
-                             "call_id": n, "reply_ts": f"{1_700_000_000 + n}.000200", "payload": "{}",
-                             "created_at": now - (n % 28) * DAY, "updated_at": now} for n in ids])
-        store.load("feedback", [{"id": n, "job_id": n, "user_id": "U0002", "verdict": "confirmed",
-                                 "label": LABELS[n % 4], "created_at": now} for n in ids if n % 3 == 0])
-    store.after_load()
+    fill_calls(store, calls, channel_of=lambda n: channel(n % channels), label_of=lambda n: LABELS[n % 4],
+               age_of=lambda n: (n % 28) * DAY)
 
 
 def open_home(bot: RunningBot, user: str) -> tuple[float, Counter[str]]:

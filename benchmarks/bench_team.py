@@ -17,6 +17,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,23 +30,26 @@ CHANNEL = "C1"
 PAGE = 1000
 
 
-def fill(store: Store, calls: int) -> None:
-    """`calls` images, calls and image jobs in CHANNEL, feedback on every third, loaded a page at a time."""
+def fill(store: Store, calls: int, channel_of: Callable[[int], str] = lambda n: CHANNEL,
+         label_of: Callable[[int], str] = lambda n: "crystals", age_of: Callable[[int], float] = lambda n: 0.0) -> None:
+    """`calls` images, calls and image jobs (call n in channel_of(n), labelled label_of(n), made age_of(n)
+    seconds ago), feedback confirming every third, loaded a page at a time."""
     now = time.time()
     for first in range(1, calls + 1, PAGE):
         ids = range(first, min(first + PAGE, calls + 1))
         store.load("images", [{"sha256": f"{n:064x}", "name": f"{n}.jpeg", "jpeg": b"", "width": 1280, "height": 960,
                                "source_format": "JPEG", "used_at": now} for n in ids])
         store.load("calls", [{"id": n, "image_sha256": f"{n:064x}", "fingerprint": "fp", "model": "gpt-4.1",
-                              "label": "crystals", "confidence": 0.93, "confidence_source": "logprobs",
+                              "label": label_of(n), "confidence": 0.93, "confidence_source": "logprobs",
                               "observations": "edges", "explanation": "Sharp faceted edges: crystals. " * 3,
                               "input_tokens": 4250, "cached_tokens": 3490, "output_tokens": 60, "cost_usd": 0.004,
-                              "created_at": now} for n in ids])
-        store.load("jobs", [{"id": n, "kind": "image", "channel": CHANNEL, "message_ts": f"{1_700_000_000 + n}.000100",
-                             "thread_ts": f"{1_700_000_000 + n}.000100", "file_id": f"F{n}", "file_name": f"{n}.jpeg",
-                             "user_id": "U1", "state": "done", "call_id": n, "reply_ts": f"{1_700_000_000 + n}.000200",
-                             "payload": "{}", "created_at": now, "updated_at": now} for n in ids])
-        store.load("feedback", [{"id": n, "job_id": n, "user_id": "U2", "verdict": "confirmed", "label": "crystals",
+                              "created_at": now - age_of(n)} for n in ids])
+        store.load("jobs", [{"id": n, "kind": "image", "channel": channel_of(n),
+                             "message_ts": f"{1_700_000_000 + n}.000100", "thread_ts": f"{1_700_000_000 + n}.000100",
+                             "file_id": f"F{n}", "file_name": f"{n}.jpeg", "user_id": "U1", "state": "done",
+                             "call_id": n, "reply_ts": f"{1_700_000_000 + n}.000200", "payload": "{}",
+                             "created_at": now - age_of(n), "updated_at": now} for n in ids])
+        store.load("feedback", [{"id": n, "job_id": n, "user_id": "U2", "verdict": "confirmed", "label": label_of(n),
                                  "created_at": now} for n in ids if n % 3 == 0])
     store.after_load()
 
