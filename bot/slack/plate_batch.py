@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import openai
 
 from bot.batch import ENDED, BatchOutput, batch_line, fetch_batch_output, submit_batch
+from bot.budget import BudgetState
 from bot.classifier import Prompt, describe_api_error, is_transient
 from bot.models import Inspection, Job, PlateBatch
 from bot.plate_batch import HOLD_SECONDS, batch_answers, chunks, queued_text
@@ -88,6 +89,9 @@ class PlateBatches:
         sent = {int(job_id) for batch in store.plate_batches(inspection.id) for job_id in batch.entries}
         waiting = [image_job for image_job in self._held(inspection.id, pending=sent)
                    if "sha256" in image_job.payload and not image_job.call_id]
+        if waiting and self.flow.check_budget(inspection.channel) is BudgetState.SPENT:
+            log.info("plate inspection %s: the monthly budget is spent, no batch sent", inspection.id)
+            return  # freed, each image says so (as a plate outside the Batch API does)
         sha256 = {image_job.id: image_job.payload["sha256"] for image_job in waiting}
         sent_at = None
         for chunk in chunks(self._requests(waiting, prompt)):

@@ -52,7 +52,7 @@ from bot.slack.files import DownloadError
 from bot.slack.history import gallery_files, inspection_taken
 from bot.slack.plate_batch import batch_hold, queue_plate_batch
 from bot.slack.screens import attach_screen, zip_tables
-from bot.slack.workflow import FAILED_REACTION, Workflow
+from bot.slack.workflow import FAILED_REACTION, BudgetSpent, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,10 @@ class PlateImageJobs:
         image = store.image(job.payload["sha256"])
         if image is None:
             return None, "the image is no longer stored; upload the plate again"
-        call = self.flow.services.classifier.classify(image)
+        try:
+            call = self.flow.classify(image, job.channel)
+        except BudgetSpent as refusal:  # not classified, for Retry failed wells once the budget is raised
+            return None, str(refusal)
         store.update_job(job.id, "classified", call_id=call.id)
         return call, None
 

@@ -201,6 +201,18 @@ class Workflow:
         if budget is not None and self.check_budget(channel) is BudgetState.SPENT:
             raise BudgetSpent(budget_spent_reason(budget))
 
+    def classify(self, image: Image, channel: str) -> Call:
+        """The image's call: from the cache, else from the model while this month's budget lasts
+        (BudgetSpent when it does not); a call that reaches 80 % or all of the budget tells the channel."""
+        classifier = self.services.classifier
+        prompt = classifier.prompt()
+        call = classifier.cached(image, prompt)
+        if call is None:
+            self.ensure_budget_left(channel)
+            call = classifier.classify(image, prompt)
+            self.check_budget(channel)
+        return call
+
     def check_budget(self, channel: str) -> BudgetState:
         """This month's budget state; from 80 % on, the channel is told (a notice job per channel, month
         and state, so only once)."""
@@ -249,17 +261,11 @@ class ImageJobs:
         image = self._kept_image(job) or self._downloaded(job)
         if image is None:
             return None
-        classifier = self.flow.services.classifier
-        prompt = classifier.prompt()
-        call = classifier.cached(image, prompt)
-        if call is None:
-            self.flow.ensure_budget_left(job.channel)
-            try:
-                call = classifier.classify(image, prompt)
-            except ProviderWait:
-                self.flow.store.keep_image(job.id, image)  # the job waits: no second download when it comes back
-                raise
-            self.flow.check_budget(job.channel)  # this call may have reached 80 % or all of the budget
+        try:
+            call = self.flow.classify(image, job.channel)
+        except ProviderWait:
+            self.flow.store.keep_image(job.id, image)  # the job waits: no second download when it comes back
+            raise
         self.flow.store.update_job(job.id, "classified", call_id=call.id)
         return call
 
