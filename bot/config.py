@@ -68,6 +68,8 @@ class Settings:
     slack_api_url: str
     host: str
     port: int
+    health_port: int | None
+    metrics_token: str
     slack_listener_workers: int
     job_workers: int
     follow_up_history_chars: int
@@ -223,6 +225,15 @@ def _ph_step(value: str) -> float:
     return number
 
 
+def _optional_port(value: str) -> int | None:
+    """`9090` -> 9090; `0` -> any free port; empty: no port."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and int(value) <= 65535):
+        raise ValueError("must be a port number from 1 to 65535 (0: any free port), or empty for none")
+    return int(value)
+
+
 def _optional_amount(value: str) -> float | None:
     """`25` -> 25.0 (US dollars); empty: no limit."""
     if not value:
@@ -297,8 +308,13 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "SLACK_APP_TOKEN": ("", _text, "app-level token with connections:write, xapp-... (Socket Mode)"),
     "SLACK_SIGNING_SECRET": ("", _text, "Signing Secret (HTTP mode)"),
     "SLACK_API_URL": ("https://slack.com/api/", _slack_api_url, "Slack Web API base URL"),
-    "HOST": ("0.0.0.0", _text, "HTTP mode address to listen on"),
-    "PORT": ("3000", _positive_int, "HTTP mode port"),
+    "HOST": ("0.0.0.0", _text, "address HTTP mode's server and the HEALTH_PORT server listen on"),
+    "PORT": ("3000", _positive_int, "HTTP mode port (Slack's requests, and GET /healthz and /metrics)"),
+    "HEALTH_PORT": ("", _optional_port,
+                    "Socket Mode: port of a small HTTP server answering GET /healthz and /metrics (empty: no "
+                    "server; 0: any free port, logged); HTTP mode answers them on PORT"),
+    "METRICS_TOKEN": ("", _text, "if set, GET /metrics needs the header `Authorization: Bearer <this>` "
+                                 "(empty: /metrics is open to whoever reaches the port)"),
     "SLACK_LISTENER_WORKERS": ("16", _positive_int, "threads that run Slack listeners"),
     "JOB_WORKERS": ("64", _positive_int, "threads that run jobs (images, questions, clicks, plates)"),
     "FOLLOW_UP_HISTORY_CHARS": ("8000", _positive_int, "how much of a thread a follow-up answer sees"),
@@ -332,7 +348,7 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
                                 "an optimisation grid's concentration step, in percent of the hit's concentration"),
     "GRID_PH_STEP": ("0.2", _ph_step, "an optimisation grid's pH step"),
 }
-_PARSES_EMPTY = (_id_list, _user_ids, _optional_amount)
+_PARSES_EMPTY = (_id_list, _user_ids, _optional_amount, _optional_port)
 
 # What each command needs beyond the defaults: variable -> how to get it.
 _BOT_TOKEN = {"SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"}

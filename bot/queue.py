@@ -134,6 +134,10 @@ class JobQueue:
             self._claimed.put(None)
         return self.store.release(self.owner)
 
+    def is_running(self) -> bool:
+        """Whether it takes jobs: started, not stopping, its dispatcher and lease keeper alive."""
+        return bool(self._threads) and not self._stopping.is_set() and all(t.is_alive() for t in self._threads)
+
     def running(self) -> int:
         with self._running_lock:
             return len(self._running)

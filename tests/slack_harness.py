@@ -12,7 +12,9 @@ from bot.config import Settings
 from bot.models import Image
 from bot.services import Services, build_services
 from bot.slack.app import SlackBot, build_app
+from bot.ops_server import HealthServer
 from bot.slack.posting import ChannelPacer
+from bot.slack.server import socket_mode_health
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import ApiCall, FakeSlack
 
@@ -34,6 +36,7 @@ class RunningBot:
     services: Services
     bot: SlackBot
     handler: SocketModeHandler
+    health: HealthServer | None = None  # GET /healthz and /metrics, when HEALTH_PORT is set (0: `health.port`)
     stopped: bool = False
 
     @classmethod
@@ -44,7 +47,7 @@ class RunningBot:
         handler = SocketModeHandler(bot.app, settings.slack_app_token)
         handler.connect()
         slack.wait_connected()
-        return cls(slack, openai, services, bot, handler)
+        return cls(slack, openai, services, bot, handler, socket_mode_health(settings, services, bot, handler))
 
     def drain(self, timeout: float = 15.0) -> None:
         """Wait until every delivered event has been handled and the queue is empty."""
@@ -60,6 +63,8 @@ class RunningBot:
         if self.stopped:
             return
         self.stopped = True
+        if self.health:
+            self.health.close()
         # slack_sdk's message processor waits up to 1 s for the next message before it sees that the
         # client is closed; a None message (which it skips) lets it see that at once.
         self.handler.client.closed = True

@@ -10,7 +10,8 @@ for async workers, and it keeps gunicorn's process management and signals; geven
 because its monkey-patching would turn the job threads (Pillow decoding, database calls) into
 greenlets that block one another.
 
-Checks, in order, each refusal logged without the body: POST to the events path (404/405); a body no
+GET /healthz and /metrics go to bot/ops_server.py's endpoints (`ops`) before any of this. The rest is
+checked, in order, each refusal logged without the body: POST to the events path (404/405); a body no
 larger than the cap, judged from Content-Length before reading and again while reading (413), that
 arrives within a deadline (408); Slack's signature over the timestamp and body, with a numeric
 timestamp no older than five minutes (401); a body Bolt can parse (400).
@@ -29,6 +30,8 @@ from urllib.parse import parse_qs
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
+
+from bot.ops_server import OPS_PATHS, OpsEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,9 @@ class SlackFront:
 
     def __init__(self, app: App, *, signing_secret: str, path: str, threads: int,
                  max_body_bytes: int = MAX_BODY_BYTES, clock: Callable[[], float] = time.time,
-                 on_shutdown: Callable[[], None] = lambda: None) -> None:
+                 on_shutdown: Callable[[], None] = lambda: None, ops: OpsEndpoints | None = None) -> None:
         self.app = app
+        self.ops = ops
         self.on_shutdown = on_shutdown  # after the last request: let the bot's jobs finish
         self.signing_secret = signing_secret
         self.path = path
@@ -92,6 +96,8 @@ class SlackFront:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http" and self.ops and scope["path"] in OPS_PATHS:
+            await self.ops(scope, receive, send)
         elif scope["type"] == "http":
             try:
                 status, headers, body = await self._handle(scope, receive)
@@ -152,6 +158,8 @@ class SlackFront:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown)
+                if self.ops:
+                    self.ops.close()
                 await asyncio.get_running_loop().run_in_executor(None, self.on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

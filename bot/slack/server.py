@@ -1,7 +1,9 @@
-"""Run the bot: Socket Mode (a `worker` process, no port) or HTTP mode (a `web` process on $PORT).
+"""Run the bot: Socket Mode (a `worker` process; a port only for GET /healthz and /metrics when
+HEALTH_PORT is set) or HTTP mode (a `web` process on $PORT).
 
 HTTP mode serves Bolt from gunicorn (one worker process, so one job pool and one database
-connection) behind SlackFront, which refuses oversized, unsigned, stale and malformed requests.
+connection) behind SlackFront, which refuses oversized, unsigned, stale and malformed requests and
+hands GET /healthz and /metrics to bot/ops_server.py.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 import math
 import signal
 import threading
+from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -16,6 +19,8 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
+from bot.ops import Check, http_mode_check, process_check, socket_mode_check
+from bot.ops_server import HealthServer, OpsEndpoints
 from bot.prompt import PromptError
 from bot.redact import redact_url
 from bot.services import Services, build_services
@@ -61,11 +66,28 @@ def run_socket_mode(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     handler.connect()
+    health = socket_mode_health(settings, services, bot, handler)
     log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
     stopping.wait()
+    if health:
+        health.close()
     handler.close()
     stop(bot, services)
     return 0
+
+
+def ops_endpoints(settings: Settings, services: Services, bot: SlackBot, slack: Callable[[], Check]) -> OpsEndpoints:
+    return OpsEndpoints(services.store, process=lambda: process_check(bot.queue.is_running()), slack=slack,
+                        month_budget_usd=settings.monthly_budget_usd, metrics_token=settings.metrics_token)
+
+
+def socket_mode_health(settings: Settings, services: Services, bot: SlackBot,
+                       handler: SocketModeHandler) -> HealthServer | None:
+    """The HEALTH_PORT server, when that is set."""
+    if settings.health_port is None:
+        return None
+    endpoints = ops_endpoints(settings, services, bot, lambda: socket_mode_check(handler.client.is_connected()))
+    return HealthServer(endpoints, settings.host, settings.health_port)
 
 
 class GunicornServer(BaseApplication):
@@ -95,7 +117,8 @@ class GunicornServer(BaseApplication):
         log.info("Find the Crystals is serving %s on port %s (model %s)", EVENTS_PATH, self.settings.port,
                  self.settings.openai_model)
         return SlackFront(bot.app, signing_secret=self.settings.slack_signing_secret, path=EVENTS_PATH,
-                          threads=self.settings.slack_listener_workers, on_shutdown=lambda: stop(bot, services))
+                          threads=self.settings.slack_listener_workers, on_shutdown=lambda: stop(bot, services),
+                          ops=ops_endpoints(self.settings, services, bot, http_mode_check))
 
 
 def stop(bot: SlackBot, services: Services) -> None:
