@@ -119,27 +119,25 @@ def _service_labels(snapshot: ServiceSnapshot) -> list[str]:
     return [snapshot.service, snapshot.service.split(":", 1)[-1]]
 
 
+def _per_service(family: type[Metric], name: str, documentation: str, *more_labels: str) -> Metric:
+    return family(_name(name), documentation, labels=["service", "model", *more_labels])
+
+
 def service_families(services: Sequence[ServiceSnapshot]) -> Iterator[Metric]:
-    labels = ["service", "model"]
-    requests = CounterMetricFamily(_name("model_requests"), "Requests to the model service, by outcome",
-                                   labels=[*labels, "outcome"])
-    rate_limited = CounterMetricFamily(_name("model_rate_limited"),
-                                       "429 rate-limit answers the model service served (not a spent quota)",
-                                       labels=labels)
-    tokens = CounterMetricFamily(_name("model_tokens"), "Tokens the model service counted, input or output",
-                                 labels=[*labels, "type"])
-    state = GaugeMetricFamily(_name("model_service_state"),
-                              "The model service as the bot sees it: 0 ok, 1 rate-limited, 2 outage (breaker open)",
-                              labels=labels)
-    wait = GaugeMetricFamily(_name("model_service_wait_seconds"),
-                             "Seconds until requests go again (rate limit) or the next probe (outage); 0 when ok",
-                             labels=labels)
-    limit_tokens = GaugeMetricFamily(_name("model_limit_tokens_per_minute"),
-                                     "The key's tokens per minute, as learned from the service's headers",
-                                     labels=labels)
-    limit_requests = GaugeMetricFamily(_name("model_limit_requests_per_minute"),
-                                       "The key's requests per minute, as learned from the service's headers",
-                                       labels=labels)
+    requests = _per_service(CounterMetricFamily, "model_requests", "Requests to the model service, by outcome",
+                            "outcome")
+    rate_limited = _per_service(CounterMetricFamily, "model_rate_limited",
+                                "429 rate-limit answers the model service served (not a spent quota)")
+    tokens = _per_service(CounterMetricFamily, "model_tokens", "Tokens the model service counted, input or output",
+                          "type")
+    state = _per_service(GaugeMetricFamily, "model_service_state",
+                         "The model service as the bot sees it: 0 ok, 1 rate-limited, 2 outage (breaker open)")
+    wait = _per_service(GaugeMetricFamily, "model_service_wait_seconds",
+                        "Seconds until requests go again (rate limit) or the next probe (outage); 0 when ok")
+    limit_tokens = _per_service(GaugeMetricFamily, "model_limit_tokens_per_minute",
+                                "The key's tokens per minute, as learned from the service's headers")
+    limit_requests = _per_service(GaugeMetricFamily, "model_limit_requests_per_minute",
+                                  "The key's requests per minute, as learned from the service's headers")
     for snapshot in services:
         service = _service_labels(snapshot)
         for outcome, count in sorted(snapshot.counts.items()):

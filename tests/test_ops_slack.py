@@ -5,6 +5,7 @@ database does not answer; /metrics, parsed as Prometheus parses it, counts what 
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 from urllib.parse import urlsplit
@@ -155,3 +156,13 @@ def test_python_m_bot_in_socket_mode_answers_healthz_on_health_port(start_proces
     fake_slack.wait_for(lambda: fake_slack.calls_to("chat.postMessage"), 30, what="the answer")
     fake_slack.wait_for(lambda: of(metrics(port), "crystals_job_duration_seconds_count", kind="image") == 1, 30,
                         what="the image job counted")
+
+
+def test_a_health_port_in_use_stops_socket_mode_with_a_clear_message(start_process) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = start_process(HOST="127.0.0.1", HEALTH_PORT=str(port))
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert f"HEALTH_PORT: cannot listen on 127.0.0.1 port {port}" in out
+    assert "Could not reach Slack" not in out and "Traceback" not in out

@@ -62,11 +62,17 @@ def run_socket_mode(settings: Settings) -> int:
         return 2
     bot = build_app(settings, services, http=False)
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
+    try:
+        health = socket_mode_health(settings, services, bot, handler)
+    except OSError as error:
+        log.error("HEALTH_PORT: cannot listen on %s port %s (%s): choose a free port, or leave HEALTH_PORT empty",
+                  settings.host, settings.health_port, error)
+        stop(bot, services)
+        return 2
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     handler.connect()
-    health = socket_mode_health(settings, services, bot, handler)
     log.info("Find the Crystals is running in Socket Mode (model %s)", settings.openai_model)
     stopping.wait()
     if health:
