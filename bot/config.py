@@ -44,6 +44,8 @@ class Settings:
     model_breaker_failures: int
     model_probe_seconds: float
     model_outage_max: float
+    service_notice_delay_seconds: float
+    service_notice_check_seconds: float
     max_image_side: int
     max_image_pixels: int
     image_resampling: str
@@ -281,6 +283,13 @@ SETTINGS: dict[str, tuple[str | None, Callable[[str], object], str]] = {
     "MODEL_OUTAGE_MAX": ("6h", _duration,
                          "how long images and questions wait for a model service that is down before they end "
                          "failed with a Retry button (6h, 90m, 45s)"),
+    "SERVICE_NOTICE_DELAY_SECONDS": ("20", _seconds,
+                                     "an upload (or a question) whose model calls still wait for the rate limit or an "
+                                     "outage this many seconds after they first had to wait gets one notice in its "
+                                     "thread"),
+    "SERVICE_NOTICE_CHECK_SECONDS": ("10", _positive_float,
+                                     "while an upload with a notice waits, how often the notice is brought up to date "
+                                     "(and deleted once the answers are there)"),
     "MAX_IMAGE_SIDE": ("1024", _positive_int, "long side in pixels an image is scaled down to"),
     "MAX_IMAGE_PIXELS": ("36000000", _positive_int, "larger images are refused (decompression bombs)"),
     "MAX_DECODE_PIXELS": ("16000000", _positive_int, "pixels decoded at once across all workers (memory bound)"),

@@ -47,6 +47,7 @@ class Dashboard:
     agreement: Agreement
     spend: MonthSpend
     notes: Sequence[str] = ()  # what the person is not shown (bot/visibility.py), under the counts
+    service: str = ""  # the model service and the queue (bot/status.py), last
 
 
 def monday(moment: float) -> date:
@@ -125,7 +126,8 @@ def chart_png(counts: WeeklyCounts, categories: Sequence[Category]) -> bytes:
 
 
 def home_view(board: Dashboard, categories: Sequence[Category], chart_file_id: str | None) -> dict[str, Any]:
-    """The Home tab: recent calls, counts, the chart, plates, the team's agreement and the spend."""
+    """The Home tab: recent calls, counts, the chart, plates, the team's agreement, the spend and the model
+    service's state with the queue."""
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Find the Crystals"}},
                       _section(_counts_text(board, categories))]
     if board.notes:
@@ -143,6 +145,8 @@ def home_view(board: Dashboard, categories: Sequence[Category], chart_file_id: s
         blocks.append(_section("*Agreement with the team*\nNo call has been confirmed or corrected yet: use the "
                                "buttons under a call."))
     blocks.append(_section(spend_text(board.spend)))
+    if board.service:
+        blocks.append(_section(board.service))
     return {"type": "home", "blocks": blocks[:HOME_BLOCK_LIMIT]}
 
 

@@ -37,14 +37,15 @@ from bot.models import Usage
 from bot.queue import Wait
 from bot.ratelimit import Mark, Pace, concurrency, grown, read_headers, refusal_limit, retry_after, shrunk
 from bot.redact import redact_url
-from bot.service_state import (Outcome, ServiceSnapshot, ServiceState, about, outage_given_up_text, outage_text,
-                               rate_limit_text, snapshot, state_from_json, state_to_json)
+from bot.service_state import (WAIT_OUTAGE, WAIT_RATE_LIMIT, Outcome, ServiceSnapshot, ServiceState, about,
+                               outage_given_up_text, outage_text, rate_limit_text, snapshot, state_from_json,
+                               state_to_json)
 from bot.store import Store
 from bot.store.provider import ServiceRecord
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT, OUTAGE = "rate_limit", "outage"  # why a job waits (jobs.waiting)
+RATE_LIMIT, OUTAGE = WAIT_RATE_LIMIT, WAIT_OUTAGE  # why a job waits (jobs.waiting)
 TICKET_GRACE = 600.0  # seconds a reserved time is kept for a request that comes back late
 EARLY = 1.0  # a job waiting for its reserved time comes back this much before it, to be on time
 

@@ -93,6 +93,7 @@ class JobQueue:
         self.store = store
         self.handlers = handlers
         self.settings = settings
+        self.on_wait: Callable[[Job, Wait], None] = lambda job, wait: None  # told after a job went back to wait
         self.owner = process_name()
         self._upkeep = upkeep
         self._upkeep_every = upkeep_every
@@ -234,6 +235,10 @@ class JobQueue:
             return
         log.info("job %s (%s) waits %.1f s: %s", job.id, job.kind, wait.retry_after, wait)
         self.store.wait_job(job.id, wait.retry_after, wait.reason, str(wait))
+        try:
+            self.on_wait(job, wait)
+        except Exception:  # telling people is never worth the job: it waits all the same
+            log.exception("job %s (%s): could not note its wait", job.id, job.kind)
 
     def _give_up(self, handler: Handler, job: Job, error: str) -> None:
         try:

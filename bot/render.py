@@ -212,6 +212,8 @@ def help_message(command: str, categories: Sequence[Category]) -> Message:
         f"• `{command} recent`: the last calls in this channel.\n"
         f"• `{command} stats`: calls per category, how often the team confirmed or corrected me, and this "
         "month's model spend.\n"
+        f"• `{command} status`: the model service (answering, rate-limited or down, the limits learned) and how "
+        "many images and questions wait.\n"
         f"• `{command} export [from YYYY-MM-DD] [to YYYY-MM-DD]`: this channel's calls as a CSV, in a direct "
         "message.\n"
         "• Under a call the team confirmed or corrected, *Use as example* teaches me with that image; "

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from bot.breaker import Breaker
 from bot.ratelimit import Bucket, Limit, Pace, RateHeaders
 
 OK, RATE_LIMITED, OUTAGE = "ok", "rate_limited", "outage"
+WAIT_RATE_LIMIT, WAIT_OUTAGE = "rate_limit", "outage"  # why a job waits for the service (jobs.waiting)
 RATE_LIMITED_AFTER = 1.0  # seconds a request has to wait before the service counts as rate-limiting
 
 
@@ -164,14 +166,28 @@ def span(seconds: float) -> str:
     return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
+OPENAI_HOST = "api.openai.com"
+
+
+def service_name(label: str, *, short: bool = False) -> str:
+    """The model service as people read it: `OpenAI` when its base URL is OpenAI's, else `The model service
+    (gpt-4.1 at https://llm.example/v1)`; `short`: `OpenAI` or `the model service` (inside a sentence)."""
+    if urlsplit(label.rpartition(" at ")[2]).hostname == OPENAI_HOST:
+        return "OpenAI"
+    return "the model service" if short else f"The model service ({label})"
+
+
 def rate_limit_text(label: str, wait: float) -> str:
-    return f"The model service ({label}) is rate-limiting this key: waiting {about(wait)}."
+    return f"{service_name(label)} is rate-limiting this key: waiting {about(wait)}."
+
+
+def down_since(since: float | None, last_failure: str) -> str:
+    """` since 14:02 UTC (HTTP 500)`, either part left out when not known."""
+    return (f" since {clock_time(since)}" if since is not None else "") + (f" ({last_failure})" if last_failure else "")
 
 
 def outage_text(label: str, breaker: Breaker) -> str:
-    since = f" since {clock_time(breaker.failing_since)}" if breaker.failing_since is not None else ""
-    failure = f" ({breaker.last_failure})" if breaker.last_failure else ""
-    return f"The model service ({label}) has not been answering{since}{failure}."
+    return f"{service_name(label)} has not been answering{down_since(breaker.failing_since, breaker.last_failure)}."
 
 
 def outage_given_up_text(label: str, breaker: Breaker, waited: float) -> str:

@@ -80,8 +80,10 @@ def test_the_snapshot_says_ok_rate_limited_or_outage_with_since_and_wait() -> No
 def test_what_people_read_of_an_outage() -> None:
     down = failed(Breaker(), 1_700_000_000.0, 3)  # 22:13 UTC
     text = outage_given_up_text("gpt-4.1 at https://api.openai.com/v1", down, 6 * 3600)
-    assert text == ("The model service (gpt-4.1 at https://api.openai.com/v1) has not been answering since 22:13 UTC "
-                    "(HTTP 500). I stopped waiting after 6 hours: press Retry once it is back.")
+    assert text == ("OpenAI has not been answering since 22:13 UTC (HTTP 500). I stopped waiting after 6 hours: "
+                    "press Retry once it is back.")
+    elsewhere = outage_given_up_text("llama at http://10.0.0.5:8000/v1", down, 90)
+    assert elsewhere.startswith("The model service (llama at http://10.0.0.5:8000/v1) has not been answering since")
     assert [about(s) for s in (5, 100, 3000, 7200)] == ["under a minute", "about 2 minutes", "about 50 minutes",
                                                         "about 2 hours"]
     assert [span(s) for s in (1, 45, 60, 1200, 21600)] == ["1 second", "45 seconds", "1 minute", "20 minutes",

@@ -27,6 +27,7 @@ from bot.slack.posting import ChannelPacer, SlackPoster, channel_id, web_client
 from bot.slack.privacy import Privacy, quiet_where_needed
 from bot.slack.sharing import HitsSharing
 from bot.slack.screens import screen_handlers
+from bot.slack.service_notices import ServiceNotices, notice_handlers
 from bot.slack.team import team_handlers
 from bot.slack.workflow import Workflow
 
@@ -104,9 +105,11 @@ def build_app(settings: Settings, services: Services, *, http: bool, pacer: Chan
     handlers = quiet_where_needed({**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
                                    **example_handlers(workflow), **retry_handlers(workflow),
                                    **batch_handlers(workflow), **deletion_handlers(workflow),
-                                   **screen_handlers(workflow), **history_handlers(workflow)}, privacy)
+                                   **screen_handlers(workflow), **history_handlers(workflow),
+                                   **notice_handlers(workflow)}, privacy)
     queue = JobQueue(services.store, handlers, queue_settings(settings), upkeep=upkeep)
     workflow.wake = queue.notify
+    queue.on_wait = ServiceNotices(workflow, settings.service_notice_delay_seconds).job_waits
     services.classifier.gateway.service.hand_back_after(settings.model_wait_in_worker_seconds, queue.notify)
     intake = Intake(services, queue, poster, workflow, identity["user_id"], hits_channel)
     listeners.register(app, intake, TeamExamples(workflow), Deletions(workflow), HitsSharing(privacy))

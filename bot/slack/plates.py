@@ -52,6 +52,7 @@ from bot.slack.files import DownloadError
 from bot.slack.history import gallery_files, inspection_taken
 from bot.slack.plate_batch import batch_hold, queue_plate_batch
 from bot.slack.screens import attach_screen, zip_tables
+from bot.slack.service_notices import with_wait
 from bot.slack.workflow import FAILED_REACTION, BudgetSpent, Workflow
 
 log = logging.getLogger(__name__)
@@ -241,8 +242,8 @@ class PlateImageJobs:
             unreadable += 1
         else:
             not_classified += 1
-        text = progress_text(inspection.plate_name, min(done, inspection.images), inspection.images, unreadable,
-                             not_classified)
+        text = with_wait(self.flow, inspection.id, progress_text(inspection.plate_name, min(done, inspection.images),
+                                                                 inspection.images, unreadable, not_classified))
         try:
             self.flow.poster.update(job.channel, inspection.progress_ts, Message(text))
         except Exception as error:  # noqa: BLE001 - a progress line never fails an image

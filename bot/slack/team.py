@@ -25,6 +25,7 @@ from bot.models import HomeChart, Job
 from bot.prompt import Category
 from bot.queue import Handler
 from bot.render import budget_notice
+from bot.slack.status import service_status
 from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class HomeTabs:
             last_7_days=counts_since(labelled, now - 7 * DAY), last_30_days=counts_since(labelled, now - 30 * DAY),
             plates=[self.flow.recent_plate(i) for i in seen.recent_inspections(HOME_RECENT)],
             agreement=agreement(seen.reviewed_calls(), labels), spend=seen.spend(self.flow.month_spend()),
-            notes=seen.notes(now - 30 * DAY, "in the last 30 days"))
+            notes=seen.notes(now - 30 * DAY, "in the last 30 days"), service=service_status(store))
         chart_id = self._chart_file(job.user_id, labelled, categories, now) if weekly.total else None
         try:
             self.flow.poster.publish_home(job.user_id, home_view(board, categories, chart_id))

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 from bot.models import (Call, ChannelStats, Feedback, HomeChart, Image, Inspection, Job, ReviewedCall, TeamExample,
                         Usage)
 from bot.store.history import HistoryQueries
+from bot.store.notices import NoticeQueries
 from bot.store.ops import OpsQueries
 from bot.store.plate_batches import PlateBatchQueries
 from bot.store.plate_retry import PlateRetryQueries
@@ -47,7 +48,7 @@ class Tx(Protocol):
 
 
 class Store(PlateRetryQueries, PlateBatchQueries, PrivacyQueries, ScreenQueries, HistoryQueries, ProviderQueries,
-            OpsQueries, ABC):
+            OpsQueries, NoticeQueries, ABC):
     # Added to SELECTs that pick rows to change: PostgreSQL locks them so concurrent processes
     # never take the same job; SQLite has one writer at a time and needs nothing.
     skip_locked = ""

@@ -1,5 +1,6 @@
-"""`/crystals help | recent | stats | export | examples | share-hits | screens | plate PLATE screen NAME |
-plate NAME`, answered only to the person who asked (stats include this month's model spend; an export
+"""`/crystals help | recent | stats | status | export | examples | share-hits | screens | plate PLATE screen NAME |
+plate NAME`, answered only to the person who asked (stats include this month's model spend; status shows the
+model service and the queue, bot/slack/status.py; an export
 arrives as a CSV in a direct message; examples and screens list them with Remove buttons; share-hits says
 or changes whether a private channel's hits go to the hits channel), but for a plate's inspections and
 chart, posted in the channel they were asked in. A channel's calls are shown only to its members
@@ -19,6 +20,7 @@ from bot.slack.examples import TeamExamples
 from bot.slack.history import plate_command
 from bot.slack.intake import Intake
 from bot.slack.sharing import HitsSharing
+from bot.slack.status import VERB as STATUS, status_command
 from bot.visibility import NOT_A_MEMBER, scope_spend
 
 COMMAND = "/crystals"
@@ -34,6 +36,8 @@ def register(app: App, intake: Intake, examples: TeamExamples, sharing: HitsShar
             message = export(intake, command, text)
         elif verb == ["examples"]:
             message = examples.overview(command["user_id"])
+        elif verb == [STATUS]:
+            message = status_command(intake.store)
         elif verb == [SHARE_HITS]:
             message = sharing.command(command, text)
         elif verb in (["screens"], ["screen"]) or (verb == ["plate"] and link_command(text)):

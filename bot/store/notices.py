@@ -1,0 +1,43 @@
+"""What the service notices and `/crystals status` ask the store (bot/slack/service_notices.py,
+bot/slack/status.py): a mixin of Store.
+
+- `check_again(job_id, delay, note)`: a job that looks again later (a notice while its upload waits) goes back
+  to the queue without spending an attempt; `note` (kept in jobs.error) is what it last showed.
+- `upload_inspections(channel, message_ts)`: the plate inspections of an upload.
+- `model_queue(now)`: the open images (loose and a plate's) and questions by state: waiting for the service
+  (its reason), being worked on, due, or due later (bot/status.py's QUEUE_STATES).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.status import IMAGES, LATER, QUESTIONS, QUEUED, RUNNING
+
+
+class NoticeQueries:
+    _transaction: Any
+    _rows: Any
+
+    def check_again(self, job_id: int, delay: float, note: str) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL, run_after = ?, error = ?, updated_at = ?,"
+                   " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ?",
+                   now + delay, note, now, job_id)
+
+    def upload_inspections(self, channel: str, message_ts: str) -> list[int]:
+        rows = self._rows("SELECT id FROM inspections WHERE channel = ? AND message_ts = ? ORDER BY id",
+                          channel, message_ts)
+        return [row["id"] for row in rows]
+
+    def model_queue(self, now: float | None = None) -> dict[tuple[str, str], int]:
+        now = time.time() if now is None else now
+        rows = self._rows(
+            f"SELECT CASE WHEN kind = 'question' THEN '{QUESTIONS}' ELSE '{IMAGES}' END AS what,"
+            " CASE WHEN waiting IS NOT NULL AND call_id IS NULL THEN waiting"
+            f" WHEN claimed_by IS NOT NULL AND lease_until > ? THEN '{RUNNING}'"
+            f" WHEN run_after > ? THEN '{LATER}' ELSE '{QUEUED}' END AS status, COUNT(*) AS jobs"
+            " FROM jobs WHERE kind IN ('image', 'plate_image', 'question') AND state NOT IN ('done', 'failed')"
+            " GROUP BY 1, 2", now, now)
+        return {(row["what"], row["status"]): row["jobs"] for row in rows}
