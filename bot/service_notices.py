@@ -45,12 +45,15 @@ def waiting_service(services: Sequence[ServiceSnapshot], reason: str) -> Service
 
 
 def held_back(waits: Sequence[Waiting], services: Sequence[ServiceSnapshot]) -> HeldBack | None:
-    """What holds an upload back, all its waiting calls counted; None when nothing waits."""
+    """What holds an upload back, all its waiting calls counted; None when nothing waits. The service's state
+    says why when it is not ok (a call marked for a rate limit waits for an outage once the service is down);
+    else the calls' marks do."""
     if not waits:
         return None
-    reason = WAIT_OUTAGE if any(wait.reason == WAIT_OUTAGE for wait in waits) else WAIT_RATE_LIMIT
-    service = waiting_service(services, reason)
+    marked = WAIT_OUTAGE if any(wait.reason == WAIT_OUTAGE for wait in waits) else WAIT_RATE_LIMIT
+    service = waiting_service(services, marked)
     down = service is not None and service.state == OUTAGE
+    reason = WAIT_OUTAGE if down else WAIT_RATE_LIMIT if service and service.state == RATE_LIMITED else marked
     return HeldBack(reason=reason, waiting=sum(wait.jobs for wait in waits), until=max(wait.until for wait in waits),
                     label=service.label if service else "",
                     since=service.since if down and service else min(wait.since for wait in waits),

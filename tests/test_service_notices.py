@@ -85,3 +85,11 @@ def test_the_status_shows_the_service_its_limits_its_requests_and_the_queue() ->
     assert status_text([], {}, NOW).split("\n") == ["*Model service*", "No model request made yet.",
                                                    "*Queue* (every channel)",
                                                    "Nothing waiting: every image and question is answered."]
+
+
+def test_the_services_state_says_why_when_the_marks_are_behind() -> None:
+    marked_for_a_rate_limit = [Waiting("rate_limit", 2, NOW - 5, NOW + 1)]  # before the breaker opened
+    held = held_back(marked_for_a_rate_limit, [service(OUTAGE, since=NOW - 30, failure="HTTP 502")])
+    assert (held.reason, held.since, held.last_failure) == ("outage", NOW - 30, "HTTP 502")
+    recovered = held_back([Waiting("outage", 2, NOW - 5, NOW + 1)], [service(OK)])
+    assert (recovered.reason, recovered.label) == ("outage", OPENAI)
