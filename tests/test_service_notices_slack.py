@@ -150,6 +150,7 @@ def test_a_short_wait_gets_no_notice(start_bot) -> None:
     bot.openai.outage(None)
     bot.wait_until_done(event, timeout=30)
     assert notices(bot, event["ts"]) == [] and len(answers(bot, event["ts"])) == 1
+    assert bot.services.store.open_jobs() == 0  # its notice, due in 30 s, ended with the upload's work
 
 
 def status(bot: RunningBot, user: str = "U1") -> dict[str, Any]:

@@ -11,7 +11,8 @@ service_notice: one job per upload (or question), keyed by its message, so it is
                   that became an outage), and a plate's progress message with it;
                 - once none of the upload's calls waits any more (answered, or ended with a Retry), the
                   notice is deleted: the answers took its place. A notice never posted is never posted
-                  late.
+                  late. When the upload's work ends (workflow.stop_working; a question's answer), a notice
+                  not posted ends at once and a posted one is due at once (Workflow.notice_done).
 A plate's progress message shows the wait too (`with_wait`, called where the progress is drawn).
 """
 from __future__ import annotations
@@ -28,11 +29,10 @@ from bot.render import Message
 from bot.service_notices import HeldBack, held_back, notice_message, with_progress_wait
 from bot.service_state import OK, WAIT_OUTAGE, WAIT_RATE_LIMIT
 from bot.slack.workflow import Workflow
+from bot.store.notices import NOTICE_KEY, NOTICE_KIND
 
 log = logging.getLogger(__name__)
 
-NOTICE_KIND = "service_notice"
-NOTICE_KEY = "service-notice"  # one per upload (or question) message
 NOTICED_KINDS = ("image", "plate_image", "question")
 
 

@@ -94,7 +94,14 @@ class Workflow:
         each finishing on its own. Called after `job` has ended, so of two ending at once the later sees
         the other ended. Cosmetic: a failure is only logged."""
         if not self.store.upload_work_open(job.channel, job.message_ts):
+            self.notice_done(job)
             self.poster.react_if_possible(job.channel, job.message_ts, WORKING_REACTION, add=False)
+
+    def notice_done(self, job: Job) -> None:
+        """An upload's (or a question's) calls are all answered: its service notice, if one is queued, ends now
+        if it was never posted, or is due now to be deleted (bot/slack/service_notices.py)."""
+        if self.store.settle_service_notice(job.channel, job.message_ts):
+            self.wake()
 
     def abandon(self, job: Job, reason: str) -> None:
         """End a job that has no thread reply to fail with (a click, a notice, an export, a share) as
@@ -363,9 +370,11 @@ class Questions:
         self.flow.check_budget(job.channel)  # this answer may have reached 80 % or all of the budget
         self.flow.poster.reply(job, answer_message(answer.text))
         self.flow.store.finish_job(job.id, "done")
+        self.flow.notice_done(job)
 
     def give_up(self, job: Job, reason: str) -> None:
         self.flow.fail(job, unanswered_message(reason, job.id), reason)
+        self.flow.notice_done(job)
 
     def _thread_images(self, job: Job) -> list[ThreadImage]:
         """The images classified in this thread only, each with the call and the team's verdict; of a

@@ -3,6 +3,8 @@ bot/slack/status.py): a mixin of Store.
 
 - `check_again(job_id, delay, note)`: a job that looks again later (a notice while its upload waits) goes back
   to the queue without spending an attempt; `note` (kept in jobs.error) is what it last showed.
+- `settle_service_notice(channel, message_ts)`: the upload's (or question's) calls are all answered: its notice
+  job ends now if it was never posted (and is not at work), else it is due now (to delete its post).
 - `upload_inspections(channel, message_ts)`: the plate inspections of an upload.
 - `model_queue(now)`: the open images (loose and a plate's) and questions by state: waiting for the service
   (its reason), being worked on, due, or due later (bot/status.py's QUEUE_STATES).
@@ -13,6 +15,9 @@ import time
 from typing import Any
 
 from bot.status import IMAGES, LATER, QUESTIONS, QUEUED, RUNNING
+
+NOTICE_KIND = "service_notice"
+NOTICE_KEY = "service-notice"  # its jobs.file_id: one per upload (or question) message
 
 
 class NoticeQueries:
@@ -25,6 +30,16 @@ class NoticeQueries:
             db.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL, run_after = ?, error = ?, updated_at = ?,"
                    " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = ?",
                    now + delay, note, now, job_id)
+
+    def settle_service_notice(self, channel: str, message_ts: str) -> bool:
+        """True if a posted notice is due now."""
+        now = time.time()
+        mine = ("kind = ? AND channel = ? AND message_ts = ? AND file_id = ? AND state NOT IN ('done', 'failed')")
+        with self._transaction() as db:
+            db.run(f"UPDATE jobs SET state = 'done', updated_at = ? WHERE {mine} AND reply_ts IS NULL"
+                   " AND (claimed_by IS NULL OR lease_until < ?)", now, NOTICE_KIND, channel, message_ts, NOTICE_KEY, now)
+            return db.run(f"UPDATE jobs SET run_after = ? WHERE {mine} AND run_after > ?",
+                          now, NOTICE_KIND, channel, message_ts, NOTICE_KEY, now) > 0
 
     def upload_inspections(self, channel: str, message_ts: str) -> list[int]:
         rows = self._rows("SELECT id FROM inspections WHERE channel = ? AND message_ts = ? ORDER BY id",
