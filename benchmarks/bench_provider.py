@@ -11,8 +11,9 @@ as OpenAI does (token buckets, headers on every answer, 429s with OpenAI's body)
 2. The same with two bot processes on one PostgreSQL database sharing the key (TEST_DATABASE_URL;
    scripts/postgres.sh starts a throwaway server and sets it).
 3. An outage (HTTP 500 for --outage seconds; 600 for the issue's figures) during 3 single uploads and
-   a 24-image plate: images answered with no click (goal all), warnings posted (goal 0), requests the
-   bot sent during the outage, and the time from the recovery to the last answer.
+   a 24-image plate: images answered with no click (goal all), warnings posted (goal 0), notices posted
+   (goal: one per upload, none outside the threads, all deleted once answered), requests the bot sent
+   during the outage, and the time from the recovery to the last answer.
 --minute shortens the fake's minute (6: ten times faster; the plate times scale with it).
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tests.slack_harness import CHANNEL  # noqa: E402
 
 TPM = 60_000
 SINGLES = [("crystals", 10), ("clear", 236), ("other", 1254)]
+NOTICE = ":hourglass_flowing_sand:"  # bot/service_notices.py
 
 
 def clock(seconds: float) -> str:
@@ -67,8 +69,19 @@ def upload(slack: FakeSlack, name: str, data: bytes, **options: Any) -> dict[str
 
 
 def thread_texts(slack: FakeSlack, event: dict[str, Any]) -> list[str]:
+    """The bot's messages in an upload's thread as they are now, the service notices left out."""
     return [message.get("text", "") for message in slack.messages(CHANNEL)
-            if message.get("thread_ts") == event["ts"] and message.get("user") == slack.bot_user_id]
+            if message.get("thread_ts") == event["ts"] and message.get("user") == slack.bot_user_id
+            and not message.get("text", "").startswith(NOTICE)]
+
+
+def notices_posted(slack: FakeSlack, events: list[dict[str, Any]]) -> str:
+    """How many service notices were posted in each upload's thread and outside threads; how many are left."""
+    posts = [call.params for call in slack.calls_to("chat.postMessage") if call.params.get("text", "").startswith(NOTICE)]
+    per_upload = [sum(1 for post in posts if post.get("thread_ts") == event["ts"]) for event in events]
+    left = sum(1 for message in slack.messages(CHANNEL) if message.get("text", "").startswith(NOTICE))
+    return (f"notices posted {per_upload} (per upload), {sum(1 for post in posts if not post.get('thread_ts'))} "
+            f"outside threads, {left} left after the answers")
 
 
 def summary_text(slack: FakeSlack, event: dict[str, Any]) -> str | None:
@@ -104,6 +117,8 @@ def plate_at_the_rate(folder: Path, database_url: str, processes: int, minute: f
         slack.round_robin = True
         event = upload(slack, zipped.name, zipped.read_bytes(), mimetype="application/zip", filetype="zip")
         seconds = wait(lambda: summary_text(slack, event), timeout=40 * minute)
+        time.sleep(3)  # the notice's deletion, once answered
+        notices = notices_posted(slack, [event])
         for bot in bots:
             stop(bot)
         requests = openai.responses_requests()
@@ -114,7 +129,7 @@ def plate_at_the_rate(folder: Path, database_url: str, processes: int, minute: f
           f"per call; a minute of {minute:g} s): summary after {clock(seconds)}; ideal {clock(ideal)} "
           f"({clock(ideal - minute)} with the bucket full at the start); wells not classified "
           f"{failed_images(database_url)}; 429s served {refused} of {len(requests)} requests "
-          f"({100 * refused / len(requests):.1f} %); requests per image {len(requests) / 96:.2f}")
+          f"({100 * refused / len(requests):.1f} %); requests per image {len(requests) / 96:.2f}; {notices}")
 
 
 def outage(folder: Path, database_url: str, seconds: float) -> None:
@@ -134,16 +149,17 @@ def outage(folder: Path, database_url: str, seconds: float) -> None:
             return all(thread_texts(slack, e) for e in singles) and summary_text(slack, plate) is not None
 
         after = wait(answered, timeout=600)
-        time.sleep(1)
+        time.sleep(3)  # the notices' deletion, once answered
         stop(bot)
         warnings = [text for event in [*singles, plate] for text in thread_texts(slack, event)
                     if text.startswith(":warning:")]
         calls = sum(1 for event in singles for text in thread_texts(slack, event) if not text.startswith(":warning:"))
         wells = 24 - failed_images(database_url) if summary_text(slack, plate) else 0
         elapsed = time.monotonic() - recovered
+        notices = notices_posted(slack, [*singles, plate])
     print(f"[outage] HTTP 500 for {clock(seconds)} during 3 single uploads and a 24-image plate: "
           f"{calls + wells} of 27 images answered with no click ({calls} of 3 singles, {wells} of 24 wells); "
-          f"warnings posted {len(warnings)}; requests the bot sent during the outage {failed_in_outage}; "
+          f"warnings posted {len(warnings)}; {notices}; requests the bot sent during the outage {failed_in_outage}; "
           f"last answer {clock(after)} after the recovery (checked {clock(elapsed)} after it)")
 
 

@@ -73,6 +73,23 @@ def test_a_rate_limited_upload_gets_one_notice_which_the_answers_replace(start_b
     assert bot.openai.rate_limited <= 2  # the notice did not come from refused requests: the bot waited its turn
 
 
+def test_a_rate_limited_plates_progress_says_it_waits_for_the_rate_limit(start_bot) -> None:
+    bot = start_bot(**FAST, **NOTICE)
+    members = {f"plate8/8_A{n}_1.jpg": drop_jpeg(600 + n) for n in range(1, 7)}
+    bot.openai.set_rate_limits(tokens=2 * request_cost(bot, "x.jpg", drop_jpeg(601)), minute=4.0)
+    event = bot.upload(("plate8.zip", make_zip(members)), **ZIP)
+
+    waiting = bot.slack.wait_for(lambda: [c for c in bot.slack.calls_to("chat.update") if re.fullmatch(
+        r"Plate plate8: [0-5] of 6 classified · waiting for the model service's rate limit, (under a minute|about \d+ "
+        r"minutes?)", c.params.get("text", ""))], 60, what="the plate's progress saying it waits")
+    assert waiting
+    bot.wait_until_done(event, timeout=60)
+    deleted(bot, wait_for_notice(bot, event["ts"]))
+    assert [c.params["text"] for c in bot.slack.calls_to("chat.update")
+            if c.params["ts"] == waiting[0].params["ts"]][-1] == "Plate plate8: 6 of 6 classified · done"
+    assert len(notices(bot, event["ts"])) == 1 and top_level_posts(bot) == []
+
+
 def test_an_outage_gets_one_notice_per_upload_and_a_plates_progress_says_it_waits(start_bot) -> None:
     bot = start_bot(**FAST, **NOTICE)
     members, label_of = plate_members({"A2": "crystals"}, offset=500)
