@@ -60,12 +60,6 @@ def held_back(waits: Sequence[Waiting], services: Sequence[ServiceSnapshot]) -> 
                     last_failure=service.last_failure if down and service else "")
 
 
-def _name(held: HeldBack, *, short: bool = False) -> str:
-    if not held.label:
-        return "the model service" if short else "The model service"
-    return service_name(held.label, short=short)
-
-
 def _count(number: int, what: str) -> str:
     return f"{number} {what}{'s' if number != 1 else ''} wait{'s' if number == 1 else ''}"
 
@@ -73,10 +67,11 @@ def _count(number: int, what: str) -> str:
 def notice_text(held: HeldBack, now: float, *, question: bool = False) -> str:
     """One line: who holds the calls back, how many wait, and that the bot answers by itself."""
     waiting = "your question waits" if question else _count(held.waiting, "image")
+    name = service_name(held.label)
     if held.reason == WAIT_OUTAGE:
-        return (f"{NOTICE_EMOJI} {_name(held)} is not answering{down_since(held.since, held.last_failure)}: "
-                f"{waiting}. I will answer here when it is back.")
-    return (f"{NOTICE_EMOJI} {_name(held)} is rate-limiting this key: {waiting}, {about(held.until - now)}. "
+        return (f"{NOTICE_EMOJI} {name} is not answering{down_since(held.since, held.last_failure)}: {waiting}. "
+                "I will answer here when it is back.")
+    return (f"{NOTICE_EMOJI} {name} is rate-limiting this key: {waiting}, {about(held.until - now)}. "
             "I will answer here by myself.")
 
 
@@ -90,7 +85,7 @@ def progress_wait(held: HeldBack | None, now: float) -> str:
     OpenAI, not answering since 14:02 UTC`; "" when nothing waits."""
     if held is None:
         return ""
-    name = _name(held, short=True)
+    name = service_name(held.label, short=True)
     if held.reason == WAIT_OUTAGE:
         since = down_since(held.since, "")
         return f"waiting for {name}, not answering{since}"

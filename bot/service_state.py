@@ -171,10 +171,11 @@ OPENAI_HOST = "api.openai.com"
 
 def service_name(label: str, *, short: bool = False) -> str:
     """The model service as people read it: `OpenAI` when its base URL is OpenAI's, else `The model service
-    (gpt-4.1 at https://llm.example/v1)`; `short`: `OpenAI` or `the model service` (inside a sentence)."""
-    if urlsplit(label.rpartition(" at ")[2]).hostname == OPENAI_HOST:
+    (gpt-4.1 at https://llm.example/v1)` (`The model service` with no label); `short`: `OpenAI` or `the model
+    service` (inside a sentence)."""
+    if label and urlsplit(label.rpartition(" at ")[2]).hostname == OPENAI_HOST:
         return "OpenAI"
-    return "the model service" if short else f"The model service ({label})"
+    return "the model service" if short else f"The model service ({label})" if label else "The model service"
 
 
 def rate_limit_text(label: str, wait: float) -> str:
