@@ -330,3 +330,18 @@ def test_copy_database_moves_a_sqlite_history_into_postgresql(tmp_path, postgres
         copy_database(source, target)
     source.close()
     target.close()
+
+
+def test_connections_the_server_dropped_are_replaced_without_a_failed_query(postgres_url):
+    """A PostgreSQL restart or failover drops every pooled connection; the next queries still answer."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    job_id = image_job(store)
+    name = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        dropped = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                " WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()[0]
+    assert dropped >= 1
+    assert store.job(job_id).id == job_id  # no OperationalError: the dead connection was not handed out
+    store.close()

@@ -40,8 +40,10 @@ class PostgresStore(Store):
     payload_field = "(jobs.payload::jsonb ->> '{key}')"
 
     def __init__(self, url: str, *, pool_size: int = 10, wait_seconds: float = 30.0) -> None:
+        # check: a connection the server dropped (a restart, a failover) is replaced when taken from the
+        # pool, instead of failing the next query of whoever takes it (one round trip per checkout)
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row},
-                                    open=False, name="crystals")
+                                    open=False, name="crystals", check=ConnectionPool.check_connection)
         self._pool.open(wait=True, timeout=wait_seconds)
         self._migrate()
 
