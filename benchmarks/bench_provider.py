@@ -10,11 +10,15 @@ as OpenAI does (token buckets, headers on every answer, 429s with OpenAI's body)
    wells not classified (goal 0), 429s served (goal under 5 % of the requests), requests per image.
 2. The same with two bot processes on one PostgreSQL database sharing the key (TEST_DATABASE_URL;
    scripts/postgres.sh starts a throwaway server and sets it).
-3. An outage (HTTP 500 for --outage seconds; 600 for the issue's figures) during 3 single uploads and
+3. A question asked in a single image's thread 1 minute into a 96-image plate at 60,000 TPM: the time
+   to its answer (goal: well under a minute; first come, first served it waited for the whole plate),
+   and when the plate's summary came.
+4. An outage (HTTP 500 for --outage seconds; 600 for the issue's figures) during 3 single uploads and
    a 24-image plate: images answered with no click (goal all), warnings posted (goal 0), notices posted
    (goal: one per upload, none outside the threads, all deleted once answered), requests the bot sent
    during the outage, and the time from the recovery to the last answer.
---minute shortens the fake's minute (6: ten times faster; the plate times scale with it).
+--minute shortens the fake's minute (6: ten times faster; the plate times scale with it, and the
+question's part scales the bot's MODEL_WAIT_IN_WORKER_SECONDS as well).
 """
 from __future__ import annotations
 
@@ -132,6 +136,31 @@ def plate_at_the_rate(folder: Path, database_url: str, processes: int, minute: f
           f"({100 * refused / len(requests):.1f} %); requests per image {len(requests) / 96:.2f}; {notices}")
 
 
+def question_during_plate(folder: Path, database_url: str, minute: float) -> None:
+    zipped = plate_zip(folder, 96)
+    with FakeSlack() as slack, FakeOpenAI() as openai:
+        openai.set_rate_limits(tokens=TPM, requests=500, minute=minute)
+        bot = start_bot(slack, openai, str(folder), database_url,
+                        MODEL_WAIT_IN_WORKER_SECONDS=f"{20 * minute / 60:g}")  # the default's 20 s, scaled
+        slack.wait_connected(timeout=60)
+        label, number = SINGLES[1]
+        single = upload(slack, f"{label}-{number}.jpeg", image_bytes(label, number))
+        wait(lambda: thread_texts(slack, single), timeout=5 * minute)
+        plate = upload(slack, zipped.name, zipped.read_bytes(), mimetype="application/zip", filetype="zip")
+        started = time.monotonic()
+        time.sleep(minute)
+        slack.push_event(slack.add_message(CHANNEL, "why is it clear?", thread_ts=single["ts"]))
+        asked = time.monotonic()
+        answer = wait(lambda: len(thread_texts(slack, single)) >= 2, timeout=20 * minute)
+        summary = (asked - started) + answer + wait(lambda: summary_text(slack, plate), timeout=20 * minute)
+        stop(bot)
+        refused = openai.rate_limited
+    real = 60 / minute  # the figures in real minutes
+    print(f"[question] asked 1 min into a 96-image plate at {TPM:,} TPM (a minute of {minute:g} s, figures scaled "
+          f"to real minutes): answered after {clock(answer * real)}; the plate's summary {clock(summary * real)} "
+          f"after its upload; 429s served {refused}")
+
+
 def outage(folder: Path, database_url: str, seconds: float) -> None:
     zipped = plate_zip(folder, 24)
     with FakeSlack() as slack, FakeOpenAI() as openai:
@@ -167,18 +196,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outage", type=float, default=120.0, help="seconds the model service is down (600: 10 min)")
     parser.add_argument("--minute", type=float, default=60.0, help="the fake's minute in seconds (shorter: faster)")
-    parser.add_argument("--only", choices=["plate", "outage"], help="run one part only")
+    parser.add_argument("--only", choices=["plate", "question", "outage"], help="run one part only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        if args.only != "outage":
+        if args.only in (None, "plate"):
             plate_at_the_rate(folder, f"sqlite:///{folder}/{uuid.uuid4().hex}.db", 1, args.minute)
             with postgres_database() as url:
                 if url is None:
                     print("[plate, 2 processes] skipped: TEST_DATABASE_URL is not set (source scripts/postgres.sh)")
                 else:
                     plate_at_the_rate(folder, url, 2, args.minute)
-        if args.only != "plate":
+        if args.only in (None, "question"):
+            question_during_plate(folder, f"sqlite:///{folder}/{uuid.uuid4().hex}.db", args.minute)
+        if args.only in (None, "outage"):
             outage(folder, f"sqlite:///{folder}/{uuid.uuid4().hex}.db", args.outage)
 
 

@@ -42,7 +42,7 @@ from bot.images import Normalisation
 from bot.models import Call, Image, Usage
 from bot.pricing import PriceTable, request_tokens
 from bot.provider import ModelService, TooLarge
-from bot.ratelimit import refusal_limit
+from bot.ratelimit import Priority, refusal_limit
 from bot.service_state import Outcome, ServiceState
 from bot.redact import redact_url, redact_urls
 from bot.prompt import (ModelOptions, PromptSet, ThreadImage, classification_request, fingerprint,
@@ -165,11 +165,12 @@ class ModelGateway:
     def endpoint(self) -> str:
         return wire.ENDPOINTS[self.api]
 
-    def respond(self, request: dict[str, Any], *, output_tokens: int,
+    def respond(self, request: dict[str, Any], *, output_tokens: int, priority: Priority = Priority.BULK,
                 read: Callable[[ModelReply], T] = lambda reply: reply) -> T:  # type: ignore[assignment,return-value]
         """`read` of the answer to a Responses-shaped request of about `output_tokens` answer tokens (an
-        AnswerError from `read` is a broken answer). Raises ModelError, or ProviderWait in the bot. A refused
-        parameter or a missing /responses (with `auto`) is learned, not failed."""
+        AnswerError from `read` is a broken answer), paced with its `priority` (INTERACTIVE: a person waits
+        for it). Raises ModelError, or ProviderWait in the bot. A refused parameter or a missing /responses
+        (with `auto`) is learned, not failed."""
         input_estimate = request_tokens(request)
         key = request_key(request)
         tries: Counter[str] = Counter()  # failures of the service; 400s
@@ -177,7 +178,7 @@ class ModelGateway:
             while True:
                 api, sent, body = self._shaped(request)
                 try:
-                    permit = self.service.admit(request["model"], key, input_estimate, output_tokens)
+                    permit = self.service.admit(request["model"], key, input_estimate, output_tokens, priority)
                 except TooLarge as error:
                     raise ModelError(str(error), retryable=False) from None
                 try:
@@ -373,12 +374,13 @@ class Classifier:
         """The Responses-shaped classification request for this image."""
         return classification_request((prompt or self.prompt()).prompt_set, image, self.options)
 
-    def classify(self, image: Image, prompt: Prompt | None = None) -> Call:
-        """The stored call for this image, prompt and model, or a new one from the model. The same image
-        asked for by several workers at once is sent once; the others get that call from the cache."""
+    def classify(self, image: Image, prompt: Prompt | None = None, priority: Priority = Priority.BULK) -> Call:
+        """The stored call for this image, prompt and model, or a new one from the model (paced with
+        `priority`). The same image asked for by several workers at once is sent once; the others get that
+        call from the cache."""
         prompt = prompt or self.prompt()
         with self._one_at_a_time((image.sha256, prompt.fingerprint)):
-            return self.cached(image, prompt) or self._ask_model(image, prompt)
+            return self.cached(image, prompt) or self._ask_model(image, prompt, priority)
 
     @contextmanager
     def _one_at_a_time(self, key: tuple[str, str]) -> Iterator[None]:
@@ -396,20 +398,20 @@ class Classifier:
                 else:
                     self._in_flight[key] = (lock, users - 1)
 
-    def _ask_model(self, image: Image, prompt: Prompt) -> Call:
+    def _ask_model(self, image: Image, prompt: Prompt, priority: Priority) -> Call:
         def read(reply: ModelReply) -> tuple[Answer, ModelReply]:
             return parse_answer(reply.text, self.prompt_set.labels, schema=self.prompt_set.schema,
                                 logprobs=reply.logprobs), reply
 
-        answer, reply = self.gateway.respond(self.request(image, prompt), read=read,
+        answer, reply = self.gateway.respond(self.request(image, prompt), read=read, priority=priority,
                                              output_tokens=typical_output_tokens(self.prompt_set.answer_fields))
         call = answer.call(self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
         return self.store.save_call(image, call, prompt.fingerprint)
 
     def follow_up(self, images: Sequence[ThreadImage], transcript: Sequence[str], question: str) -> FollowUpAnswer:
-        """An answer to a question in a thread, with its usage and estimated cost."""
+        """An answer to a question in a thread (someone waits for it: interactive), with its usage and cost."""
         reply = self.gateway.respond(follow_up_request(self.prompt_set, self.options, images, transcript, question),
-                                     output_tokens=FOLLOW_UP_OUTPUT_TOKENS)
+                                     output_tokens=FOLLOW_UP_OUTPUT_TOKENS, priority=Priority.INTERACTIVE)
         return FollowUpAnswer(reply.text, self.options.model, reply.usage, self.prices.cost(reply.model, reply.usage))
 
 

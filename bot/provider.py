@@ -11,7 +11,10 @@ was learned. `admit`:
    until an answer has told the limits);
 2. in one transaction: the breaker (open: wait for the next probe, or be the probe), then the
    request's estimated tokens spent from the buckets (or the time reserved for it earlier, a
-   "ticket", used), which says when it may go;
+   "ticket", used), which says when it may go. Its priority says where it queues: a BULK request
+   (a plate's image, the CLI) after every reservation, first come first served; an INTERACTIVE one
+   (a question in a thread, a single image, its Retry) ahead of the bulk requests' tickets, which
+   move later by what it takes of the limits (bot.ratelimit.Pace.reserve_ahead);
 3. sleeps until then if that is within its patience; otherwise raises ProviderWait: the job goes
    back to the queue, due shortly before its time (which stays reserved for it, by request key),
    or, in an outage, around the next probe. With no patience (None, the CLI) it always sleeps.
@@ -35,7 +38,8 @@ from typing import Callable, Mapping
 from bot.breaker import Breaker, BreakerPolicy
 from bot.models import Usage
 from bot.queue import Wait
-from bot.ratelimit import Mark, Pace, concurrency, grown, read_headers, refusal_limit, retry_after, shrunk
+from bot.ratelimit import (Mark, Pace, Priority, concurrency, grown, read_headers, refusal_limit, retry_after,
+                           shrunk)
 from bot.redact import redact_url
 from bot.service_state import (WAIT_OUTAGE, WAIT_RATE_LIMIT, Outcome, ServiceSnapshot, ServiceState, about,
                                outage_given_up_text, outage_text, rate_limit_text, snapshot, state_from_json,
@@ -128,17 +132,19 @@ class ModelService:
 
     # --- before a request -------------------------------------------------------------------------
 
-    def admit(self, model: str, request_key: str, input_estimate: float, output_tokens: float) -> Permit:
+    def admit(self, model: str, request_key: str, input_estimate: float, output_tokens: float,
+              priority: Priority = Priority.BULK) -> Permit:
         """May a request of about `input_estimate` input and `output_tokens` output tokens go? Sleeps until
         it may (within the patience), else raises ProviderWait. Raises TooLarge for a request the limit can
-        never let through."""
+        never let through. An INTERACTIVE request goes ahead of the bulk requests queued."""
         key = self.key(model)
         deadline = None if self.patience is None else self._clock() + self.patience
         local = self._local(key)
         self._take_room(key, local, deadline)
         try:
             while True:
-                admission = self._admission(key, local, request_key, (input_estimate, output_tokens), deadline)
+                admission = self._admission(key, local, request_key, (input_estimate, output_tokens), priority,
+                                            deadline)
                 if admission.go_at is not None:
                     self._sleep(max(0.0, admission.go_at - self._clock()))
                     return Permit(key, input_estimate, admission.cost, admission.mark, admission.probe)
@@ -166,7 +172,7 @@ class ModelService:
             local.changed.notify_all()
 
     def _admission(self, key: ServiceKey, local: _Local, request_key: str, size: tuple[float, float],
-                   deadline: float | None) -> _Admission:
+                   priority: Priority, deadline: float | None) -> _Admission:
         with self.store.model_service(key.service, key.label) as record:
             state = state_from_json(record.state_json)
             now = self._clock()
@@ -180,7 +186,7 @@ class ModelService:
             elif pace.too_large(cost):
                 raise TooLarge(cost, pace.tokens.limit if pace.tokens else 0)
             else:
-                pace, admission = self._spend(record, pace, request_key, cost, now, deadline, key)
+                pace, admission = self._spend(record, pace, request_key, cost, priority, now, deadline, key)
                 if admission.go_at is None:
                     breaker = state.breaker  # not sent now: no probe taken
                 else:
@@ -189,21 +195,27 @@ class ModelService:
         local.pace = pace
         return admission
 
-    def _spend(self, record: ServiceRecord, pace: Pace, request_key: str, cost: float, now: float,
-               deadline: float | None, key: ServiceKey) -> tuple[Pace, _Admission]:
-        """The request's time: its ticket if it holds one, else a reservation now (kept as a ticket when
-        it is beyond the patience, so the job finds it when it comes back)."""
+    def _spend(self, record: ServiceRecord, pace: Pace, request_key: str, cost: float, priority: Priority,
+               now: float, deadline: float | None, key: ServiceKey) -> tuple[Pace, _Admission]:
+        """The request's time: its ticket if it holds one, else a reservation now (an interactive one ahead
+        of the bulk tickets, which move later by as much; kept as a ticket when it is beyond the patience,
+        so the job finds it when it comes back)."""
         ticket = record.ticket(request_key)
         if ticket is not None:
             go_at = max(ticket[0], pace.blocked_until)
             mark = Mark(pace.reserved_tokens, pace.reserved_requests)
+        elif priority is Priority.INTERACTIVE:  # ahead of the bulk tickets after those waiting in place
+            after = max(now, pace.held_until)
+            pace, go_at, mark, shift = pace.reserve_ahead(now, cost, record.bulk_queued(after))
+            if shift > 0:
+                record.shift_tickets(shift, bulk_after=after)
         else:
             pace, go_at, mark = pace.reserve(now, cost)
         if deadline is None or go_at <= deadline:
             if ticket is not None:
                 record.drop_ticket(request_key)
-            return pace, _Admission(go_at, None, cost, mark)
-        record.add_ticket(request_key, go_at, cost, go_at + TICKET_GRACE)
+            return pace.held(go_at), _Admission(go_at, None, cost, mark)
+        record.add_ticket(request_key, go_at, cost, go_at + TICKET_GRACE, priority)
         wait = go_at - now
         return pace, _Admission(None, ProviderWait(rate_limit_text(key.label, wait), reason=RATE_LIMIT,
                                                    retry_after=max(0.0, wait - EARLY)))

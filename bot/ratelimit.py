@@ -12,7 +12,12 @@ provider says and decides when a request may go:
 - `Bucket`: one limit as a token bucket that refills continuously; its level may go below zero:
   what is promised to requests that reserved a later time to go.
 - `Pace`: both buckets of a key plus a block after a 429. `reserve` spends a request's estimated
-  tokens BEFORE it is sent and says when it may go; `learn_answer` and `learn_refusal` line the
+  tokens BEFORE it is sent and says when it may go (first come, first served); `reserve_ahead` does
+  so for an INTERACTIVE request (a person waits for it: a question, a single image), which goes ahead
+  of the BULK requests still queued (a plate's images back in the queue with a reserved time): it
+  goes as if they were not there, and they go later by what it takes of the limits, so no more is
+  sent than the limits allow and the bulk work only finishes later by the interactive requests' cost;
+  `learn_answer` and `learn_refusal` line the
   buckets up with what the provider said (never more optimistic than the provider; `behind` says by
   how much a lesson moves what was planned); `calibrated`
   learns from answers' usage how many tokens the provider counts per estimated input token.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from enum import Enum
 from email.utils import parsedate_to_datetime
 from typing import Mapping
 
@@ -181,6 +187,22 @@ def _moved(old: Bucket | None, new: Bucket | None, shift: float, now: float) -> 
     return new.lowered(max(0.0, shift - _behind(old, new, now)) * new.rate)
 
 
+class Priority(Enum):
+    """Who waits for a request: a person (INTERACTIVE: a question, a single image) or nobody in
+    particular (BULK: a plate's images, the terminal's classify and eval)."""
+
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The bulk requests still to go at their reserved times: what an interactive request goes ahead of."""
+
+    tokens: float = 0.0
+    requests: float = 0.0
+
+
 @dataclass(frozen=True)
 class Mark:
     """How much had been reserved when a request reserved its own (lines its answer up with the others)."""
@@ -204,6 +226,7 @@ class Pace:
     stated: RateHeaders | None = None  # what the last answer's headers said, and when
     stated_at: float = 0.0
     scale: float = 1.0  # input tokens the provider counts per estimated one (learned from usage)
+    held_until: float = 0.0  # the latest time given to a request that waits for it in place (it cannot move)
 
     @property
     def known(self) -> bool:
@@ -240,7 +263,29 @@ class Pace:
                        reserved_requests=self.reserved_requests + 1, waiting_since=waiting)
         return pace, go_at, Mark(pace.reserved_tokens, pace.reserved_requests)
 
-    def refund(self, cost: float, requests: int) -> Pace:
+    def reserve_ahead(self, now: float, cost: float, bulk: Queued) -> tuple[Pace, float, Mark, float]:
+        """Spend an interactive request of `cost` tokens now, ahead of the `bulk` requests queued (they
+        must be the LAST reservations in time: none that cannot move goes after them): it may go when the
+        limits allow it after every other reservation (the interactive ones before it, first come first
+        served, and those waiting in place). The pace after it, when it may go, its mark, and `shift`: how
+        much later the bulk requests it overtakes must go, so that no more is sent than the limits allow."""
+        if not bulk.requests:
+            pace, go_at, mark = self.reserve(now, cost)
+            return pace, go_at, mark, 0.0
+        present = replace(self, tokens=self.tokens and self.tokens.at_time(now),  # (no refill cut off at the limit)
+                          requests=self.requests and self.requests.at_time(now))
+        pace, go_at, _ = present.refund(bulk.tokens, bulk.requests).reserve(now, cost)
+        shift = max([0.0] + [amount / bucket.rate for bucket, amount in ((pace.tokens, cost), (pace.requests, 1.0))
+                             if bucket is not None])
+        mark = Mark(pace.reserved_tokens - bulk.tokens, pace.reserved_requests - bulk.requests)  # they go after it
+        waiting = now if self.waiting_since is None else self.waiting_since  # the bulk requests still wait
+        return replace(pace.refund(-bulk.tokens, -bulk.requests), waiting_since=waiting), go_at, mark, shift
+
+    def held(self, go_at: float) -> Pace:
+        """A request waits in place to go at `go_at` (interactive requests go ahead only of what comes after)."""
+        return replace(self, held_until=max(self.held_until, go_at))
+
+    def refund(self, cost: float, requests: float) -> Pace:
         """Give back reservations that were never used (their time passed unsent)."""
         return replace(self, tokens=self.tokens and self.tokens.lowered(-cost),
                        requests=self.requests and self.requests.lowered(-requests))

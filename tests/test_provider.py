@@ -10,6 +10,7 @@ import pytest
 from bot.breaker import BreakerPolicy
 from bot.models import Usage
 from bot.provider import OUTAGE, RATE_LIMIT, ModelService, ProviderWait, ServicePolicy, TooLarge, snapshots
+from bot.ratelimit import Priority
 from bot.service_state import OK, OUTAGE as OUTAGE_STATE, RATE_LIMITED, Outcome
 from bot.store import open_store
 
@@ -105,6 +106,37 @@ def test_an_answer_that_says_less_is_left_moves_every_reserved_time(store) -> No
     with pytest.raises(ProviderWait) as after:
         parked.admit("gpt-4.1", "late", 4300, 0)
     assert after.value.retry_after == pytest.approx(before.value.retry_after + 2.0)
+
+
+def parked_wait(model_service: ModelService, request_key: str, cost: float = 4300,
+                priority: Priority = Priority.BULK) -> float:
+    """A request of a process that waits for nothing (patience 0): in how long its job comes back."""
+    with pytest.raises(ProviderWait) as waited:
+        model_service.admit("gpt-4.1", request_key, cost, 0, priority)
+    return waited.value.retry_after
+
+
+def test_questions_go_ahead_of_a_plates_reserved_times_which_move_by_their_cost(store) -> None:
+    clock = Clock()
+    bot, parked = service(store, clock, patience=10.0), service(store, clock, patience=0.0)
+    in_place = ModelService(store, "https://api.openai.com/v1", "sk-test", POLICY, clock=clock,
+                            sleep=lambda seconds: None)  # waits in its worker (the test's clock stays)
+    in_place.hand_back_after(10.0, lambda: None)
+    answered(bot, "teach")
+    answered(bot, "all that is left", cost=55700)
+    start = clock.now
+    in_place.admit("gpt-4.1", "well 0", 4300, 0)  # goes in 4.3 s, waiting in place: it cannot move
+    wells = [parked_wait(parked, f"well {n}") for n in range(1, 4)]
+    assert wells == pytest.approx([7.6, 11.9, 16.2])  # back 1 s before 8.6, 12.9, 17.2 s
+
+    questions = [parked_wait(parked, f"question {n}", 1000, Priority.INTERACTIVE) for n in range(2)]
+
+    assert questions == pytest.approx([4.3, 5.3])  # after the well in place, one after the other, 1 s each
+    assert [parked_wait(parked, f"well {n}") for n in range(1, 4)] == pytest.approx([9.6, 13.9, 18.2])
+    assert parked_wait(parked, "the next plate") == pytest.approx(17.2 + 2.0 + 4.3 - 1.0)  # after them all
+    clock.now = start + 5.3 - 1.0  # the second question's job comes back a little early...
+    permit = bot.admit("gpt-4.1", "question 1", 1000, 0, Priority.INTERACTIVE)  # ...and keeps its time
+    assert clock.now == pytest.approx(start + 6.3) and permit.cost == 1000
 
 
 def test_limits_learned_survive_a_restart(store) -> None:

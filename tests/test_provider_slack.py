@@ -5,6 +5,8 @@ key's rate with few 429s and one request per image; a 429 or an outage costs no 
 a lasting error ends with a Retry button; a user never reads Python's exception text."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -15,6 +17,7 @@ import pytest
 from bot.provider import snapshots
 from bot.render import RETRY_ACTION
 from bot.service_state import OK, OUTAGE
+from tests.fakes.openai_server import query_image_sha256
 from tests.fakes.slack_server import ApiCall
 from tests.helpers import image_bytes
 from tests.slack_harness import CHANNEL, RunningBot, section_text
@@ -74,6 +77,44 @@ def test_a_plate_drains_at_the_keys_rate_with_few_429s_and_one_request_per_image
     assert len(jobs) == 12 and {(job.state, job.attempts) for job in jobs} == {("done", 1)}
     (service,) = snapshots(bot.services.store)
     assert service.limit_tokens == 3 * cost and service.counts["answered"].requests == 12
+
+
+def answered_order(bot: RunningBot) -> list[str]:
+    """What each request to the fake asked about (an image's sha256, or "question"), in the order they were
+    answered: a request refused with a 429 counts where it was sent again."""
+    asked = ["question" if "why is it clear?" in json.dumps(body) else query_image_sha256(body) or ""
+             for body in bot.openai.responses_requests()]
+    return [what for index, what in enumerate(asked) if what not in asked[index + 1:]]
+
+
+def test_a_question_and_a_single_image_go_ahead_of_a_draining_plate(start_bot) -> None:
+    bot = start_bot(MODEL_WAIT_IN_WORKER_SECONDS="0.5")  # longer waits go back to the queue, their time kept
+    members, label_of = plate_members({"A5": "crystals"})
+    members = dict(list(members.items())[:12])
+    teach(bot, members, label_of)
+    cost = request_cost(bot, "x.jpg", next(iter(members.values())))
+    bot.openai.set_rate_limits(tokens=3 * cost, requests=1000, minute=3.0)  # three requests per 3 s
+    earlier = bot.upload(real_image(2))
+    first_reply(bot, earlier)
+    plate = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
+    bot.openai.wait_for(lambda: len(bot.openai.responses_requests()) >= 1 + 4, timeout=60)  # draining
+
+    single = bot.upload(real_image(0))
+    bot.say("why is it clear?", thread_ts=earlier["ts"])
+
+    assert first_reply(bot, single, timeout=60).params["text"]
+    assert bot.wait_for_posts(earlier["ts"], 2, timeout=60)[1].params["text"] == bot.openai.follow_up_text
+    bot.wait_until_done(plate, timeout=120)
+    assert summary_post(bot, plate["ts"]).params["text"] == "Plate plate9: 1 crystal hit in 12 images"
+    wells = {hashlib.sha256(bot.normalised(data, name.rsplit("/", 1)[-1]).jpeg).hexdigest() for name, data in
+             members.items()}
+    order = answered_order(bot)
+    single_sha = hashlib.sha256(bot.normalised(real_image(0)[1], real_image(0)[0]).jpeg).hexdigest()
+    wells_after = [len([what for what in order[order.index(asked) + 1:] if what in wells])
+                   for asked in ("question", single_sha)]
+    assert min(wells_after) >= 4  # both answered while the plate's last images still waited
+    assert bot.openai.rate_limited <= 2
+    assert {job.state for job in bot.services.store.inspection_jobs(1)} == {"done"}
 
 
 def test_a_429_is_waited_out_without_spending_an_attempt(start_bot) -> None:

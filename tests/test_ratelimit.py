@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ratelimit import (Bucket, Limit, Mark, Pace, RateHeaders, Refusal, concurrency, grown, parse_duration,
-                           read_headers, refusal_limit, retry_after, shrunk)
+from bot.ratelimit import (Bucket, Limit, Mark, Pace, Queued, RateHeaders, Refusal, concurrency, grown,
+                           parse_duration, read_headers, refusal_limit, retry_after, shrunk)
 
 MINUTE_60K = {"x-ratelimit-limit-tokens": "60000", "x-ratelimit-remaining-tokens": "55700",
               "x-ratelimit-reset-tokens": "4.3s", "x-ratelimit-limit-requests": "500",
@@ -180,3 +180,63 @@ def test_a_server_without_headers_gets_a_window_that_grows_and_halves() -> None:
         window = grown(window, ceiling=8)
     assert window == 8
     assert shrunk(window) == 4 and shrunk(1.0) == 1.0
+
+
+def draining(held: int, queued: int, cost: float = 1000) -> tuple[Pace, list[float], list[float]]:
+    """An empty bucket of 1,000 tokens a second at time 0 and a plate reserved first come first served: the
+    first `held` requests wait in place, the next `queued` went back to the queue (bulk tickets)."""
+    pace, times = Pace(tokens=Bucket(60_000, 1000, 0, 0.0), requests=Bucket(10_000, 10_000 / 60, 10_000, 0.0)), []
+    for _ in range(held + queued):
+        pace, go_at, _ = pace.reserve(0.0, cost)
+        times.append(go_at)
+    return pace, times[:held], times[held:]
+
+
+def overspent(sent: list[tuple[float, float]], rate: float) -> bool:
+    """Whether a schedule of (time, tokens) from an empty bucket at time 0 ever sends more than has refilled."""
+    total = 0.0
+    for when, tokens in sorted(sent):
+        total += tokens
+        if total > rate * when + 1e-6:
+            return True
+    return False
+
+
+def test_an_interactive_request_goes_ahead_of_the_bulk_tickets_which_move_by_its_cost() -> None:
+    pace, held, tickets = draining(held=2, queued=8)
+    assert tickets == pytest.approx([3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])  # first come, first served
+
+    pace, go_at, mark, shift = pace.reserve_ahead(0.5, 500, Queued(tokens=8000, requests=8))
+
+    assert go_at == pytest.approx(2.5)  # after the two waiting in place, ahead of every ticket
+    assert shift == pytest.approx(0.5)  # 500 tokens at 1,000 a second
+    moved = [ticket + shift for ticket in tickets]
+    assert pace.clear_at(0.5) == pytest.approx(moved[-1])  # the plate ends later by its cost, no more
+    assert pace.waiting_since == 0.0  # the plate still waits
+    assert mark == Mark(tokens=2500, requests=3)  # the tickets it overtook count as reserved after it
+    assert not overspent([(t, 1000) for t in held + moved] + [(go_at, 500)], rate=1000)
+    assert overspent([(t, 1000) for t in held + tickets] + [(go_at, 500)], rate=1000)  # had they not moved
+
+
+def test_interactive_requests_go_first_come_first_served_among_themselves() -> None:
+    pace, held, tickets = draining(held=2, queued=8)
+    pace, first, _, shift_first = pace.reserve_ahead(0.5, 500, Queued(8000, 8))
+    pace, second, _, shift_second = pace.reserve_ahead(0.6, 1500, Queued(8000, 8))
+    assert (first, second) == pytest.approx((2.5, 4.0))  # the second after the first
+    moved = [ticket + shift_first + shift_second for ticket in tickets]
+    assert moved[0] == pytest.approx(5.0) and pace.clear_at(0.6) == pytest.approx(moved[-1])
+    assert not overspent([(t, 1000) for t in held + moved] + [(first, 500), (second, 1500)], rate=1000)
+
+
+def test_an_interactive_request_with_nothing_queued_is_reserved_as_any_other() -> None:
+    pace, _, _ = draining(held=3, queued=0)
+    assert pace.reserve_ahead(0.0, 500, Queued()) == (*pace.reserve(0.0, 500), 0.0)
+
+
+def test_the_bulk_tickets_move_by_what_the_tighter_limit_needs() -> None:
+    pace = Pace(tokens=Bucket(1_000_000, 1_000_000 / 60, 0, 0.0), requests=Bucket(60, 1, 0, 0.0))
+    for _ in range(5):
+        pace, _, _ = pace.reserve(0.0, 10)  # one request a second: 1.0 ... 5.0
+    pace, go_at, _, shift = pace.reserve_ahead(0.0, 10, Queued(tokens=40, requests=4))
+    assert go_at == pytest.approx(2.0) and shift == pytest.approx(1.0)  # one request's worth of the minute's 60
+

@@ -46,6 +46,7 @@ from bot.plates.report import (PlateImage, calls_csv, hit_images, image_outcomes
                                progress_text, summary_message, with_upload_refused)
 from bot.plates.retry import WellsRetry, is_unreadable
 from bot.plates.wells import Position
+from bot.ratelimit import Priority
 from bot.queue import Handler, RetryLater
 from bot.render import Message
 from bot.slack.files import DownloadError
@@ -222,7 +223,7 @@ class PlateImageJobs:
         if image is None:
             return None, "the image is no longer stored; upload the plate again"
         try:
-            call = self.flow.classify(image, job.channel)
+            call = self.flow.classify(image, job.channel, Priority.BULK)  # a plate's images give way to questions
         except BudgetSpent as refusal:  # not classified, for Retry failed wells once the budget is raised
             return None, str(refusal)
         store.update_job(job.id, "classified", call_id=call.id)

@@ -38,6 +38,7 @@ from bot.plates.history_report import with_hit_history
 from bot.plates.wells import PLATE_SHAPES, wells_in_text
 from bot.prompt import ThreadImage, bounded_transcript
 from bot.provider import ProviderWait
+from bot.ratelimit import Priority
 from bot.queue import Handler, RetryLater
 from bot.screens.messages import conditions_for_model, with_condition
 from bot.render import (Message, RecentCall, RecentPlate, answer_message, budget_spent_reason,
@@ -208,15 +209,16 @@ class Workflow:
         if budget is not None and self.check_budget(channel) is BudgetState.SPENT:
             raise BudgetSpent(budget_spent_reason(budget))
 
-    def classify(self, image: Image, channel: str) -> Call:
-        """The image's call: from the cache, else from the model while this month's budget lasts
-        (BudgetSpent when it does not); a call that reaches 80 % or all of the budget tells the channel."""
+    def classify(self, image: Image, channel: str, priority: Priority) -> Call:
+        """The image's call: from the cache, else from the model (paced with `priority`) while this month's
+        budget lasts (BudgetSpent when it does not); a call that reaches 80 % or all of the budget tells the
+        channel."""
         classifier = self.services.classifier
         prompt = classifier.prompt()
         call = classifier.cached(image, prompt)
         if call is None:
             self.ensure_budget_left(channel)
-            call = classifier.classify(image, prompt)
+            call = classifier.classify(image, prompt, priority)
             self.check_budget(channel)
         return call
 
@@ -269,7 +271,7 @@ class ImageJobs:
         if image is None:
             return None
         try:
-            call = self.flow.classify(image, job.channel)
+            call = self.flow.classify(image, job.channel, Priority.INTERACTIVE)  # someone waits for this one
         except ProviderWait:
             self.flow.store.keep_image(job.id, image)  # the job waits: no second download when it comes back
             raise

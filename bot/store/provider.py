@@ -4,7 +4,8 @@ The service (bot/provider.py decides with bot/service_state.py):
 - `model_service(service, label)`: a transaction with the service's row locked (PostgreSQL: FOR
   UPDATE; SQLite has one writer at a time), yielding a `ServiceRecord`: its state as JSON (change
   `state_json`, it is written back at the end), the times reserved ahead for requests that went
-  back to the queue ("tickets", by request key), and the counters to add to.
+  back to the queue ("tickets", by request key, each with its priority: `bulk_queued` and
+  `shift_bulk_tickets` let an interactive request go ahead of the bulk ones), and the counters to add to.
 - `model_services()`: every service's row with its counters, for snapshots (bot.provider.snapshots).
 
 The queue's side (bot/queue.py's Wait):
@@ -25,7 +26,14 @@ from contextlib import contextmanager
 from typing import Any, Iterator, NamedTuple
 
 from bot.models import Image, Waiting
+from bot.ratelimit import Priority, Queued
 from bot.service_state import Count
+
+
+# a bulk ticket after `?` and after every interactive ticket: what an interactive request may go ahead of
+_BULK_QUEUED = (f"service = ? AND priority = '{Priority.BULK.value}' AND go_at > ? AND go_at > (SELECT"
+                f" COALESCE(MAX(go_at), 0) FROM model_tickets AS ahead WHERE ahead.service = model_tickets.service"
+                f" AND ahead.priority = '{Priority.INTERACTIVE.value}')")
 
 
 class ServiceRecord:
@@ -42,18 +50,29 @@ class ServiceRecord:
                              self.service, request_key)
         return (float(rows[0]["go_at"]), float(rows[0]["cost"])) if rows else None
 
-    def add_ticket(self, request_key: str, go_at: float, cost: float, expires_at: float) -> None:
-        self._db.run("INSERT INTO model_tickets (service, request_key, go_at, cost, expires_at) VALUES (?,?,?,?,?)"
-                     " ON CONFLICT (service, request_key) DO UPDATE SET go_at = excluded.go_at, cost = excluded.cost,"
-                     " expires_at = excluded.expires_at", self.service, request_key, go_at, cost, expires_at)
+    def add_ticket(self, request_key: str, go_at: float, cost: float, expires_at: float, priority: Priority) -> None:
+        self._db.run("INSERT INTO model_tickets (service, request_key, go_at, cost, expires_at, priority)"
+                     " VALUES (?,?,?,?,?,?) ON CONFLICT (service, request_key) DO UPDATE SET go_at = excluded.go_at,"
+                     " cost = excluded.cost, expires_at = excluded.expires_at, priority = excluded.priority",
+                     self.service, request_key, go_at, cost, expires_at, priority.value)
 
     def drop_ticket(self, request_key: str) -> None:
         self._db.run("DELETE FROM model_tickets WHERE service = ? AND request_key = ?", self.service, request_key)
 
-    def shift_tickets(self, seconds: float) -> None:
-        """Every reserved time later by `seconds` (a 429 showed the plan was too optimistic)."""
-        self._db.run("UPDATE model_tickets SET go_at = go_at + ?, expires_at = expires_at + ? WHERE service = ?",
-                     seconds, seconds, self.service)
+    def shift_tickets(self, seconds: float, *, bulk_after: float | None = None) -> None:
+        """Reserved times later by `seconds`: every one (the provider showed the plan was too optimistic),
+        or with `bulk_after` those `bulk_queued(bulk_after)` counts (an interactive request went ahead of them)."""
+        where, params = ("service = ?", [self.service]) if bulk_after is None else \
+            (_BULK_QUEUED, [self.service, bulk_after])
+        self._db.run(f"UPDATE model_tickets SET go_at = go_at + ?, expires_at = expires_at + ? WHERE {where}",
+                     seconds, seconds, *params)
+
+    def bulk_queued(self, after: float) -> Queued:
+        """The bulk requests' reserved times later than `after` and than every interactive one's: the last
+        ones in time, which an interactive request goes ahead of."""
+        (row,) = self._db.rows("SELECT COUNT(*) AS requests, COALESCE(SUM(cost), 0) AS tokens FROM model_tickets"
+                               f" WHERE {_BULK_QUEUED}", self.service, after)
+        return Queued(float(row["tokens"]), float(row["requests"]))
 
     def drop_expired_tickets(self, now: float) -> tuple[float, int]:
         """Forget reservations whose request never came: (their cost in all, how many)."""

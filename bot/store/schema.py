@@ -216,6 +216,11 @@ MIGRATIONS: list[str] = [
          AND jobs.user_id = screens.added_by AND jobs.created_at <= screens.added_at));
     CREATE INDEX screens_by_job ON screens (job_id);
     """,
+    # a reserved time's priority (bot/ratelimit.py's Priority): an interactive request (a question, a single
+    # image) goes ahead of the bulk ones (a plate's images), which move later by what it takes
+    """
+    ALTER TABLE model_tickets ADD COLUMN priority TEXT NOT NULL DEFAULT 'bulk';
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}
