@@ -58,13 +58,26 @@ def first_reply(bot: RunningBot, event: dict[str, Any], timeout: float = 30.0) -
     return bot.wait_for_posts(event["ts"], 1, timeout)[0]
 
 
-def test_a_plate_drains_at_the_keys_rate_with_few_429s_and_one_request_per_image(start_bot) -> None:
+def rate_limited_plate(start_bot: Callable[..., RunningBot],
+                       minute: float) -> tuple[RunningBot, dict[str, bytes], int]:
+    """A bot whose key allows three requests per `minute` seconds, a 12-image plate taught to the fake, and
+    what one of its requests costs."""
     bot = start_bot(MODEL_WAIT_IN_WORKER_SECONDS="0.5")  # longer waits go back to the queue, their time kept
     members, label_of = plate_members({"A5": "crystals"})
     members = dict(list(members.items())[:12])
     teach(bot, members, label_of)
     cost = request_cost(bot, "x.jpg", next(iter(members.values())))
-    bot.openai.set_rate_limits(tokens=3 * cost, requests=1000, minute=2.0)  # three requests per 2 s
+    bot.openai.set_rate_limits(tokens=3 * cost, requests=1000, minute=minute)
+    return bot, members, cost
+
+
+def sent_sha256(bot: RunningBot, name: str, data: bytes) -> str:
+    """The sha256 of an image as the bot sends it to the model."""
+    return hashlib.sha256(bot.normalised(data, name.rsplit("/", 1)[-1]).jpeg).hexdigest()
+
+
+def test_a_plate_drains_at_the_keys_rate_with_few_429s_and_one_request_per_image(start_bot) -> None:
+    bot, members, cost = rate_limited_plate(start_bot, minute=2.0)  # three requests per 2 s
 
     event = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
 
@@ -88,12 +101,7 @@ def answered_order(bot: RunningBot) -> list[str]:
 
 
 def test_a_question_and_a_single_image_go_ahead_of_a_draining_plate(start_bot) -> None:
-    bot = start_bot(MODEL_WAIT_IN_WORKER_SECONDS="0.5")  # longer waits go back to the queue, their time kept
-    members, label_of = plate_members({"A5": "crystals"})
-    members = dict(list(members.items())[:12])
-    teach(bot, members, label_of)
-    cost = request_cost(bot, "x.jpg", next(iter(members.values())))
-    bot.openai.set_rate_limits(tokens=3 * cost, requests=1000, minute=3.0)  # three requests per 3 s
+    bot, members, _ = rate_limited_plate(start_bot, minute=3.0)  # three requests per 3 s: the plate takes 12 s
     earlier = bot.upload(real_image(2))
     first_reply(bot, earlier)
     plate = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
@@ -106,12 +114,10 @@ def test_a_question_and_a_single_image_go_ahead_of_a_draining_plate(start_bot) -
     assert bot.wait_for_posts(earlier["ts"], 2, timeout=60)[1].params["text"] == bot.openai.follow_up_text
     bot.wait_until_done(plate, timeout=120)
     assert summary_post(bot, plate["ts"]).params["text"] == "Plate plate9: 1 crystal hit in 12 images"
-    wells = {hashlib.sha256(bot.normalised(data, name.rsplit("/", 1)[-1]).jpeg).hexdigest() for name, data in
-             members.items()}
+    wells = {sent_sha256(bot, name, data) for name, data in members.items()}
     order = answered_order(bot)
-    single_sha = hashlib.sha256(bot.normalised(real_image(0)[1], real_image(0)[0]).jpeg).hexdigest()
     wells_after = [len([what for what in order[order.index(asked) + 1:] if what in wells])
-                   for asked in ("question", single_sha)]
+                   for asked in ("question", sent_sha256(bot, *real_image(0)))]
     assert min(wells_after) >= 4  # both answered while the plate's last images still waited
     assert bot.openai.rate_limited <= 2
     assert {job.state for job in bot.services.store.inspection_jobs(1)} == {"done"}
