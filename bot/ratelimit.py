@@ -16,7 +16,8 @@ provider says and decides when a request may go:
   so for an INTERACTIVE request (a person waits for it: a question, a single image), which goes ahead
   of the BULK requests still queued (a plate's images back in the queue with a reserved time): it
   goes as if they were not there, and they go later by what it takes of the limits, so no more is
-  sent than the limits allow and the bulk work only finishes later by the interactive requests' cost;
+  sent than the limits allow and the bulk work only finishes later by the interactive requests' cost
+  (never ahead of a request waiting in place for its time, `held`: that one cannot move);
   `learn_answer` and `learn_refusal` line the
   buckets up with what the provider said (never more optimistic than the provider; `behind` says by
   how much a lesson moves what was planned); `calibrated`

@@ -5,7 +5,7 @@ The service (bot/provider.py decides with bot/service_state.py):
   UPDATE; SQLite has one writer at a time), yielding a `ServiceRecord`: its state as JSON (change
   `state_json`, it is written back at the end), the times reserved ahead for requests that went
   back to the queue ("tickets", by request key, each with its priority: `bulk_queued` and
-  `shift_bulk_tickets` let an interactive request go ahead of the bulk ones), and the counters to add to.
+  `shift_tickets(bulk_after=)` let an interactive request go ahead of the bulk ones), and the counters to add to.
 - `model_services()`: every service's row with its counters, for snapshots (bot.provider.snapshots).
 
 The queue's side (bot/queue.py's Wait):
