@@ -101,7 +101,8 @@ def answered_order(bot: RunningBot) -> list[str]:
 
 
 def test_a_question_and_a_single_image_go_ahead_of_a_draining_plate(start_bot) -> None:
-    bot, members, _ = rate_limited_plate(start_bot, minute=3.0)  # three requests per 3 s: the plate takes 12 s
+    bot, members, _ = rate_limited_plate(start_bot, minute=6.0)  # three requests per 6 s: the plate takes 24 s,
+    # so a loaded machine still has the question and the image sent while 8 wells wait
     earlier = bot.upload(real_image(2))
     first_reply(bot, earlier)
     plate = bot.upload(("plate9.zip", make_zip(members)), **ZIP)
