@@ -86,6 +86,10 @@ class ServicePolicy:
     concurrency: int = 64  # MODEL_CONCURRENCY: requests out at once in one process, at most
     breaker: BreakerPolicy = BreakerPolicy()
     outage_max: float = 6 * 3600.0  # MODEL_OUTAGE_MAX: a job waits this long for the service to come back
+    # a request that waits for room goes this much after the limits allow it: the service then keeps a little
+    # room at each request (the same for all, so the pace is unchanged), and a request that reaches it a
+    # little early (network, a busy machine, an estimate short by a few tokens) is not refused
+    send_margin: float = 0.25
 
 
 @dataclass
@@ -211,6 +215,8 @@ class ModelService:
                 record.shift_tickets(shift, bulk_after=after)
         else:
             pace, go_at, mark = pace.reserve(now, cost)
+        if ticket is None and go_at > now:
+            go_at += self.policy.send_margin
         if deadline is None or go_at <= deadline:
             if ticket is not None:
                 record.drop_ticket(request_key)

@@ -239,10 +239,12 @@ class Pace:
         return input_estimate * self.scale + output_tokens
 
     def calibrated(self, input_estimate: float, input_used: float) -> Pace:
-        """An answer's usage: move the scale halfway to what this one showed (within 0.5 to 4)."""
+        """An answer's usage: move the scale halfway to what this one showed (within 1 to 4). Never below
+        the estimate: one kind of request counted for less (a question's text) must not make the next
+        (an image) look cheaper than it is, or the requests planned on it reach the limit early."""
         if input_estimate <= 0 or input_used <= 0:
             return self
-        seen = min(4.0, max(0.5, input_used / input_estimate))
+        seen = min(4.0, max(1.0, input_used / input_estimate))
         return replace(self, scale=(self.scale + seen) / 2)
 
     def too_large(self, cost: float) -> bool:

@@ -18,7 +18,7 @@ STATED = {"x-ratelimit-limit-tokens": "60000", "x-ratelimit-remaining-tokens": "
           "x-ratelimit-reset-tokens": "4.3s", "x-ratelimit-limit-requests": "500",
           "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms"}
 POLICY = ServicePolicy(concurrency=64, breaker=BreakerPolicy(failures=2, probe_every=30.0, probe_lease=70.0),
-                       outage_max=3600.0)
+                       outage_max=3600.0, send_margin=0.0)  # times exactly as the limits allow
 
 
 class Clock:

@@ -120,7 +120,7 @@ def test_a_question_and_a_single_image_go_ahead_of_a_draining_plate(start_bot) -
     wells_after = [len([what for what in order[order.index(asked) + 1:] if what in wells])
                    for asked in ("question", sent_sha256(bot, *real_image(0)))]
     assert min(wells_after) >= 4  # both answered while the plate's last images still waited
-    assert bot.openai.rate_limited <= 2
+    assert bot.openai.rate_limited <= len(members) // 4  # still paced: unpaced, most of the plate is refused
     assert {job.state for job in bot.services.store.inspection_jobs(1)} == {"done"}
 
 

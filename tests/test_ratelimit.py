@@ -161,6 +161,7 @@ def test_the_tokens_the_provider_counts_per_estimated_token_are_learned_from_usa
         pace = pace.calibrated(4000, 4600)  # the provider counts 15 % more than the estimate
     assert pace.scale == pytest.approx(1.15, abs=0.01) and pace.cost(4000, 112) == pytest.approx(4712, abs=40)
     assert Pace().calibrated(4000, 0) == Pace() and Pace().calibrated(100, 10 ** 6).scale == 2.5  # at most 4
+    assert Pace().calibrated(4000, 2000).scale == 1.0  # a request that counted less makes no other look cheaper
 
 
 def test_reservations_never_used_are_given_back() -> None:
