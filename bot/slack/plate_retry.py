@@ -58,7 +58,8 @@ class PlateRetries:
             return
         store.mark_plate_files_stale(inspection.id)
         summary = store.summary_job(inspection.id)
-        images, _, message = PlateSummaries(self.flow).compose(inspection, jobs)
+        composed = PlateSummaries(self.flow).compose(inspection, jobs)
+        images, message = composed.images, composed.message
         classified, unreadable, _ = image_outcomes(images)
         try:  # before the wells are queued: none can end (and update the summary) before this shows
             if summary and summary.reply_ts:

@@ -46,6 +46,7 @@ from bot.plates.report import (PlateImage, calls_csv, hit_images, image_outcomes
                                progress_text, summary_message, with_upload_refused)
 from bot.plates.retry import WellsRetry, is_unreadable
 from bot.plates.wells import Position
+from bot.screens.chemistry import PlateConditions
 from bot.ratelimit import Priority
 from bot.queue import Handler, RetryLater
 from bot.render import Message
@@ -251,6 +252,14 @@ class PlateImageJobs:
             log.warning("could not update the progress of inspection %s: %s", inspection.id, error)
 
 
+@dataclass(frozen=True)
+class ComposedSummary:
+    images: list[PlateImage]
+    comparison: Comparison | None
+    message: Message
+    conditions: PlateConditions | None
+
+
 @dataclass
 class PlateSummaries:
     flow: Workflow
@@ -265,7 +274,8 @@ class PlateSummaries:
         if any(image.state not in {"done", "failed"} for image in jobs):
             store.finish_job(job.id, "done")  # an image was retried: its end queues this job again
             return
-        images, comparison, summary = self.compose(inspection, jobs)
+        composed = self.compose(inspection, jobs)
+        images, comparison, summary = composed.images, composed.comparison, composed.message
         reply_ts = poster.reply(job, summary)
         store.update_job(job.id, "replied", reply_ts=reply_ts)  # a summary queued again updates this one
         superseded = store.stale_plate_files(inspection.id)  # wells were retried: new map and CSV
@@ -274,7 +284,7 @@ class PlateSummaries:
                 taken = inspection_taken(store, inspection)
                 self._upload_files(job, inspection, plate_view(inspection.plate_name, taken, images,
                                                                self.flow.services.prompt_set.categories, comparison),
-                                   images)
+                                   images, composed.conditions)
             except SlackApiError as error:  # a fault that may pass became RetryLater: this one will not
                 log.error("plate inspection %s: Slack refused the map and CSV: %s", inspection.id, error)
                 poster.update(job.channel, reply_ts, with_upload_refused(summary, str(error.response.get("error"))))
@@ -297,10 +307,10 @@ class PlateSummaries:
     def give_up(self, job: Job, reason: str) -> None:
         raise RetryLater(f"still cannot post the plate's summary: {reason}")
 
-    def compose(self, inspection: Inspection,
-                jobs: Sequence[Job]) -> tuple[list[PlateImage], Comparison | None, Message]:
-        """The inspection's images, what changed since the plate's last inspection, and the summary as it
-        reads now: Retry failed wells for wells whose model call failed, links to hits answered before."""
+    def compose(self, inspection: Inspection, jobs: Sequence[Job]) -> ComposedSummary:
+        """The inspection's images, what changed since the plate's last inspection, its screen's conditions
+        and the summary as it reads now: Retry failed wells for wells whose model call failed, links to hits
+        answered before."""
         store = self.flow.store
         images = self.flow.plate_images(jobs)
         previous = store.previous_inspection(inspection)
@@ -309,17 +319,18 @@ class PlateSummaries:
                              hits=self.flow.services.prompt_set.hits) if before is not None else None
         skipped = {Skip[name]: count for name, count in inspection.skipped.items()}
         earlier = {path: self.flow.reply_link(reply) for path, reply in self.flow.earlier_replies(inspection).items()}
+        conditions = self.flow.plate_screens.conditions(inspection)  # read once: summary, CSV and gallery
         summary = summary_message(inspection.plate_name, images, self.flow.services.prompt_set.categories, comparison,
                                   skipped, retry=WellsRetry(inspection.id, store.retry_rounds(inspection.id)),
-                                  earlier_replies=earlier, conditions=self.flow.plate_screens.conditions(inspection),
+                                  earlier_replies=earlier, conditions=conditions,
                                   screen_note=store.screen_note(inspection.id))
-        return images, comparison, summary
+        return ComposedSummary(images, comparison, summary, conditions)
 
-    def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage]) -> None:
+    def _upload_files(self, job: Job, inspection: Inspection, view: PlateView, images: Sequence[PlateImage],
+                      conditions: PlateConditions | None) -> None:
         """The plate map (PNG), every call (CSV) and the gallery of its hits (PNGs) in the thread; their ids
         are kept (the map's for the hits channel; all to delete them when a retry brings newer ones)."""
         stem, name, store = file_stem(inspection.plate_name), inspection.plate_name, self.flow.store
-        conditions = self.flow.plate_screens.conditions(inspection)
         map_file_id, csv_file_id, *gallery_ids = self.flow.poster.upload(job.channel, thread_ts=job.thread_ts, files=[
             {"content": plate_map_png(view), "filename": f"{stem}_map.png", "title": f"Plate map of {name}"},
             {"content": calls_csv(images, conditions), "filename": f"{stem}_calls.csv",

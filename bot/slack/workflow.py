@@ -238,6 +238,11 @@ class Workflow:
         return state
 
 
+def asked_wells(question: Job) -> list[str]:
+    """The wells a question names, as written in a plate of any size (up to 1536 wells: AF48)."""
+    return [str(well) for well in wells_in_text(question.payload.get("text", ""), max(PLATE_SHAPES))]
+
+
 @dataclass
 class ImageJobs:
     flow: Workflow
@@ -398,7 +403,7 @@ class Questions:
 
     @staticmethod
     def _asked_about(job: Job, thread_jobs: list[Job]) -> list[Job]:
-        wells = {str(well) for well in wells_in_text(job.payload.get("text", ""), max(PLATE_SHAPES))}
+        wells = set(asked_wells(job))
         named = [j for j in thread_jobs if j.kind == "plate_image" and j.payload.get("well") in wells]
         return [j for j in thread_jobs if j.kind == "image"] + named[:MAX_WELL_IMAGES]
 
@@ -414,7 +419,7 @@ class Questions:
         if inspection:
             images = self.flow.plate_images(store.inspection_jobs(inspection.id))
             transcript.append(calls_by_well_text(inspection.plate_name, images, settings.follow_up_history_chars))
-            asked = [str(well) for well in wells_in_text(job.payload.get("text", ""))]
+            asked = asked_wells(job)
             hits = [str(i.position.well) for i in hit_images(images, self.flow.services.prompt_set.categories)
                     if i.position]
             chemistry = conditions_for_model(self.flow.plate_screens.conditions(inspection, asked + hits), asked, hits,
