@@ -26,7 +26,7 @@ from bot.classifier import Prompt, describe_api_error, is_transient
 from bot.models import Inspection, Job, PlateBatch
 from bot.plate_batch import HOLD_SECONDS, batch_answers, chunks, queued_text
 from bot.queue import RetryLater
-from bot.render import Message, clip
+from bot.render import clip
 from bot.slack.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,8 @@ class PlateBatches:
             return
         queued = sum(len(batch.entries) for batch in batches if not batch.collected)
         classified = sum(1 for image_job in self.flow.store.inspection_jobs(inspection.id) if image_job.call_id)
-        text = queued_text(inspection.plate_name, classified, inspection.images, queued, batches[0].submitted_at)
-        try:
-            self.flow.poster.update(inspection.channel, inspection.progress_ts, Message(text))
-        except Exception as error:  # noqa: BLE001 - a progress line never fails a plate
-            log.warning("could not update the progress of inspection %s: %s", inspection.id, error)
+        self.flow.show_progress(inspection, queued_text(inspection.plate_name, classified, inspection.images, queued,
+                                                        batches[0].submitted_at))
 
     # --- collecting ------------------------------------------------------------------------------
 

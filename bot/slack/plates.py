@@ -244,12 +244,8 @@ class PlateImageJobs:
             unreadable += 1
         else:
             not_classified += 1
-        text = with_wait(self.flow, inspection.id, progress_text(inspection.plate_name, min(done, inspection.images),
-                                                                 inspection.images, unreadable, not_classified))
-        try:
-            self.flow.poster.update(job.channel, inspection.progress_ts, Message(text))
-        except Exception as error:  # noqa: BLE001 - a progress line never fails an image
-            log.warning("could not update the progress of inspection %s: %s", inspection.id, error)
+        self.flow.show_progress(inspection, with_wait(self.flow, inspection.id, progress_text(
+            inspection.plate_name, min(done, inspection.images), inspection.images, unreadable, not_classified)))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ A plate's progress message shows the wait too (`with_wait`, called where the pro
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -25,13 +24,10 @@ from bot.models import Job
 from bot.plates.report import progress_text
 from bot.provider import snapshots
 from bot.queue import Handler, Wait
-from bot.render import Message
 from bot.service_notices import HeldBack, held_back, notice_message, with_progress_wait
 from bot.service_state import OK, WAIT_OUTAGE, WAIT_RATE_LIMIT
 from bot.slack.workflow import Workflow
 from bot.store.notices import NOTICE_KEY, NOTICE_KIND
-
-log = logging.getLogger(__name__)
 
 NOTICED_KINDS = ("image", "plate_image", "question")
 
@@ -101,12 +97,8 @@ class ServiceNoticeJobs:
             if not inspection or not inspection.progress_ts or inspection.finished_at:
                 continue
             done, unreadable, not_classified = store.inspection_outcomes(inspection_id)
-            text = with_wait(self.flow, inspection_id, progress_text(inspection.plate_name, done, inspection.images,
-                                                                     unreadable, not_classified))
-            try:
-                self.flow.poster.update(job.channel, inspection.progress_ts, Message(text))
-            except Exception as error:  # noqa: BLE001 - a progress line never fails the notice
-                log.warning("could not update the progress of inspection %s: %s", inspection_id, error)
+            self.flow.show_progress(inspection, with_wait(self.flow, inspection_id, progress_text(
+                inspection.plate_name, done, inspection.images, unreadable, not_classified)))
 
 
 def notice_handlers(flow: Workflow) -> dict[str, Handler]:

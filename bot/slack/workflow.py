@@ -98,6 +98,16 @@ class Workflow:
             self.notice_done(job)
             self.poster.react_if_possible(job.channel, job.message_ts, WORKING_REACTION, add=False)
 
+    def show_progress(self, inspection: Inspection, text: str) -> None:
+        """The plate's progress message reads `text` now. Cosmetic: a failure is only logged, never fails
+        the job that shows it."""
+        if not inspection.progress_ts:
+            return
+        try:
+            self.poster.update(inspection.channel, inspection.progress_ts, Message(text))
+        except Exception as error:  # noqa: BLE001 - a progress line is never worth a failed job
+            log.warning("could not update the progress of inspection %s: %s", inspection.id, error)
+
     def notice_done(self, job: Job) -> None:
         """An upload's (or a question's) calls are all answered: its service notice, if one is queued, ends now
         if it was never posted, or is due now to be deleted (bot/slack/service_notices.py)."""
