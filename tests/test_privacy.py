@@ -426,6 +426,20 @@ def test_a_plates_hits_message_loses_a_deleted_well_and_goes_with_a_deleted_zip(
     assert all(bot.services.store.deleted_jobs([j.id]) for j in bot.services.store.inspection_jobs(inspection.id))
 
 
+def test_a_deleted_question_leaves_none_of_its_words_with_the_bot(walls) -> None:
+    bot = walls()
+    secret = private_hit(bot)
+    asked = bot.say(f"is {MARKER}-7 worth a grid?", thread_ts=secret["ts"], channel=PRIVATE, user=ALICE)
+    bot.wait_for_posts(secret["ts"], 2, timeout=30)  # the call, then the answer
+    bot.drain()
+    (question,) = bot.services.store.every_job_of_message(PRIVATE, asked["ts"])
+    assert f"{MARKER}-7" in question.payload["text"]  # kept while the question stands: the test can fail
+
+    deliver(bot, bot.slack.delete_message(PRIVATE, asked["ts"]))
+    assert bot.services.store.job(question.id).payload["text"] == ""
+    assert bot.services.store.deleted_jobs([question.id]) == {question.id}
+
+
 def test_an_unshared_file_is_forgotten_only_once_it_is_left_nowhere(walls, audit) -> None:
     bot = walls()
     event = public_hit(bot)

@@ -77,6 +77,16 @@ def test_a_deleted_upload_loses_its_image_bytes_and_its_example_but_keeps_its_ca
     assert store.image_of_call(store.job(same_image_elsewhere).call_id) is None
 
 
+def test_a_deleted_question_keeps_none_of_its_words(store):
+    asked = store.enqueue("question", "G2", "5.5", "1.1", "question", "question", "U1",
+                          {"text": "is the Secret-42 drop in D7 crystals?", "user": "U1"})
+    other = store.enqueue("question", "G2", "6.6", "1.1", "question", "question", "U1", {"text": "and D8?"})
+    (job,) = store.every_job_of_message("G2", "5.5")
+    assert store.forget_upload([job], "message deleted").jobs == 1
+    assert store.job(asked).payload == {"text": "", "user": "U1"} and store.deleted_jobs([asked]) == {asked}
+    assert store.job(other).payload["text"] == "and D8?"  # another question of the thread keeps its words
+
+
 def test_the_jobs_of_a_zip_or_of_one_image_of_a_plate_by_well(store):
     zip_job = store.job(store.enqueue("plate", "C1", "1.1", "1.1", "FZIP", "p.zip", "U1", {"id": "FZIP"}))
     inspection = store.start_inspection(zip_job, "p", "p.zip", 2, {})

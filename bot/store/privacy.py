@@ -6,6 +6,7 @@ runs, not when this module loads.
 """
 from __future__ import annotations
 
+import json
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from bot.store.base import Row, Tx
 
 DELETED_BY = "deleted in Slack"  # who removed an example whose upload was deleted
+WORDED_KINDS = ("question", "history")  # jobs whose payload keeps the words of the message that made them
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,9 @@ class PrivacyQueries:
         return sorted(found.values(), key=lambda job: job.id)
 
     def forget_upload(self, jobs: Sequence[Job], how: str) -> Forgotten:
-        """A deleted upload: its jobs marked deleted, the bytes of its images removed (unless another
-        upload not deleted shows the same image), and the team examples made from it no longer used
-        (their copy of the image removed too). Calls and verdicts stay."""
+        """A deleted upload or question: its jobs marked deleted, the bytes of its images removed (unless
+        another upload not deleted shows the same image), the team examples made from it no longer used
+        (their copy of the image removed too), and a question's words blanked. Calls and verdicts stay."""
         if not jobs:
             return Forgotten(0, 0, 0)
         ids = [job.id for job in jobs]
@@ -164,6 +166,8 @@ class PrivacyQueries:
             examples = db.run(f"UPDATE examples SET removed_by = ?, removed_at = ? WHERE job_id IN {_in(ids)}"
                               " AND removed_at IS NULL", DELETED_BY, now, *ids)
             db.run(f"UPDATE examples SET jpeg = ? WHERE job_id IN {_in(ids)}", b"", *ids)
+            for job in (job for job in jobs if job.kind in WORDED_KINDS and job.payload.get("text")):
+                db.run("UPDATE jobs SET payload = ? WHERE id = ?", json.dumps({**job.payload, "text": ""}), job.id)
         return Forgotten(marked, images, examples)
 
     def forget_reply(self, job_id: int) -> None:
