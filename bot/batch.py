@@ -56,9 +56,23 @@ def submit_batch(client: openai.OpenAI, lines: Iterable[str], endpoint: str, var
             requests_file.write((("\n" if number else "") + line).encode())
         requests_file.seek(0)
         upload = client.files.create(file=("requests.jsonl", requests_file), purpose="batch")
-    batch = client.batches.create(input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-                                  metadata={"variant": variant, **(metadata or {})})
+    # Not retried by the client: OpenAI takes no idempotency key, so a POST whose answer was lost and is
+    # sent again starts a second batch (and bills it). The caller looks for the first one (find_batch).
+    batch = client.with_options(max_retries=0).batches.create(
+        input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+        metadata={"variant": variant, **(metadata or {})})
     return batch.id
+
+
+def find_batch(client: openai.OpenAI, key: str, since: float) -> str | None:
+    """The id of a batch created since `since` whose metadata has this `key`, if there is one (the list
+    comes newest first; pages are read until it is older)."""
+    for batch in client.batches.list(limit=100):
+        if batch.created_at < since:
+            return None
+        if (batch.metadata or {}).get("key") == key:
+            return batch.id
+    return None
 
 
 def fetch_batch_output(client: openai.OpenAI, batch_id: str) -> BatchOutput:

@@ -6,6 +6,7 @@ import enum
 import json
 import math
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,6 +16,7 @@ import pytest
 from openai import OpenAI
 from pydantic import BaseModel
 
+from bot.batch import find_batch
 from bot.ratelimit import parse_duration
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -249,6 +251,19 @@ def test_batch_round_trip(fake: FakeOpenAI) -> None:
     }
     assert labels == {"a": "crystals", "b": "clear"}
     assert all(r["response"]["status_code"] == 200 and r["error"] is None for r in results)
+
+
+def test_batches_are_listed_newest_first_page_by_page_and_found_by_their_key(fake: FakeOpenAI) -> None:
+    api = client(fake)
+    uploaded = api.files.create(file=("batch.jsonl", b"{}"), purpose="batch")
+    ids = [api.batches.create(input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h",
+                              metadata={"key": f"k{n}"}).id for n in range(105)]
+    pages = lambda: sum(1 for r in fake.requests if r.path == "/v1/batches" and r.method == "GET")  # noqa: E731
+    assert [batch.id for batch in api.batches.list(limit=7)] == ids[::-1] and pages() == 15  # in the API's order
+    assert find_batch(api, "k0", since=0) == ids[0] and pages() == 15 + 2  # on the second page of 100
+    assert find_batch(api, "k104", since=0) == ids[-1] and pages() == 17 + 1
+    assert find_batch(api, "nobody's", since=0) is None and pages() == 18 + 2
+    assert find_batch(api, "k0", since=time.time() + 60) is None and pages() == 20 + 1  # the first one is older
 
 
 def test_unknown_path_is_404_and_reset_clears(fake: FakeOpenAI) -> None:

@@ -100,6 +100,25 @@ def test_a_restart_mid_batch_goes_on_polling_the_same_batch(database_url: str,
     assert len(hit_replies(second, event["ts"])) == 1
 
 
+def test_a_batch_whose_answer_was_lost_is_found_at_openai_and_not_sent_again(
+        start_bot: Callable[..., RunningBot], caplog: pytest.LogCaptureFixture) -> None:
+    bot = start_bot(PLATE_BATCH_POLL_SECONDS="0.2", OPENAI_MAX_RETRIES="3", JOB_RETRY_SECONDS="0.2")
+    members, label_of = first_wells(6, {"A2": "crystals"})
+    teach(bot, members, label_of)
+    bot.openai.lose_batch_answers(1)  # OpenAI starts the batch; the bot never hears back
+
+    event = bot.upload(("plate42.zip", make_zip(members)), text="plate42 batch", **ZIP)
+
+    assert bot.wait_until_done(event, timeout=60) == {"gem"}
+    bot.drain()
+    (batch,) = bot.openai.batches()  # one batch, billed once: not posted again by the client or the job
+    assert [b["metadata"]["key"] for b in batches_created(bot)] == [batch["metadata"]["key"]]
+    assert f"batch {batch['id']} was sent before but not recorded" in caplog.text
+    assert bot.openai.responses_requests() == []
+    assert summary_post(bot, event["ts"]).params["text"] == "Plate plate42: 1 crystal hit in 6 images"
+    assert len(hit_replies(bot, event["ts"])) == 1
+
+
 def test_images_a_batch_failed_or_that_expired_are_not_classified_and_retried_directly(
         start_bot: Callable[..., RunningBot]) -> None:
     bot = start_bot(PLATE_BATCH_POLL_SECONDS="0.2")

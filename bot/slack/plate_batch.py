@@ -20,11 +20,11 @@ from typing import Iterable, Iterator, Sequence
 
 import openai
 
-from bot.batch import ENDED, BatchOutput, batch_line, fetch_batch_output, submit_batch
+from bot.batch import ENDED, BatchOutput, batch_line, fetch_batch_output, find_batch, submit_batch
 from bot.budget import BudgetState
 from bot.classifier import Prompt, describe_api_error, is_transient
 from bot.models import Inspection, Job, PlateBatch
-from bot.plate_batch import HOLD_SECONDS, batch_answers, chunks, queued_text
+from bot.plate_batch import HOLD_SECONDS, batch_answers, batch_key, chunks, queued_text
 from bot.queue import RetryLater
 from bot.render import clip
 from bot.slack.workflow import Workflow
@@ -32,6 +32,7 @@ from bot.slack.workflow import Workflow
 log = logging.getLogger(__name__)
 
 JOB_ENDED = ("done", "failed")
+FIND_MARGIN_SECONDS = 600.0  # a batch sent for a plate is looked for from this long before the plate began (clocks differ)
 
 
 def batch_hold(flow: Workflow, plate_job: Job) -> float:
@@ -95,15 +96,23 @@ class PlateBatches:
         sha256 = {image_job.id: image_job.payload["sha256"] for image_job in waiting}
         sent_at = None
         for chunk in chunks(self._requests(waiting, prompt)):
+            entries = {str(job_id): sha256[job_id] for job_id, _ in chunk}
+            key = batch_key(prompt.fingerprint, entries)
             try:
-                batch_id = submit_batch(gateway.client, (line for _, line in chunk), gateway.endpoint(),
-                                        str(classifier.prompt_set.folder.resolve()),
-                                        {"plate": clip(inspection.plate_name, 500), "inspection": str(inspection.id)})
+                batch_id = find_batch(gateway.client, key, inspection.created_at - FIND_MARGIN_SECONDS)
+                if batch_id:
+                    log.warning("plate inspection %s: batch %s was sent before but not recorded: polled, not sent again",
+                                inspection.id, batch_id)
+                else:
+                    batch_id = submit_batch(gateway.client, (line for _, line in chunk), gateway.endpoint(),
+                                            str(classifier.prompt_set.folder.resolve()),
+                                            {"plate": clip(inspection.plate_name, 500), "inspection": str(inspection.id),
+                                             "key": key})
             except openai.APIError as error:
                 log.error("plate inspection %s: the batch was not taken: %s", inspection.id, error)
                 raise RetryLater(describe_api_error(error, gateway.client)) from error
             sent_at = store.save_plate_batch(inspection.id, batch_id, classifier.options.model, prompt.fingerprint,
-                                             {str(job_id): sha256[job_id] for job_id, _ in chunk})
+                                             entries)
             log.info("plate inspection %s: %s images sent in batch %s", inspection.id, len(chunk), batch_id)
         if sent_at is not None:
             self._show_queued(inspection, store.plate_batches(inspection.id))

@@ -6,7 +6,8 @@ It serves the parts of the API the bot uses, answering like the real API does:
 - POST /v1/chat/completions     (Chat Completions: the same answers in that wire format, with
                                  `response_format` json_schema, image data URLs and logprobs)
 - POST /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content
-- POST /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
+- POST /v1/batches, GET /v1/batches (newest first, `limit` and `after`), GET /v1/batches/{id},
+  POST /v1/batches/{id}/cancel
 
 Every request is recorded (`fake.requests`), so tests can check what the server received.
 The server runs on aiohttp in a background thread with its own event loop, on an ephemeral port.
@@ -109,6 +110,7 @@ body), and an expired batch answers only part of its lines:
     fake.fail_in_batches(jpeg_bytes, 500)   # a batch line whose query image is these bytes fails (500)
     fake.batch_expire_after = 2             # batches end "expired" with only their first 2 lines answered;
                                             # the others are `batch_expired` lines of the error file
+    fake.lose_batch_answers(times=1)        # the next batch is created, then its connection closed unanswered
 """
 from __future__ import annotations
 
@@ -514,6 +516,7 @@ class FakeOpenAI:
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
         self._batch_failures: dict[str, int] = {}  # sha256 of a query image -> the status its batch line gets
+        self._lost_batch_answers = 0  # batches still to create whose answer is lost
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -584,6 +587,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/files/{file_id}", self._handle_file_get)
         app.router.add_get("/v1/files/{file_id}/content", self._handle_file_content)
         app.router.add_post("/v1/batches", self._handle_batch_create)
+        app.router.add_get("/v1/batches", self._handle_batch_list)
         app.router.add_get("/v1/batches/{batch_id}", self._handle_batch_get)
         app.router.add_post("/v1/batches/{batch_id}/cancel", self._handle_batch_cancel)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
@@ -660,6 +664,16 @@ class FakeOpenAI:
         """A batch line whose query image is exactly these bytes fails with `status` (in the error file)."""
         with self._lock:
             self._batch_failures[hashlib.sha256(jpeg_bytes).hexdigest()] = status
+
+    def lose_batch_answers(self, times: int = 1) -> None:
+        """The next `times` POST /v1/batches create their batch, then close the connection unanswered."""
+        with self._lock:
+            self._lost_batch_answers += times
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch created, oldest first."""
+        with self._lock:
+            return list(self._batches.values())
 
     def malformed_next(self, kind: str, times: int = 1) -> None:
         """Answer the next `times` calls with a broken answer: "not_json", "bad_label" or "missing_field"."""
@@ -1104,7 +1118,22 @@ class FakeOpenAI:
         }
         with self._lock:
             self._batches[batch["id"]] = batch
-        return _json_response(batch)
+            lost = self._lost_batch_answers > 0
+            if lost:
+                self._lost_batch_answers -= 1
+        return self._dropped(request) if lost else _json_response(batch)
+
+    async def _handle_batch_list(self, request: web.Request) -> web.Response:
+        """The batches, newest first, a page of `limit` (at most 100) after the batch id `after`."""
+        limit = max(1, min(100, int(request.query.get("limit", "20"))))
+        newest_first = list(reversed(self.batches()))
+        ids = [batch["id"] for batch in newest_first]
+        after = request.query.get("after")
+        start = ids.index(after) + 1 if after in ids else 0
+        page = newest_first[start:start + limit]
+        return _json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                               "last_id": page[-1]["id"] if page else None,
+                               "has_more": start + limit < len(newest_first)})
 
     def _batch_or_none(self, request: web.Request) -> dict[str, Any] | None:
         with self._lock:
