@@ -8,6 +8,7 @@ prompt variant, so a comparison can be collected and scored later.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -22,6 +23,8 @@ from bot.classifier import ModelError, read_chat, read_responses
 from bot.models import Call
 from bot.pricing import PriceTable
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -32,6 +35,7 @@ class BatchResult:
 
 
 ENDED = frozenset({"completed", "expired", "cancelled", "failed"})  # a batch in any other status is still running
+CANNOT_LIST = (404, 405, 501)  # a provider without GET /v1/batches
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,18 @@ def submit_batch(client: openai.OpenAI, lines: Iterable[str], endpoint: str, var
 
 def find_batch(client: openai.OpenAI, key: str, since: float) -> str | None:
     """The id of a batch created since `since` whose metadata has this `key`, if there is one (the list
-    comes newest first; pages are read until it is older)."""
-    for batch in client.batches.list(limit=100):
-        if batch.created_at < since:
-            return None
-        if (batch.metadata or {}).get("key") == key:
-            return batch.id
+    comes newest first; pages are read until it is older). None too from a provider that cannot list them."""
+    try:
+        for batch in client.batches.list(limit=100):
+            if batch.created_at < since:
+                return None
+            if (batch.metadata or {}).get("key") == key:
+                return batch.id
+    except openai.APIStatusError as error:
+        if error.status_code not in CANNOT_LIST:
+            raise
+        log.warning("the provider cannot list batches (%s): a batch whose start was not heard of may be sent again",
+                    error.status_code)
     return None
 
 

@@ -264,6 +264,8 @@ def test_batches_are_listed_newest_first_page_by_page_and_found_by_their_key(fak
     assert find_batch(api, "k104", since=0) == ids[-1] and pages() == 17 + 1
     assert find_batch(api, "nobody's", since=0) is None and pages() == 18 + 2
     assert find_batch(api, "k0", since=time.time() + 60) is None and pages() == 20 + 1  # the first one is older
+    fake.batch_list = False  # a gateway that cannot list them: nothing found, nothing raised
+    assert find_batch(api, "k0", since=0) is None and pages() == 21 + 1
 
 
 def test_unknown_path_is_404_and_reset_clears(fake: FakeOpenAI) -> None:

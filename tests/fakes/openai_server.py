@@ -51,6 +51,7 @@ is true, usage as prompt/completion tokens with `prompt_tokens_details.cached_to
 Switches for other servers and models:
 
     fake.responses_api = False          # /v1/responses answers 404, like a server without it
+    fake.batch_list = False             # GET /v1/batches answers 404, like a gateway that cannot list them
     fake.schema_support = False         # chat: `response_format` json_schema is refused (400); a request
                                         # whose system message carries a JSON schema gets sloppy JSON
                                         # back (fenced, trailing comma, label as " Crystals ")
@@ -496,6 +497,7 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self.hold_until_in_flight = 0  # a number: calls wait until that many are in flight at once
         self.responses_api = True
+        self.batch_list = True
         self.schema_support = True
         self.refusing: dict[str, tuple[str, ...]] = {}  # model -> refused parameters, in checking order
         self.limit_tokens = 30_000_000.0  # per `minute`, per API key
@@ -1125,6 +1127,8 @@ class FakeOpenAI:
 
     async def _handle_batch_list(self, request: web.Request) -> web.Response:
         """The batches, newest first, a page of `limit` (at most 100) after the batch id `after`."""
+        if not self.batch_list:
+            return await self._handle_unknown(request)
         limit = max(1, min(100, int(request.query.get("limit", "20"))))
         newest_first = list(reversed(self.batches()))
         ids = [batch["id"] for batch in newest_first]
