@@ -364,6 +364,29 @@ def test_membership_events_change_what_a_person_sees_without_asking_slack_again(
     assert len(bot.slack.calls_to("conversations.members")) == asked  # the events alone said so
 
 
+def test_a_person_who_left_a_channel_sees_nothing_of_it_from_a_process_that_did_not_hear_it(postgres_url, walls,
+                                                                                           audit) -> None:
+    # (postgres_url first: its database is dropped after both bots have stopped)
+    settings = {"MEMBERSHIP_CACHE_SECONDS": "3600", "DATABASE_URL": postgres_url}
+    first = walls(**settings)
+    private_hit(first)
+    deliver(first, first.slack.join(BOB, PRIVATE, inviter=ALICE))
+    assert MARKER in command(first, audit, BOB, "recent", PRIVATE)["text"]  # the first process's cache says so
+
+    second = walls(**settings)  # Slack sends each event to one connection: the newest
+    deliver(second, second.slack.leave(BOB, PRIVATE))
+    second.stop()
+    assert command(first, audit, BOB, "recent", PRIVATE)["text"] == NOT_A_MEMBER
+    asked = len(first.slack.calls_to("conversations.members"))
+    assert command(first, audit, BOB, "stats", PRIVATE)["text"] == NOT_A_MEMBER  # the change is applied once
+    assert len(first.slack.calls_to("conversations.members")) == asked
+    assert MARKER not in json.dumps(open_home(first, BOB))
+    deliver(first, first.slack.join(BOB, PRIVATE, inviter=ALICE))  # its own events it applies without asking again
+    asked = len(first.slack.calls_to("conversations.members"))
+    assert MARKER in command(first, audit, BOB, "recent", PRIVATE)["text"]
+    assert len(first.slack.calls_to("conversations.members")) == asked
+
+
 # --- deletion ----------------------------------------------------------------------------------------------
 
 

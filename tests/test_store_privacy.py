@@ -3,6 +3,8 @@ channel's hits sharing (who and when, kept), reads limited to some channels, and
 (its image bytes, the examples made from it) while its call and verdicts stay."""
 from __future__ import annotations
 
+import time
+
 from bot.store import copy_database, open_store
 from bot.store.privacy import DELETED_BY
 from tests.test_store import CALL, classified, make_image, new_job, store  # noqa: F401 (fixtures)
@@ -29,6 +31,16 @@ def test_hits_sharing_keeps_every_change_with_who_and_when_and_the_latest_counts
     rows = store._rows("SELECT channel, shared, user_id FROM hit_sharing ORDER BY id")
     assert [(r["channel"], r["shared"], r["user_id"]) for r in rows] == [("G2", 1, "U1"), ("C9", 1, "U5"),
                                                                          ("G2", 0, "U2")]
+
+
+def test_membership_changes_are_read_by_the_other_processes_until_pruned(store):
+    store.note_membership_change("U2", "G2", "process A")
+    store.note_membership_change("U3", "C1", "process B")
+    store.note_membership_change("U4", "G2", "process A")
+    assert [(c.user, c.channel) for c in store.membership_changes(0, "process B")] == [("U2", "G2"), ("U4", "G2")]
+    assert [(c.user, c.channel) for c in store.membership_changes(0, "process A")] == [("U3", "C1")]
+    assert store.membership_changes(time.time() + 60, "process C") == []  # only those heard since then
+    assert store.prune_membership_changes(time.time() + 60) == 3 and store.membership_changes(0, "process C") == []
 
 
 def test_reads_limited_to_some_channels(store, new_job):

@@ -101,6 +101,7 @@ def build_app(settings: Settings, services: Services, *, http: bool, pacer: Chan
                                               now - settings.keep_images_days * DAY)
         if events or images:
             log.info("pruned %s old event ids and the bytes of %s old images", events, images)
+        services.store.prune_membership_changes(now - settings.membership_cache_seconds)
 
     handlers = quiet_where_needed({**workflow.handlers(), **plate_handlers(workflow), **team_handlers(workflow),
                                    **example_handlers(workflow), **retry_handlers(workflow),

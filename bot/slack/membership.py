@@ -10,7 +10,8 @@
 
 Entries come only from Slack's answers and its events (member_joined_channel, member_left_channel, the
 bot removed from a channel), never from a guess, and each expires `ttl` seconds after Slack answered, so
-an event this process missed (or another process received) is made good within `ttl`. A lookup that
+an event this process missed is made good within `ttl`; one another process received reaches this one
+through the database (`changed_elsewhere`, bot/slack/privacy.py). A lookup that
 fails (429, 5xx, a dropped connection, an error) answers None, "unknown": callers then show less. After
 a 429 the method is not asked again until its Retry-After has passed (the answer meanwhile: unknown), so
 a slash command never waits minutes for its answer. An answer that was on its way while an event changed
@@ -89,6 +90,14 @@ class Membership:
 
     def left(self, user: str, channel: str) -> None:
         self._change(user, channel, set.discard)
+
+    def changed_elsewhere(self, user: str, channel: str) -> None:
+        """Another process heard that the person joined or left the channel: both are asked afresh."""
+        with self._lock:
+            self._events += 1
+            self._changed[user] = self._changed[channel] = self._events
+            self._members.pop(channel, None)
+            self._channels.pop(user, None)
 
     def forget_channel(self, channel: str) -> None:
         """The bot left the channel (or it was archived or deleted): nothing known of it is kept."""

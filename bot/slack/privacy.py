@@ -8,11 +8,13 @@ forget the check: nothing is posted where the bot is no longer, nor shared that 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Collection, Mapping
 
 from bot.models import Inspection, Job, MonthSpend, ReviewedCall
-from bot.queue import Handler, RetryLater
+from bot.queue import Handler, RetryLater, process_name
 from bot.sharing import may_share
 from bot.slack.membership import Membership
 from bot.store import Store
@@ -28,12 +30,16 @@ class Privacy:
     store: Store
     membership: Membership
     hits_channel: str = ""  # the id HITS_CHANNEL names ("" for none)
+    process: str = field(default_factory=process_name)  # who heard a membership change, in the database
+    _applied: dict[int, float] = field(default_factory=dict, init=False)  # changes heard elsewhere -> when read
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     # --- who sees what -------------------------------------------------------------------------------
 
     def viewer(self, user_id: str, channels: Collection[str] | None = None) -> Viewer:
         """The person with those of `channels` (default: every channel the bot keeps data of) they may see:
         the ones Slack says they are in, the bot still there."""
+        self.catch_up()
         removed = self.store.removed_channels()
         candidates = lookup_channels(self.store.data_channels() if channels is None else channels, removed)
         seen, complete = self.membership.member_channels(user_id, candidates)
@@ -44,6 +50,31 @@ class Privacy:
 
     def seen_by(self, user_id: str) -> SeenData:
         return SeenData(self.store, self.viewer(user_id))
+
+    # --- people joining and leaving channels ------------------------------------------------------------
+
+    def person_joined(self, user: str, channel: str) -> None:
+        self.membership.joined(user, channel)
+        self.store.note_membership_change(user, channel, self.process)
+
+    def person_left(self, user: str, channel: str) -> None:
+        self.membership.left(user, channel)
+        self.store.note_membership_change(user, channel, self.process)
+
+    def catch_up(self) -> None:
+        """Forget what this process cached of the people and channels whose membership changed as another
+        process heard (Slack sends an event to one process only). Changes are read again for as long as a
+        cache entry lives, and each applied once: one committed late is not missed."""
+        now = time.time()
+        changes = self.store.membership_changes(now - self.membership.ttl, self.process)
+        with self._lock:
+            fresh = [change for change in changes if change.id not in self._applied]
+            self._applied = {id_: at for id_, at in self._applied.items() if at >= now - self.membership.ttl}
+            self._applied.update((change.id, now) for change in fresh)
+        for change in fresh:
+            self.membership.changed_elsewhere(change.user, change.channel)
+        if fresh:
+            log.info("%s membership changes heard by other processes: asked afresh", len(fresh))
 
     # --- the bot's channels --------------------------------------------------------------------------
 

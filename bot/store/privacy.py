@@ -1,5 +1,6 @@
 """Store queries for keeping Slack's walls (a mixin of `Store`): the channels the bot was removed from,
-each private channel's hits sharing, reads limited to a person's channels, and forgetting a deleted upload.
+each private channel's hits sharing, reads limited to a person's channels, forgetting a deleted upload,
+and the membership changes each process heard (so the others' caches forget what changed).
 
 `bot/store/base.py` imports this module to build `Store`, so its row readers are imported when a query
 runs, not when this module loads.
@@ -10,7 +11,7 @@ import json
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, NamedTuple, Sequence
 
 from bot.models import HitSharing, Inspection, Job
 
@@ -46,11 +47,35 @@ def _inspections(rows: Iterable[Row]) -> list[Inspection]:
     return [_inspection_from_row(row) for row in rows]
 
 
+class MembershipChange(NamedTuple):
+    id: int
+    user: str
+    channel: str
+
+
 class PrivacyQueries:
     if TYPE_CHECKING:
         def _rows(self, sql: str, *params: Any) -> list[Row]: ...
 
         def _transaction(self) -> AbstractContextManager[Tx]: ...
+
+    # --- membership changes, shared between processes --------------------------------------------------
+
+    def note_membership_change(self, user: str, channel: str, heard_by: str) -> None:
+        """`heard_by` (a process) heard from Slack that the person joined or left the channel."""
+        with self._transaction() as db:
+            db.run("INSERT INTO membership_changes (user_id, channel, heard_by, heard_at) VALUES (?,?,?,?)",
+                   user, channel, heard_by, time.time())
+
+    def membership_changes(self, since: float, not_heard_by: str) -> list[MembershipChange]:
+        """The changes other processes heard since then, oldest first."""
+        rows = self._rows("SELECT id, user_id, channel FROM membership_changes WHERE heard_at >= ? AND heard_by <> ?"
+                          " ORDER BY id", since, not_heard_by)
+        return [MembershipChange(row["id"], row["user_id"], row["channel"]) for row in rows]
+
+    def prune_membership_changes(self, before: float) -> int:
+        with self._transaction() as db:
+            return db.run("DELETE FROM membership_changes WHERE heard_at < ?", before)
 
     # --- the channels the bot was removed from ------------------------------------------------------
 

@@ -221,6 +221,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE model_tickets ADD COLUMN priority TEXT NOT NULL DEFAULT 'bulk';
     """,
+    # a person joined or left a channel, as one process heard it from Slack: the other processes forget
+    # what they cached of both (bot/slack/privacy.py). Kept only as long as a cache entry lives (not copied
+    # by copy-db: a new database starts with empty caches).
+    """
+    CREATE TABLE membership_changes (
+        id {id}, user_id TEXT NOT NULL, channel TEXT NOT NULL, heard_by TEXT NOT NULL, heard_at {real} NOT NULL
+    );
+    CREATE INDEX membership_changes_by_time ON membership_changes (heard_at);
+    """,
 ]
 
 SQLITE_TYPES = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "blob": "BLOB"}

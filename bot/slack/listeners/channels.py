@@ -20,7 +20,7 @@ def register(app: App, intake: Intake, privacy: Privacy) -> None:
     def on_join(event: dict[str, Any]) -> None:
         user, channel = event.get("user", ""), event.get("channel", "")
         if user != intake.bot_user_id:
-            privacy.membership.joined(user, channel)
+            privacy.person_joined(user, channel)
             return
         privacy.bot_back(channel)
         if not intake.allowed(channel):
@@ -32,7 +32,7 @@ def register(app: App, intake: Intake, privacy: Privacy) -> None:
         if user == intake.bot_user_id:
             privacy.bot_removed(channel, "removed the bot")
         else:
-            privacy.membership.left(user, channel)
+            privacy.person_left(user, channel)
 
     @app.event("channel_left")
     @app.event("group_left")
