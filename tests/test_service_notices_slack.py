@@ -1,21 +1,22 @@
 """The lab hears what the model service is doing, early and once (issue 15, item 3), end to end: the bot
 (real Bolt, slack_sdk and openai clients) against the fake Slack and the fake OpenAI, which rate-limits
 and goes down as OpenAI does. What it must show: an upload (or a question) whose calls wait gets one
-notice in its thread, never a second one (not across a restart either) and nothing outside threads; the
-answers take its place (it is deleted); a plate's progress says what it waits for; `/crystals status`
-and the Home tab show the service, its limits and the queue."""
+notice in its thread, never a second one (not across a restart either; a new wait after Retry gets a
+new one) and nothing outside threads; the answers take its place (it is deleted); a plate's progress
+says what it waits for; `/crystals status` and the Home tab show the service, its limits and the queue."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from bot.provider import snapshots
+from bot.render import RETRY_ACTION
 from bot.service_state import OUTAGE
 from tests.fakes.slack_server import ApiCall
-from tests.slack_harness import CHANNEL, RunningBot
+from tests.slack_harness import CHANNEL, RunningBot, section_text
 from tests.test_home import open_home, published, text_of
 from tests.test_plates_slack import ZIP, drop_jpeg, make_zip, plate_members, summary_post, teach
-from tests.test_provider_slack import FAST, first_reply, real_image, request_cost
+from tests.test_provider_slack import FAST, first_reply, real_image, request_cost, retry_buttons
 
 NOTICE = {"SERVICE_NOTICE_DELAY_SECONDS": "0.3", "SERVICE_NOTICE_CHECK_SECONDS": "0.2"}
 RATE_LIMIT_WORDS = re.compile(r"^:hourglass_flowing_sand: The model service \(gpt-4\.1 at http://127\.0\.0\.1:\d+/v1\) "
@@ -139,6 +140,32 @@ def test_a_notice_is_never_posted_twice_across_a_restart(start_bot) -> None:
     deleted(again, notice)
     again.drain(timeout=30)
     assert len(notices(again, event["ts"])) == 1 and len(answers(again, event["ts"])) == 1
+
+
+def test_after_retry_a_new_wait_gets_a_new_notice(start_bot) -> None:
+    bot = start_bot(**FAST, **NOTICE)
+    bot.openai.outage(500)
+    event = bot.upload(real_image(0))
+    first = wait_for_notice(bot, event["ts"])
+    bot.openai.outage(None)
+    bot.openai.quota_exhausted = True  # the wait ends in a lasting error: a failure with Retry
+    failure = bot.slack.wait_for(lambda: [c for c in answers(bot, event["ts"]) if retry_buttons(c)], 30,
+                                 what="the failure with Retry")[0]
+    deleted(bot, first)
+
+    bot.openai.quota_exhausted = False
+    bot.openai.outage(500)  # down again when Retry is pressed
+    bot.slack.push_interactive(bot.slack.block_actions_payload(
+        RETRY_ACTION, retry_buttons(failure)[0]["value"], message={**failure.params, "ts": failure.response["ts"]},
+        channel=CHANNEL))
+    second = bot.slack.wait_for(lambda: notices(bot, event["ts"])[1:], 30, what="a second notice")[0]
+    assert OUTAGE_WORDS.match(second.params["text"]), second.params["text"]
+    bot.openai.outage(None)
+    bot.slack.wait_for(lambda: [c for c in bot.slack.calls_to("chat.update") if c.params["ts"] == failure.response["ts"]
+                                and "*clear*" in section_text(c)], 30, what="the failure replaced by the answer")
+    deleted(bot, second)
+    bot.drain(timeout=30)
+    assert len(notices(bot, event["ts"])) == 2 and top_level_posts(bot) == []
 
 
 def test_a_question_waiting_for_the_service_gets_its_own_notice(start_bot) -> None:

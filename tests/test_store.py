@@ -213,6 +213,23 @@ def test_requeue_takes_only_a_failed_job_of_the_same_channel(store):
     assert (job.state, job.attempts, job.error) == ("received", 0, None)
 
 
+def test_retry_sets_an_ended_service_notice_aside_so_the_next_wait_gets_a_new_one(store):
+    from bot.store.notices import NOTICE_KEY, NOTICE_KIND
+
+    def notice() -> int | None:
+        return store.enqueue(NOTICE_KIND, "C1", "1.1", "1.1", NOTICE_KEY, "", "U1", {})
+
+    first = notice()
+    assert notice() is None  # one per upload while it lasts
+    store.rearm_service_notice("C1", "1.1")
+    assert notice() is None  # not while it is open: a Retry then changes nothing
+    store.finish_job(first, "done")
+    store.rearm_service_notice("C1", "1.1")
+    second = notice()
+    assert second not in (None, first) and store.job(first).state == "done"
+    assert store.job(first).file_id == f"{NOTICE_KEY}:{first}" and store.job(second).file_id == NOTICE_KEY
+
+
 def test_update_job_records_steps_only(store, new_job):
     job_id = new_job()
     store.update_job(job_id, "downloaded", file_name="real.png")

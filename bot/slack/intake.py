@@ -170,6 +170,7 @@ class Intake:
         job_id = parse_id(value)
         channel = (body.get("channel") or {}).get("id", "")
         if job_id is not None and self.store.requeue(job_id, channel):
+            self.store.rearm_service_notice(channel, self.store.job(job_id).message_ts)
             self.queue.notify()
         else:
             log.info("retry of job %.20r in %s ignored (not a failed job of that channel)", value, channel)

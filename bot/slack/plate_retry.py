@@ -72,6 +72,7 @@ class PlateRetries:
             log.warning("plate inspection %s: could not show the retry: %s", inspection.id, error)
         poster.react_if_possible(inspection.channel, inspection.message_ts, WORKING_REACTION, add=True)
         requeued = sum(store.requeue(well.id, inspection.channel) for well in wells)
+        store.rearm_service_notice(inspection.channel, inspection.message_ts)
         log.info("plate inspection %s: %s wells tried again for %s", inspection.id, requeued, job.user_id)
         self.flow.wake()
         store.finish_job(job.id, "done")

@@ -1,7 +1,8 @@
 """The lab hears, early and once, that the model service holds its calls back (issue 15, item 3).
 
 service_notice: one job per upload (or question), keyed by its message, so it is posted once however
-                many of its images wait, across restarts and processes. The queue tells `ServiceNotices`
+                many of its images wait, across restarts and processes (and once more after each Retry
+                pressed on it: Retry sets an ended notice aside). The queue tells `ServiceNotices`
                 when a job went back to wait for the service (a rate limit, an outage); the upload's first
                 such wait queues its notice job, due SERVICE_NOTICE_DELAY_SECONDS later. The job then looks
                 every SERVICE_NOTICE_CHECK_SECONDS while the upload's calls wait:

@@ -5,6 +5,7 @@ bot/slack/status.py): a mixin of Store.
   to the queue without spending an attempt; `note` (kept in jobs.error) is what it last showed.
 - `settle_service_notice(channel, message_ts)`: the upload's (or question's) calls are all answered: its notice
   job ends now if it was never posted (and is not at work), else it is due now (to delete its post).
+- `rearm_service_notice(channel, message_ts)`: Retry was pressed: the upload's next wait gets a new notice.
 - `upload_inspections(channel, message_ts)`: the plate inspections of an upload.
 - `model_queue(now)`: the open images (loose and a plate's) and questions by state: waiting for the service
   (its reason), being worked on, due, or due later (bot/status.py's QUEUE_STATES).
@@ -40,6 +41,14 @@ class NoticeQueries:
                    " AND (claimed_by IS NULL OR lease_until < ?)", now, NOTICE_KIND, channel, message_ts, NOTICE_KEY, now)
             return db.run(f"UPDATE jobs SET run_after = ? WHERE {mine} AND run_after > ?",
                           now, NOTICE_KIND, channel, message_ts, NOTICE_KEY, now) > 0
+
+    def rearm_service_notice(self, channel: str, message_ts: str) -> None:
+        """Retry was pressed on the upload: a notice of it that has ended is set aside (kept, under a key of its
+        own), so the upload's next wait for the service gets a new one."""
+        with self._transaction() as db:
+            db.run("UPDATE jobs SET file_id = file_id || ':' || CAST(id AS TEXT), updated_at = ?"
+                   " WHERE kind = ? AND channel = ? AND message_ts = ? AND file_id = ? AND state IN ('done', 'failed')",
+                   time.time(), NOTICE_KIND, channel, message_ts, NOTICE_KEY)
 
     def upload_inspections(self, channel: str, message_ts: str) -> list[int]:
         rows = self._rows("SELECT id FROM inspections WHERE channel = ? AND message_ts = ? ORDER BY id",
