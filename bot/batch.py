@@ -7,6 +7,7 @@ prompt variant, so a comparison can be collected and scored later.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -49,6 +50,16 @@ class BatchOutput:
 
 def batch_line(custom_id: str, body: dict[str, Any], endpoint: str) -> str:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": endpoint, "body": body})
+
+
+def batch_key(model: str, fingerprint: str, entries: dict[str, str]) -> str:
+    """What a batch asks, for its metadata: the model, the prompt (its fingerprint leaves the model out),
+    and each request's id with its image. A batch
+    started whose answer was lost (a dropped connection, a crash before it was recorded) is found again
+    by it (find_batch) rather than started twice; another batch with the same key asks the same of the
+    same images, so its answers serve as well."""
+    asked = json.dumps([model, fingerprint, sorted(entries.items())], separators=(",", ":"))
+    return hashlib.sha256(asked.encode()).hexdigest()[:32]
 
 
 def submit_batch(client: openai.OpenAI, lines: Iterable[str], endpoint: str, variant: str,

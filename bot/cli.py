@@ -15,7 +15,7 @@ import openai
 from tqdm import tqdm
 
 from bot.answer import typical_output_tokens
-from bot.batch import batch_line, fetch_batch_output, read_batch_output, submit_batch
+from bot.batch import batch_key, batch_line, fetch_batch_output, find_batch, read_batch_output, submit_batch
 from bot.classifier import Classifier, ModelError, describe_api_error
 from bot.config import ConfigError, Settings, load_settings
 from bot.categories import MARCO_CLASSES, Category
@@ -30,7 +30,7 @@ from bot.redact import redact_url
 from bot.store import StoreError, copy_database, open_store
 
 log = logging.getLogger("bot")
-
+BATCH_WINDOW_SECONDS = 24 * 3600.0  # eval --batch looks this far back for a batch of the same images
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m bot", description="Find the Crystals: classify crystallization-drop "
@@ -351,15 +351,21 @@ def submit_eval_batches(services: Services, classifiers: Sequence[Classifier], i
             lines.append(batch_line(custom_id, gateway.wire_request(classifier.request(image, prompt)), gateway.endpoint()))
             entries[custom_id] = image.sha256
             services.store.save_image(image)
+        key = batch_key(classifier.options.model, prompt.fingerprint, entries)
+        named = f"{classifier.prompt_set.name} · {classifier.options.model}"
         try:
-            batch_id = submit_batch(gateway.client, lines, gateway.endpoint(), str(classifier.prompt_set.folder.resolve()))
+            batch_id = found = find_batch(gateway.client, key, time.time() - BATCH_WINDOW_SECONDS)
+            if batch_id is None:
+                batch_id = submit_batch(gateway.client, lines, gateway.endpoint(),
+                                        str(classifier.prompt_set.folder.resolve()), {"key": key})
         except openai.APIError as error:
             print(f"Could not submit the batch: {describe_api_error(error, gateway.client)}", file=sys.stderr)
             return 1
-        services.store.save_batch(batch_id, classifier.options.model, prompt.fingerprint, entries)
+        if services.store.batch(batch_id) is None:
+            services.store.save_batch(batch_id, classifier.options.model, prompt.fingerprint, entries)
         batch_ids.append(batch_id)
-        print(f"Submitted batch {batch_id} ({classifier.prompt_set.name} · {classifier.options.model}) "
-              f"with {len(lines)} images (results within 24 h).")
+        print(f"Batch {batch_id} ({named}) was started in the last 24 h for the same images: not sent again."
+              if found else f"Submitted batch {batch_id} ({named}) with {len(lines)} images (results within 24 h).")
     print("Collect and score with: python -m bot eval " + " ".join(f"--collect {b}" for b in batch_ids))
     return 0
 

@@ -8,8 +8,6 @@ call is "not classified" in the summary, and Retry failed wells classifies it di
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -30,14 +28,6 @@ _MISSING = {
     "cancelled": "OpenAI's batch was cancelled before this image was answered.",
     "completed": "OpenAI's batch returned no answer for this image.",
 }
-
-
-def batch_key(fingerprint: str, entries: dict[str, str]) -> str:
-    """What a batch asks, in its metadata: the prompt and each image job with its image. A batch sent
-    whose answer was lost (a dropped connection, a crash before it was recorded) is found again by it
-    rather than sent twice; a batch of another database with the same key asks the same of the same images."""
-    asked = json.dumps([fingerprint, sorted(entries.items())], separators=(",", ":"))
-    return hashlib.sha256(asked.encode()).hexdigest()[:32]
 
 
 def batch_requested(text: str) -> bool:

@@ -126,6 +126,21 @@ def test_eval_batch_submits_then_collects(bot, fake_openai: FakeOpenAI, tmp_path
     assert fake_openai.responses_requests() == []
 
 
+def test_eval_batch_run_again_after_a_lost_answer_finds_its_batch_and_sends_none(bot, fake_openai: FakeOpenAI) -> None:
+    fake_openai.batches_complete = False
+    fake_openai.lose_batch_answers(1)
+    lost = bot("eval", str(MARCO), "--batch", "--yes")
+    assert lost.returncode == 1 and "Could not submit the batch" in lost.stderr
+    (started,) = fake_openai.batches()  # OpenAI started it all the same
+
+    again = bot("eval", str(MARCO), "--batch", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert f"Batch {started['id']} (prompts · gpt-4.1) was started in the last 24 h for the same images" in again.stdout
+    assert len(fake_openai.batches()) == 1 and f"--collect {started['id']}" in again.stdout
+    fake_openai.batches_complete = True
+    assert "accuracy" in bot("eval", "--collect", started["id"], "--out", "lost").stdout
+
+
 def test_collecting_an_unknown_batch_says_so(bot) -> None:
     result = bot("eval", "--collect", "batch_nope")
     assert result.returncode == 1
@@ -186,7 +201,7 @@ def test_eval_batch_compares_two_variants(project_bot, fake_openai: FakeOpenAI, 
     submitted = project_bot("eval", str(MARCO), "--variant", "prompts", "--variant", "prompts-seed", "--batch",
                             "--yes", "--out", str(tmp_path / "b"), OPENAI_API=api)
     assert submitted.returncode == 0, submitted.stderr
-    batches = [r.json for r in fake_openai.requests if r.path == "/v1/batches"]
+    batches = fake_openai.bodies("/v1/batches")  # the POSTs (the bot lists them first, GET)
     assert [b["endpoint"] for b in batches] == [endpoint, endpoint]
     assert [Path(b["metadata"]["variant"]).name for b in batches] == ["prompts", "prompts-seed"]
     assert "(Batch API price)" in submitted.stderr

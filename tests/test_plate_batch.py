@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.batch import BatchOutput
+from bot.batch import BatchOutput, batch_key
 from bot.models import Usage
-from bot.plate_batch import (MAX_BATCH_BYTES, batch_answers, batch_key, batch_requested, chunks, queued_text,
-                             without_batch_word)
+from bot.plate_batch import MAX_BATCH_BYTES, batch_answers, batch_requested, chunks, queued_text, without_batch_word
 from bot.pricing import load_price_table
 from bot.prompt import load_categories
 from tests.helpers import SEED_BATCH_OUTPUT
@@ -26,12 +25,13 @@ def test_the_word_batch_asks_for_the_batch_api(text: str, asked: bool) -> None:
     assert batch_requested(text) is asked
 
 
-def test_a_batch_key_names_the_prompt_and_each_image_job_with_its_image() -> None:
+def test_a_batch_key_names_the_model_the_prompt_and_each_request_with_its_image() -> None:
     entries = {"7": "ab" * 32, "8": "cd" * 32}
-    key = batch_key("fp1", entries)
-    assert key == batch_key("fp1", dict(reversed(entries.items()))) and len(key) == 32  # order does not matter
-    assert len({key, batch_key("fp2", entries), batch_key("fp1", {"7": "ab" * 32}),
-                batch_key("fp1", {"7": "cd" * 32, "8": "ab" * 32})}) == 4
+    key = batch_key("gpt-4.1", "fp1", entries)
+    assert key == batch_key("gpt-4.1", "fp1", dict(reversed(entries.items()))) and len(key) == 32  # any order
+    assert len({key, batch_key("gpt-4.1-mini", "fp1", entries), batch_key("gpt-4.1", "fp2", entries),
+                batch_key("gpt-4.1", "fp1", {"7": "ab" * 32}),
+                batch_key("gpt-4.1", "fp1", {"7": "cd" * 32, "8": "ab" * 32})}) == 5
 
 
 def test_the_word_is_left_out_of_the_plate_name() -> None:

@@ -20,11 +20,11 @@ from typing import Iterable, Iterator, Sequence
 
 import openai
 
-from bot.batch import ENDED, BatchOutput, batch_line, fetch_batch_output, find_batch, submit_batch
+from bot.batch import ENDED, BatchOutput, batch_key, batch_line, fetch_batch_output, find_batch, submit_batch
 from bot.budget import BudgetState
 from bot.classifier import Prompt, describe_api_error, is_transient
 from bot.models import Inspection, Job, PlateBatch
-from bot.plate_batch import HOLD_SECONDS, batch_answers, batch_key, chunks, queued_text
+from bot.plate_batch import HOLD_SECONDS, batch_answers, chunks, queued_text
 from bot.queue import RetryLater
 from bot.render import clip
 from bot.slack.workflow import Workflow
@@ -97,7 +97,7 @@ class PlateBatches:
         sent_at = None
         for chunk in chunks(self._requests(waiting, prompt)):
             entries = {str(job_id): sha256[job_id] for job_id, _ in chunk}
-            key = batch_key(prompt.fingerprint, entries)
+            key = batch_key(classifier.options.model, prompt.fingerprint, entries)
             try:
                 batch_id = find_batch(gateway.client, key, inspection.created_at - FIND_MARGIN_SECONDS)
                 if batch_id:
