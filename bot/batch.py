@@ -54,10 +54,9 @@ def batch_line(custom_id: str, body: dict[str, Any], endpoint: str) -> str:
 
 def batch_key(model: str, fingerprint: str, entries: dict[str, str]) -> str:
     """What a batch asks, for its metadata: the model, the prompt (its fingerprint leaves the model out),
-    and each request's id with its image. A batch
-    started whose answer was lost (a dropped connection, a crash before it was recorded) is found again
-    by it (find_batch) rather than started twice; another batch with the same key asks the same of the
-    same images, so its answers serve as well."""
+    and each request's id with its image. A batch started whose answer was lost (a dropped connection, a
+    crash before it was recorded) is found again by it (find_batch) rather than started twice; another
+    batch with the same key asks the same of the same images, so its answers serve as well."""
     asked = json.dumps([model, fingerprint, sorted(entries.items())], separators=(",", ":"))
     return hashlib.sha256(asked.encode()).hexdigest()[:32]
 

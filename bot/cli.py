@@ -32,6 +32,7 @@ from bot.store import StoreError, copy_database, open_store
 log = logging.getLogger("bot")
 BATCH_WINDOW_SECONDS = 24 * 3600.0  # eval --batch looks this far back for a batch of the same images
 
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m bot", description="Find the Crystals: classify crystallization-drop "
                                   "images (clear, crystals, precipitate, other) in Slack or from the terminal.")

@@ -135,7 +135,8 @@ def test_eval_batch_run_again_after_a_lost_answer_finds_its_batch_and_sends_none
 
     again = bot("eval", str(MARCO), "--batch", "--yes")
     assert again.returncode == 0, again.stderr
-    assert f"Batch {started['id']} (prompts · gpt-4.1) was started in the last 24 h for the same images" in again.stdout
+    found = f"Batch {started['id']} (prompts · gpt-4.1) was started in the last 24 h for the same images"
+    assert found in again.stdout
     assert len(fake_openai.batches()) == 1 and f"--collect {started['id']}" in again.stdout
     fake_openai.batches_complete = True
     assert "accuracy" in bot("eval", "--collect", started["id"], "--out", "lost").stdout

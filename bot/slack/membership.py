@@ -11,8 +11,8 @@
 Entries come only from Slack's answers and its events (member_joined_channel, member_left_channel, the
 bot removed from a channel), never from a guess, and each expires `ttl` seconds after Slack answered, so
 an event this process missed is made good within `ttl`; one another process received reaches this one
-through the database (`changed_elsewhere`, bot/slack/privacy.py). A lookup that
-fails (429, 5xx, a dropped connection, an error) answers None, "unknown": callers then show less. After
+through the database (`changed_elsewhere`, bot/slack/privacy.py). A lookup that fails (429, 5xx, a
+dropped connection, an error) answers None, "unknown": callers then show less. After
 a 429 the method is not asked again until its Retry-After has passed (the answer meanwhile: unknown), so
 a slash command never waits minutes for its answer. An answer that was on its way while an event changed
 the same channel or person is not trusted (unknown) nor kept.

@@ -32,7 +32,7 @@ from bot.slack.workflow import Workflow
 log = logging.getLogger(__name__)
 
 JOB_ENDED = ("done", "failed")
-FIND_MARGIN_SECONDS = 600.0  # a batch sent for a plate is looked for from this long before the plate began (clocks differ)
+FIND_MARGIN_SECONDS = 600.0  # a plate's lost batch is looked for from this long before the plate began (clocks differ)
 
 
 def batch_hold(flow: Workflow, plate_job: Job) -> float:
@@ -101,13 +101,12 @@ class PlateBatches:
             try:
                 batch_id = find_batch(gateway.client, key, inspection.created_at - FIND_MARGIN_SECONDS)
                 if batch_id:
-                    log.warning("plate inspection %s: batch %s was sent before but not recorded: polled, not sent again",
-                                inspection.id, batch_id)
+                    log.warning("plate inspection %s: batch %s was sent before but not recorded: polled, not sent "
+                                "again", inspection.id, batch_id)
                 else:
+                    metadata = {"plate": clip(inspection.plate_name, 500), "inspection": str(inspection.id), "key": key}
                     batch_id = submit_batch(gateway.client, (line for _, line in chunk), gateway.endpoint(),
-                                            str(classifier.prompt_set.folder.resolve()),
-                                            {"plate": clip(inspection.plate_name, 500), "inspection": str(inspection.id),
-                                             "key": key})
+                                            str(classifier.prompt_set.folder.resolve()), metadata)
             except openai.APIError as error:
                 log.error("plate inspection %s: the batch was not taken: %s", inspection.id, error)
                 raise RetryLater(describe_api_error(error, gateway.client)) from error
