@@ -44,6 +44,15 @@ def test_one_upload_gets_a_reaction_a_threaded_call_and_an_outcome(bot: RunningB
     assert (job.state, job.reply_ts) == ("done", reply.response["ts"])
 
 
+def test_an_upload_answered_before_its_eyes_reaction_lands_does_not_keep_it(bot: RunningBot) -> None:
+    bot.slack.carry_out_late("reactions.add", 3.0, name="eyes")  # the listener's :eyes: lands after the answer
+    event = bot.upload(CRYSTALS)
+    bot.wait_for_posts(event["ts"], 1)
+    bot.slack.wait_for(lambda: [c for c in bot.slack.calls_to("reactions.add") if c.params["name"] == "eyes"],
+                       what="the late :eyes:")
+    assert bot.wait_until_done(event) == {"gem"}  # taken off again
+
+
 def test_several_images_in_one_message_each_get_a_call(bot: RunningBot) -> None:
     event = bot.upload(CRYSTALS, CLEAR, PRECIPITATE)
 

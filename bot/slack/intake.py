@@ -20,7 +20,7 @@ from bot.store import Store
 from bot.slack.files import is_image, is_pending, is_zip
 from bot.slack.posting import SlackPoster
 from bot.slack.screens import LabScreens, is_table
-from bot.slack.workflow import IMAGE_KINDS, WORKING_REACTION, Workflow
+from bot.slack.workflow import IMAGE_KINDS, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Intake:
                                         user, {**file, **options}) for file in upload.images]
         if any(job_id is not None for job_id in recorded):
             self.queue.notify()
-            self.poster.react_if_possible(channel, ts, WORKING_REACTION, add=True)
+            self.workflow.start_working(channel, ts)
 
     def should_answer(self, event: dict[str, Any]) -> bool:
         """A message that mentions the bot, or one in a thread of the bot's calls that asks something

@@ -90,6 +90,14 @@ class Workflow:
         self.store.update_job(job.id, job.state, reply_ts=reply_ts)
         self.store.finish_job(job.id, "failed", error=reason)
 
+    def start_working(self, channel: str, message_ts: str) -> None:
+        """Put :eyes: on an upload whose work was just recorded; off again at once if that work has already
+        ended (a job may run and end before the reaction lands, and its `stop_working` then found none to
+        take off). Cosmetic: a failure is only logged."""
+        self.poster.react_if_possible(channel, message_ts, WORKING_REACTION, add=True)
+        if not self.store.upload_work_open(channel, message_ts):
+            self.poster.react_if_possible(channel, message_ts, WORKING_REACTION, add=False)
+
     def stop_working(self, job: Job) -> None:
         """Take :eyes: off an upload once none of its work is left: a message may hold images and zips,
         each finishing on its own. Called after `job` has ended, so of two ending at once the later sees

@@ -45,7 +45,8 @@ HTTP error status (e.g. 503); ``drop_after_accepting`` carries out the next
 calls and then closes the connection without an answer (the post exists, the
 client sees a dropped connection); ``answer_late`` carries out the next call at once
 and answers it only some seconds later (a slow network: people see the post before
-the client hears its ts).  ``set_handler`` adds or overrides a Web API
+the client hears its ts); ``carry_out_late`` holds the next call with given parameters
+some seconds before carrying it out (a request that is slow to arrive).  ``set_handler`` adds or overrides a Web API
 method.  ``conversations.replies`` returns message metadata only when asked
 with ``include_all_metadata``, as Slack does (so does ``conversations.history``,
 newest first).  Events go to the newest
@@ -267,6 +268,7 @@ class FakeSlack:
         self._rate_limits: dict[str, _RateLimit] = {}
         self._drops: dict[str, int] = {}
         self._late: dict[str, float] = {}  # method -> seconds its next call's answer waits
+        self._held: list[tuple[str, dict[str, Any], float]] = []  # (method, parameters, seconds) before carrying out
         self._post_buckets: dict[str, tuple[float, float]] = {}
         self.posts_per_second: float | None = None
         self.post_burst = 3
@@ -505,6 +507,11 @@ class FakeSlack:
         """The next call of ``method`` is carried out (and recorded) at once, and answered ``seconds`` later."""
         with self._lock:
             self._late[method] = seconds
+
+    def carry_out_late(self, method: str, seconds: float, **params: Any) -> None:
+        """The next call of ``method`` with these parameters waits ``seconds`` before it is carried out."""
+        with self._lock:
+            self._held.append((method, params, seconds))
 
     def limit_posts_per_channel(self, per_second: float = 1.0, burst: int = 3) -> None:
         """chat.postMessage answers 429 (Retry-After: 1) past ``per_second`` per channel after a ``burst``."""
@@ -951,6 +958,7 @@ class FakeSlack:
             path=request.path_qs,
             content_type=request.headers.get("Content-Type", ""),
         )
+        await asyncio.sleep(self._hold_for(method, params))
         with self._lock:
             raw = self._raw_failures.get(method)
             if raw and raw.remaining > 0:
@@ -971,6 +979,15 @@ class FakeSlack:
             request.transport.close()  # carried out, but the client never hears back
             raise web.HTTPServiceUnavailable()
         return web.json_response(body, status=status, headers=headers)
+
+    def _hold_for(self, method: str, params: dict[str, Any]) -> float:
+        """Seconds a held call (carry_out_late) waits before it is carried out; 0 for any other."""
+        with self._lock:
+            for index, (held, wanted, seconds) in enumerate(self._held):
+                if held == method and all(params.get(key) == value for key, value in wanted.items()):
+                    del self._held[index]
+                    return seconds
+        return 0.0
 
     def _dispatch(self, call: ApiCall) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
