@@ -82,6 +82,6 @@ def status_text(services: Sequence[ServiceSnapshot], queue: QueueCounts, now: fl
     return "\n".join(lines)
 
 
-def status_message(services: Sequence[ServiceSnapshot], queue: QueueCounts, now: float) -> Message:
-    text = status_text(services, queue, now)
+def status_message(text: str) -> Message:
+    """`/crystals status`: the `status_text` as one section."""
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])

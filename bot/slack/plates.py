@@ -54,7 +54,7 @@ from bot.slack.files import DownloadError
 from bot.slack.history import gallery_files, inspection_taken
 from bot.slack.plate_batch import batch_hold, queue_plate_batch
 from bot.slack.screens import attach_screen, zip_tables
-from bot.slack.service_notices import with_wait
+from bot.slack.service_notices import show_plate_progress
 from bot.slack.workflow import FAILED_REACTION, BudgetSpent, Workflow
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ class PlateImageJobs:
             unreadable += 1
         else:
             not_classified += 1
-        self.flow.show_progress(inspection, with_wait(self.flow, inspection.id, progress_text(
-            inspection.plate_name, min(done, inspection.images), inspection.images, unreadable, not_classified)))
+        show_plate_progress(self.flow, inspection, (done, unreadable, not_classified))
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ service_notice: one job per upload (or question), keyed by its message, so it is
                   notice is deleted: the answers took its place. A notice never posted is never posted
                   late. When the upload's work ends (workflow.stop_working; a question's answer), a notice
                   not posted ends at once and a posted one is due at once (Workflow.notice_done).
-A plate's progress message shows the wait too (`with_wait`, called where the progress is drawn).
+A plate's progress message shows the wait too (`show_plate_progress`, wherever the progress is drawn).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from bot.models import Job
+from bot.models import Inspection, Job
 from bot.plates.report import progress_text
 from bot.provider import snapshots
 from bot.queue import Handler, Wait
@@ -54,9 +54,14 @@ def upload_held_back(flow: Workflow, *, channel: str | None = None, message_ts: 
     return held_back(waits, snapshots(flow.store)) if waits else None
 
 
-def with_wait(flow: Workflow, inspection_id: int, progress: str) -> str:
-    """A plate's progress line with what its images wait for, if they do."""
-    return with_progress_wait(progress, upload_held_back(flow, inspection_id=inspection_id), time.time())
+def show_plate_progress(flow: Workflow, inspection: Inspection, outcomes: tuple[int, int, int]) -> None:
+    """The plate's progress message: its images (classified, could not be read, not classified) ended so
+    far, and what the others wait for, if they do."""
+    done, unreadable, not_classified = outcomes
+    progress = progress_text(inspection.plate_name, min(done, inspection.images), inspection.images, unreadable,
+                             not_classified)
+    held = upload_held_back(flow, inspection_id=inspection.id)
+    flow.show_progress(inspection, with_progress_wait(progress, held, time.time()))
 
 
 @dataclass
@@ -97,9 +102,7 @@ class ServiceNoticeJobs:
             inspection = store.inspection(inspection_id)
             if not inspection or not inspection.progress_ts or inspection.finished_at:
                 continue
-            done, unreadable, not_classified = store.inspection_outcomes(inspection_id)
-            self.flow.show_progress(inspection, with_wait(self.flow, inspection_id, progress_text(
-                inspection.plate_name, done, inspection.images, unreadable, not_classified)))
+            show_plate_progress(self.flow, inspection, store.inspection_outcomes(inspection_id))
 
 
 def notice_handlers(flow: Workflow) -> dict[str, Handler]:

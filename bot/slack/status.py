@@ -13,9 +13,10 @@ from bot.store import Store
 VERB = "status"
 
 
-def status_command(store: Store) -> Message:
-    return status_message(snapshots(store), store.model_queue(), time.time())
-
-
 def service_status(store: Store) -> str:
+    """The model service and the queue as they stand (the Home tab's part)."""
     return status_text(snapshots(store), store.model_queue(), time.time())
+
+
+def status_command(store: Store) -> Message:
+    return status_message(service_status(store))
